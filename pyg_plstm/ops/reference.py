@@ -1,0 +1,54 @@
+r"""The slow, obviously correct pLSTM operator on a DAG, kept for tests.
+
+Per head, for every DAG edge ``e = (u -> w)`` visited in topological order:
+
+.. math::
+    C_e = \sum_{(e', e) \in \mathcal{L}} T_{e'e} C_{e'} + S_e\, k_u v_u^\top,
+    \qquad
+    y_n = \sum_{e:\,\mathrm{dst}(e) = n} M_e\, C_e^\top q_n + D_n (q_n^\top k_n)\, v_n.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from pyg_plstm.dag import node_depth
+
+
+def plstm_dag_reference(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    source: Tensor,
+    transition: Tensor,
+    mark: Tensor,
+    direct: Tensor,
+    dag_edge_index: Tensor,
+    line_index: Tensor,
+) -> Tensor:
+    """One edge at a time, in plain Python; differentiable through autograd."""
+    num_nodes = query.size(0)
+    src, dst = dag_edge_index.tolist()
+    depth = node_depth(dag_edge_index.cpu().numpy(), num_nodes)
+    predecessors: list[list[tuple[int, int]]] = [[] for _ in src]
+    for j, (e_in, e_out) in enumerate(line_index.t().tolist()):
+        predecessors[e_out].append((j, e_in))
+
+    states: dict[int, Tensor] = {}
+    for e in sorted(range(len(src)), key=lambda e: depth[src[e]]):
+        u = src[e]
+        state = source[e, :, None, None] * key[u, :, :, None] * value[u, :, None, :]
+        for j, e_in in predecessors[e]:
+            state = state + transition[j, :, None, None] * states[e_in]
+        states[e] = state
+
+    outputs = []
+    for n in range(num_nodes):
+        y = direct[n, :, None] * (query[n] * key[n]).sum(-1, keepdim=True) * value[n]
+        for e in range(len(src)):
+            if dst[e] == n:
+                y = y + mark[e, :, None] * torch.einsum("hk,hkv->hv", query[n], states[e])
+        outputs.append(y)
+    if not outputs:
+        return value.new_zeros(value.shape)
+    return torch.stack(outputs)
