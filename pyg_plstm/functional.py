@@ -66,6 +66,11 @@ def _check_operands(
 
 def check_structure(dag_edge_index: Tensor, line_index: Tensor, edge_level: Tensor, num_nodes: int) -> None:
     """Raise ``ValueError`` unless the DAG, line graph and levels are consistent."""
+    _check_links(dag_edge_index, line_index, num_nodes)
+    _check_levels(dag_edge_index, line_index, edge_level)
+
+
+def _check_links(dag_edge_index: Tensor, line_index: Tensor, num_nodes: int) -> None:
     e = dag_edge_index.size(1)
     if e and (int(dag_edge_index.min()) < 0 or int(dag_edge_index.max()) >= num_nodes):
         bad = int(((dag_edge_index < 0) | (dag_edge_index >= num_nodes)).any(0).nonzero()[0])
@@ -82,6 +87,11 @@ def check_structure(dag_edge_index: Tensor, line_index: Tensor, edge_level: Tens
         raise ValueError(
             f"`line_index` column {bad} pairs edge {a} {dag_edge_index[:, a].tolist()} with edge {b} "
             f"{dag_edge_index[:, b].tolist()}, which do not share a node (need dst(e_in) == src(e_out))")
+
+
+def _check_levels(dag_edge_index: Tensor, line_index: Tensor, edge_level: Tensor) -> None:
+    if line_index.numel() == 0:
+        return
     ordered = edge_level[line_index[0]] < edge_level[line_index[1]]
     if not bool(ordered.all()):
         bad = int((~ordered).nonzero()[0])
@@ -94,11 +104,13 @@ def check_structure(dag_edge_index: Tensor, line_index: Tensor, edge_level: Tens
 def schedule_for(dag_edge_index: Tensor, line_index: Tensor, num_nodes: int,
                  edge_level: Optional[Tensor] = None, validate: bool = True) -> LevelSchedule:
     """Levels (computed if not given), optional consistency checks, and the level schedule."""
+    if validate:
+        _check_links(dag_edge_index, line_index, num_nodes)
     if edge_level is None:
         depth = node_depth(dag_edge_index.cpu().numpy(), num_nodes)
         edge_level = torch.from_numpy(depth).to(dag_edge_index.device)[dag_edge_index[0]]
     if validate:
-        check_structure(dag_edge_index, line_index, edge_level, num_nodes)
+        _check_levels(dag_edge_index, line_index, edge_level)
     return level_schedule(line_index, edge_level)
 
 

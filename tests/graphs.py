@@ -1,0 +1,69 @@
+"""Small graph families shared by the tests (plain functions, no fixtures magic)."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def undirected(edges: list[tuple[int, int]]) -> Tensor:
+    """Both directions of every edge, as PyG stores undirected graphs."""
+    if not edges:
+        return torch.zeros(2, 0, dtype=torch.long)
+    ei = torch.tensor(edges, dtype=torch.long).t()
+    return torch.cat([ei, ei.flip(0)], 1)
+
+
+def chain(n: int) -> Tensor:
+    return undirected([(i, i + 1) for i in range(n - 1)])
+
+
+def binary_tree(n: int) -> Tensor:
+    return undirected([((i - 1) // 2, i) for i in range(1, n)])
+
+
+def diamond_stack(k: int) -> tuple[Tensor, int]:
+    """``k`` diamonds in a row: many paths between the ends."""
+    edges, top = [], 0
+    for _ in range(k):
+        a, b, bottom = top + 1, top + 2, top + 3
+        edges += [(top, a), (top, b), (a, bottom), (b, bottom)]
+        top = bottom
+    return undirected(edges), top + 1
+
+
+def random_dag(num_nodes: int, p: float, generator: torch.Generator) -> Tensor:
+    """Directed edges i -> j (i < j) with probability p: multi-parent DAGs."""
+    i, j = torch.triu_indices(num_nodes, num_nodes, 1)
+    keep = torch.rand(i.numel(), generator=generator) < p
+    return torch.stack([i[keep], j[keep]])
+
+
+def family(generator: torch.Generator) -> list[tuple[str, Tensor, int]]:
+    """(name, edge_index, num_nodes) covering the shapes the operator must handle."""
+    ds, dn = diamond_stack(3)
+    return [
+        ("chain", chain(7), 7),
+        ("tree", binary_tree(10), 10),
+        ("diamonds", ds, dn),
+        ("multi-parent", random_dag(9, 0.45, generator), 9),
+        ("isolated nodes", undirected([(0, 3), (3, 4)]), 6),
+        ("no edges", torch.zeros(2, 0, dtype=torch.long), 4),
+        ("single node", torch.zeros(2, 0, dtype=torch.long), 1),
+    ]
+
+
+def random_operands(num_nodes: int, num_edges: int, num_lines: int, heads: int = 2, k: int = 3,
+                    v: int = 4, dtype: torch.dtype = torch.float64, generator: torch.Generator | None = None,
+                    requires_grad: bool = True) -> list[Tensor]:
+    """query, key, value, source, transition, mark, direct with P-mode-like magnitudes."""
+    g = generator
+    ops = [
+        torch.randn(num_nodes, heads, k, dtype=dtype, generator=g),
+        torch.randn(num_nodes, heads, k, dtype=dtype, generator=g),
+        torch.randn(num_nodes, heads, v, dtype=dtype, generator=g),
+        torch.rand(num_edges, heads, dtype=dtype, generator=g),
+        torch.rand(num_lines, heads, dtype=dtype, generator=g) * 2 - 1,
+        torch.rand(num_edges, heads, dtype=dtype, generator=g),
+        torch.rand(num_nodes, heads, dtype=dtype, generator=g),
+    ]
+    return [t.requires_grad_(requires_grad) for t in ops]
