@@ -1,0 +1,26 @@
+r"""RDKit molecules to prepared pLSTM DAG graphs (OGB or PyG atom/bond features)."""
+from pyg_plstm.chem.convert import (
+    FEATURES,
+    ORDERS,
+    MolToDAG,
+    as_target,
+    atom_order,
+    from_rdmol,
+    from_smiles,
+    parse_smiles,
+    rdkit_quiet,
+    reorder_nodes,
+)
+
+__all__ = [
+    "FEATURES",
+    "ORDERS",
+    "MolToDAG",
+    "as_target",
+    "atom_order",
+    "from_rdmol",
+    "from_smiles",
+    "parse_smiles",
+    "rdkit_quiet",
+    "reorder_nodes",
+]
