@@ -1,0 +1,154 @@
+r"""Graph-level pLSTM model."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+from torch import Tensor
+from torch.nn import Dropout, GELU, LayerNorm, Linear, ModuleList, Sequential
+
+from pyg_plstm.baselines import GraphPooling, _check_positive, _graph_inputs, make_encoder
+from pyg_plstm.dag import get_dag
+from pyg_plstm.nn.block import PLSTMBlock
+from pyg_plstm.nn.encoding import DegreeEncoding
+from pyg_plstm.nn.plan import DAGPlan
+
+POS_ENCODINGS = ("degree", None)
+
+CONFIGS: dict[str, dict[str, Any]] = {
+    # The graph setup of the pLSTM paper: 2 PD blocks, 96 channels, 4 heads.
+    "paper": dict(hidden_channels=96, num_blocks=2, heads=4, block="PD"),
+}
+
+
+class PLSTMNet(torch.nn.Module):
+    r"""Graph-level pLSTM: node (and edge) encoders, an optional degree
+    encoding, :obj:`num_blocks` :class:`PLSTMBlock` s on alternately forward
+    and reversed DAGs, pooling and an MLP head.
+
+    .. math::
+        \mathbf{H}^{(0)} &= \mathrm{Enc}(\mathbf{X}) + \mathrm{PE}(\deg)
+
+        \mathbf{H}^{(b)} &= \mathrm{Block}_b(\mathbf{H}^{(b-1)};\
+        \mathcal{G} \text{ if } b \text{ odd else } \mathcal{G}^{\top})
+
+        \mathbf{y}_g &= \mathrm{MLP}\big(\mathrm{Pool}_{n \in g}\,
+        \mathrm{LN}(\mathbf{h}^{(B)}_n)\big)
+
+    All blocks share one :class:`DAGPlan` per forward pass, so every view of
+    the DAG is sorted into levels at most once. The model outputs one row of
+    :obj:`out_channels` logits/values per graph; losses (and masking of
+    missing multi-task labels) are left to the trainer.
+
+    Args:
+        in_channels (int, optional): Size of the node features; ignored by the
+            :obj:`"ogb"` node encoder.
+        hidden_channels (int, optional): Width of the model. (default: :obj:`96`)
+        out_channels (int, optional): Outputs per graph. (default: :obj:`1`)
+        num_blocks (int, optional): Number of blocks. (default: :obj:`2`)
+        heads (int, optional): Heads of every pLSTM layer. (default: :obj:`4`)
+        block (str, optional): Layer pattern of each block, :obj:`"PD"`,
+            :obj:`"P"` or :obj:`"D"`. (default: :obj:`"PD"`)
+        edge_dim (int, optional): Size of the edge features for a
+            :obj:`"linear"` edge encoder (which it implies when
+            :obj:`edge_encoder` is :obj:`None`). (default: :obj:`None`)
+        node_encoder (str, optional): :obj:`"linear"`, or :obj:`"ogb"` (OGB's
+            :class:`AtomEncoder` on integer OGB-convention features).
+            (default: :obj:`"linear"`)
+        edge_encoder (str, optional): :obj:`"linear"`, :obj:`"ogb"` (OGB's
+            :class:`BondEncoder`) or :obj:`None` (no edge features; the layers
+            use the mean of the endpoint features). (default: :obj:`None`)
+        pos_encoding (str, optional): :obj:`"degree"` (:class:`DegreeEncoding`)
+            or :obj:`None`. (default: :obj:`"degree"`)
+        pooling (str, optional): :obj:`"mean"`, :obj:`"sum"`, :obj:`"max"` or
+            :obj:`"attention"`. (default: :obj:`"mean"`)
+        dropout (float, optional): Dropout in the blocks and the head.
+            (default: :obj:`0.0`)
+        form (str, optional): Operator form of the pLSTM layers.
+            (default: :obj:`"auto"`)
+        alpha (float, optional): P-mode normalisation offset.
+            (default: :obj:`0.5`)
+    """
+
+    def __init__(
+        self,
+        in_channels: Optional[int],
+        hidden_channels: int = 96,
+        out_channels: int = 1,
+        num_blocks: int = 2,
+        heads: int = 4,
+        block: str = "PD",
+        edge_dim: Optional[int] = None,
+        node_encoder: str = "linear",
+        edge_encoder: Optional[str] = None,
+        pos_encoding: Optional[str] = "degree",
+        pooling: str = "mean",
+        dropout: float = 0.0,
+        form: str = "auto",
+        alpha: float = 0.5,
+    ) -> None:
+        super().__init__()
+        _check_positive(hidden_channels=hidden_channels, out_channels=out_channels, num_blocks=num_blocks,
+                        heads=heads)
+        if pos_encoding not in POS_ENCODINGS:
+            raise ValueError(f"`pos_encoding` must be one of {POS_ENCODINGS}, got {pos_encoding!r}")
+        if pos_encoding == "degree" and hidden_channels % 2:
+            raise ValueError(f"pos_encoding='degree' needs an even `hidden_channels`, got {hidden_channels}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"`dropout` must lie in [0, 1), got {dropout}")
+        if edge_encoder is None and edge_dim is not None:
+            edge_encoder = "linear"
+        self.in_channels = in_channels
+        self.hidden_channels = hidden_channels
+        self.out_channels = out_channels
+
+        self.node_encoder = make_encoder(node_encoder, in_channels, hidden_channels, "node features")
+        self.edge_encoder = (None if edge_encoder is None
+                             else make_encoder(edge_encoder, edge_dim, hidden_channels, "edge features"))
+        self.pos_encoder = DegreeEncoding(hidden_channels) if pos_encoding == "degree" else None
+        self.blocks = ModuleList(
+            PLSTMBlock(hidden_channels, heads, block, edge_dim=None if edge_encoder is None else hidden_channels,
+                       dropout=dropout, alpha=alpha, form=form)
+            for _ in range(num_blocks))
+        self.norm = LayerNorm(hidden_channels)
+        self.pool = GraphPooling(pooling, hidden_channels)
+        self.head = Sequential(Linear(hidden_channels, hidden_channels), GELU(), Dropout(dropout),
+                               Linear(hidden_channels, out_channels))
+
+    @classmethod
+    def from_config(cls, name: str, in_channels: Optional[int], out_channels: int = 1,
+                    **overrides: Any) -> "PLSTMNet":
+        """A named configuration (:obj:`"paper"`), with keyword overrides."""
+        if name not in CONFIGS:
+            raise ValueError(f"unknown config {name!r}; choose one of {sorted(CONFIGS)}")
+        return cls(in_channels, out_channels=out_channels, **{**CONFIGS[name], **overrides})
+
+    def forward(self, data: Any) -> Tensor:
+        """Maps a (batched) :class:`~pyg_plstm.DAGData` to ``[num_graphs, out_channels]``."""
+        h, batch, num_graphs = self._encode(data)
+        return self.head(self.pool(h, batch, num_graphs))
+
+    def node_embeddings(self, data: Any) -> Tensor:
+        """The normalised node states fed to the pooling, ``[num_nodes, hidden_channels]``."""
+        return self._encode(data)[0]
+
+    def _encode(self, data: Any) -> tuple[Tensor, Tensor, int]:
+        x, _, batch, num_graphs = _graph_inputs(data)
+        dag = get_dag(data)
+        plan = DAGPlan(dag, batch)
+        h = self.node_encoder(x)
+        if self.pos_encoder is not None:
+            h = h + self.pos_encoder(dag.edge_index, dag.num_nodes)
+        edge_attr = None
+        if self.edge_encoder is not None:
+            if dag.edge_attr is None:
+                raise ValueError("the model was built with an edge encoder but the graph has no `dag_edge_attr` "
+                                 "(ToDAG() copies `edge_attr` of the input graph)")
+            edge_attr = self.edge_encoder(dag.edge_attr)
+        for i, block in enumerate(self.blocks):
+            h = block(h, plan, edge_attr, reverse=i % 2 == 1)
+        return self.norm(h), batch, num_graphs
+
+    def __repr__(self) -> str:
+        return (f"{self.__class__.__name__}({self.in_channels}, {self.hidden_channels}, {self.out_channels}, "
+                f"num_blocks={len(self.blocks)}, block={self.blocks[0].pattern!r})")

@@ -1,0 +1,75 @@
+r"""Per-forward-pass structure shared by all pLSTM layers of a model."""
+from __future__ import annotations
+
+from typing import Optional
+
+from torch import Tensor
+
+from pyg_plstm.dag import DAG
+from pyg_plstm.functional import schedule_for
+from pyg_plstm.ops.level_scan import LevelSchedule
+
+MODES = ("P", "D")
+
+
+def check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"`mode` must be one of {MODES}, got {mode!r}")
+
+
+class DAGPlan:
+    r"""A (batched) :class:`~pyg_plstm.DAG` plus what pLSTM layers derive from
+    it, computed on first use and then shared.
+
+    Every layer runs on one *view* of the DAG: forward or reversed, with the
+    full line graph (P-mode) or its multitree pruning (D-mode). A view's level
+    schedule (the sort of edges and line edges by topological level, see
+    :func:`~pyg_plstm.functional.schedule_for`) depends only on the structure,
+    so a model builds one plan per forward pass and all its layers reuse at
+    most four schedules instead of re-sorting in every layer.
+
+    Args:
+        dag (DAG): The structure, e.g. from :func:`~pyg_plstm.get_dag`.
+        batch (torch.Tensor, optional): Graph assignment of every node
+            (:obj:`None` for a single graph).
+        validate (bool, optional): Check each view's structure once when its
+            schedule is built. (default: :obj:`True`)
+    """
+
+    def __init__(self, dag: DAG, batch: Optional[Tensor] = None, validate: bool = True) -> None:
+        if not isinstance(dag, DAG):
+            raise ValueError(f"`dag` must be a pyg_plstm.DAG, got {type(dag).__name__}")
+        if batch is not None and batch.shape != (dag.num_nodes,):
+            raise ValueError(f"`batch` must have shape [{dag.num_nodes}] (one entry per node), "
+                             f"got {list(batch.shape)}")
+        self.dag = dag
+        self.batch = batch
+        self.validate = validate
+        self._views: dict[tuple[str, bool], DAG] = {}
+        self._schedules: dict[tuple[str, bool], LevelSchedule] = {}
+
+    @property
+    def num_nodes(self) -> int:
+        return self.dag.num_nodes
+
+    def view(self, mode: str, reverse: bool = False) -> DAG:
+        """The DAG a ``mode`` layer runs on, in the given direction."""
+        check_mode(mode)
+        key = (mode, reverse)
+        if key not in self._views:
+            dag = self.dag.multitree() if mode == "D" else self.dag
+            self._views[key] = dag.reverse() if reverse else dag
+        return self._views[key]
+
+    def schedule(self, mode: str, reverse: bool = False) -> LevelSchedule:
+        """The level schedule of :meth:`view`."""
+        key = (mode, reverse)
+        if key not in self._schedules:
+            dag = self.view(mode, reverse)
+            self._schedules[key] = schedule_for(dag.edge_index, dag.line_index, dag.num_nodes,
+                                                dag.edge_level, self.validate)
+        return self._schedules[key]
+
+    def __repr__(self) -> str:
+        return (f"{self.__class__.__name__}(num_nodes={self.num_nodes}, num_edges={self.dag.num_edges}, "
+                f"num_line_edges={self.dag.line_index.size(1)})")
