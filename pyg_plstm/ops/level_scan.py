@@ -75,6 +75,25 @@ def level_schedule(line_index: Tensor, edge_level: Tensor) -> LevelSchedule:
     return LevelSchedule(edge_perm, edge_pos, line_perm, src_pos, dst_pos, fwd_ptr, bwd_perm, bwd_ptr)
 
 
+def _row_times(x: Tensor, m: Tensor) -> Tensor:
+    """``x^T m`` per edge and head: ``[E, H, K] x [E, H, K, V] -> [E, H, V]``."""
+    e, h, k = x.shape
+    v = m.size(-1)
+    return torch.bmm(x.reshape(e * h, 1, k), m.reshape(e * h, k, v)).view(e, h, v)
+
+
+def _times_col(m: Tensor, y: Tensor) -> Tensor:
+    """``m y`` per edge and head: ``[E, H, K, V] x [E, H, V] -> [E, H, K]``."""
+    e, h, v = y.shape
+    k = m.size(-2)
+    # A row vector times m^T is much faster than a batched matrix-vector product here.
+    return torch.bmm(y.reshape(e * h, 1, v), m.reshape(e * h, k, v).transpose(1, 2)).view(e, h, k)
+
+
+def _outer(a: Tensor, b: Tensor) -> Tensor:
+    return a.unsqueeze(-1) * b.unsqueeze(-2)
+
+
 def _scan_states(state: Tensor, transition: Tensor, sched: LevelSchedule) -> None:
     """In place: add transported predecessor states, one level at a time."""
     src, dst, ptr = sched.line_src, sched.line_dst, sched.fwd_ptr
@@ -82,8 +101,8 @@ def _scan_states(state: Tensor, transition: Tensor, sched: LevelSchedule) -> Non
         a, b = ptr[lvl], ptr[lvl + 1]
         if a == b:
             continue
-        t = transition[a:b, :, None, None]
-        state.index_add_(0, dst[a:b], t * state[src[a:b]])
+        moved = state.index_select(0, src[a:b]).mul_(transition[a:b, :, None, None])
+        state.index_add_(0, dst[a:b], moved)
 
 
 def _scan_adjoints(adj: Tensor, transition: Tensor, sched: LevelSchedule) -> None:
@@ -95,7 +114,8 @@ def _scan_adjoints(adj: Tensor, transition: Tensor, sched: LevelSchedule) -> Non
         a, b = ptr[lvl], ptr[lvl + 1]
         if a == b:
             continue
-        adj.index_add_(0, src[a:b], trans[a:b, :, None, None] * adj[dst[a:b]])
+        moved = adj.index_select(0, dst[a:b]).mul_(trans[a:b, :, None, None])
+        adj.index_add_(0, src[a:b], moved)
 
 
 class _LevelScan(torch.autograd.Function):
@@ -103,41 +123,38 @@ class _LevelScan(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, query, key, value, source, transition, mark, src, dst, sched):  # type: ignore[override]
-        k_src, v_src = key[src], value[src]
-        state = (source[:, :, None, None] * k_src[..., :, None]) * v_src[..., None, :]
+        k_src, v_src = key.index_select(0, src), value.index_select(0, src)
+        state = _outer(source.unsqueeze(-1) * k_src, v_src)
         _scan_states(state, transition, sched)
-        q_dst = query[dst]
-        read = torch.einsum("ehk,ehkv->ehv", q_dst, state)
-        out = value.new_zeros(value.shape).index_add_(0, dst, mark[..., None] * read)
-        ctx.save_for_backward(query, key, value, source, transition, mark, src, dst, state)
+        read = _row_times(query.index_select(0, dst), state)
+        out = value.new_zeros(value.shape).index_add_(0, dst, mark.unsqueeze(-1) * read)
+        ctx.save_for_backward(query, key, value, source, transition, mark, src, dst, state, read)
         ctx.sched = sched
         return out
 
     @staticmethod
     def backward(ctx, grad_out):  # type: ignore[override]
-        query, key, value, source, transition, mark, src, dst, state = ctx.saved_tensors
+        query, key, value, source, transition, mark, src, dst, state, read = ctx.saved_tensors
         sched: LevelSchedule = ctx.sched
-        q_dst, g_dst = query[dst], grad_out[dst]
-        k_src, v_src = key[src], value[src]
+        q_dst, g_dst = query.index_select(0, dst), grad_out.index_select(0, dst)
+        k_src, v_src = key.index_select(0, src), value.index_select(0, src)
 
-        adj = (mark[:, :, None, None] * q_dst[..., :, None]) * g_dst[..., None, :]
+        adj = _outer(mark.unsqueeze(-1) * q_dst, g_dst)
         _scan_adjoints(adj, transition, sched)
 
-        read = torch.einsum("ehk,ehkv->ehv", q_dst, state)
         grad_mark = (read * g_dst).sum(-1)
         grad_query = query.new_zeros(query.shape).index_add_(
-            0, dst, mark[..., None] * torch.einsum("ehkv,ehv->ehk", state, g_dst))
-
-        adj_k = torch.einsum("ehk,ehkv->ehv", k_src, adj)
+            0, dst, mark.unsqueeze(-1) * _times_col(state, g_dst))
+        adj_k = _row_times(k_src, adj)
         grad_source = (adj_k * v_src).sum(-1)
-        grad_value = value.new_zeros(value.shape).index_add_(0, src, source[..., None] * adj_k)
+        grad_value = value.new_zeros(value.shape).index_add_(0, src, source.unsqueeze(-1) * adj_k)
         grad_key = key.new_zeros(key.shape).index_add_(
-            0, src, source[..., None] * torch.einsum("ehkv,ehv->ehk", adj, v_src))
+            0, src, source.unsqueeze(-1) * _times_col(adj, v_src))
 
         grad_transition = None
         if ctx.needs_input_grad[4]:
-            s, d = sched.line_src, sched.line_dst
-            grad_transition = torch.einsum("lhkv,lhkv->lh", adj[d], state[s])
+            moved = adj.index_select(0, sched.line_dst).mul_(state.index_select(0, sched.line_src))
+            grad_transition = moved.sum((-2, -1))
         return grad_query, grad_key, grad_value, grad_source, grad_transition, grad_mark, None, None, None
 
 

@@ -42,12 +42,14 @@ def plstm_dag_reference(
             state = state + transition[j, :, None, None] * states[e_in]
         states[e] = state
 
+    incoming: list[list[int]] = [[] for _ in range(num_nodes)]
+    for e, w in enumerate(dst):
+        incoming[w].append(e)
     outputs = []
     for n in range(num_nodes):
         y = direct[n, :, None] * (query[n] * key[n]).sum(-1, keepdim=True) * value[n]
-        for e in range(len(src)):
-            if dst[e] == n:
-                y = y + mark[e, :, None] * torch.einsum("hk,hkv->hv", query[n], states[e])
+        for e in incoming[n]:
+            y = y + mark[e, :, None] * torch.einsum("hk,hkv->hv", query[n], states[e])
         outputs.append(y)
     if not outputs:
         return value.new_zeros(value.shape)
