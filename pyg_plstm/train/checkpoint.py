@@ -1,0 +1,80 @@
+r"""Checkpoints that load with ``torch.load(weights_only=True)`` and exact RNG state capture.
+
+Everything but tensors is stored as plain dicts, lists, strings and numbers,
+so checkpoints load safely without unpickling arbitrary objects.
+"""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import torch
+
+__all__ = ["FORMAT_VERSION", "save_checkpoint", "load_checkpoint", "rng_state", "set_rng_state", "check_config"]
+
+FORMAT_VERSION = 1
+
+
+def rng_state() -> dict[str, Any]:
+    """The state of the python, numpy and torch (CPU and CUDA) random generators."""
+    version, mt, gauss = random.getstate()
+    np_kind, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": [version, list(mt), gauss],
+        "numpy": [np_kind, torch.from_numpy(np_keys.astype(np.int64)), np_pos, np_has_gauss, np_gauss],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    """Restore a state returned by :func:`rng_state`."""
+    version, mt, gauss = state["python"]
+    random.setstate((version, tuple(mt), gauss))
+    np_kind, np_keys, np_pos, np_has_gauss, np_gauss = state["numpy"]
+    np.random.set_state((np_kind, np_keys.numpy().astype(np.uint32), np_pos, np_has_gauss, np_gauss))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: str | Path, payload: Mapping[str, Any]) -> None:
+    """Write atomically, so an interrupted save never leaves a truncated checkpoint behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"format": FORMAT_VERSION, **payload}, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint` (safe ``weights_only`` loading)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises several types for corrupt / foreign files
+        raise ValueError(f"{path} is not a readable pyg-plstm checkpoint: {err}") from err
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT_VERSION:
+        raise ValueError(f"{path} is not a pyg-plstm checkpoint (format {FORMAT_VERSION})")
+    return ckpt
+
+
+def check_config(saved: Mapping[str, Any], current: Mapping[str, Any], source: str,
+                 ignore: Iterable[str] = ()) -> None:
+    """Raise if ``current`` differs from the ``saved`` config, naming every mismatching setting."""
+    ignored = set(ignore)
+    keys = sorted((set(saved) | set(current)) - ignored)
+    diffs = [
+        f"{k}: checkpoint has {saved.get(k, '<unset>')!r}, this run has {current.get(k, '<unset>')!r}"
+        for k in keys
+        if saved.get(k, "<unset>") != current.get(k, "<unset>")
+    ]
+    if diffs:
+        raise ValueError(f"{source} was made with different settings:\n  " + "\n  ".join(diffs))

@@ -1,0 +1,340 @@
+r"""Graph-level training loop: best-validation model selection, exact resume, DDP.
+
+:func:`fit` trains one model with one seed and returns the record at the best
+validation epoch (as OGB reports it). It runs unchanged under ``torchrun``: each
+process trains on its share of every global batch (see
+:mod:`pyg_plstm.train.distributed`), so a data-parallel run follows the same
+trajectory as a single-process one.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Dataset, Subset
+from torch_geometric.loader import DataLoader
+from tqdm.auto import tqdm
+
+from pyg_plstm.baselines import make_model
+from pyg_plstm.train import distributed as D
+from pyg_plstm.train.checkpoint import check_config, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from pyg_plstm.train.metrics import Task, evaluate, is_better, masked_loss
+
+__all__ = ["TrainConfig", "RunResult", "fit", "predict", "load_model", "progress_enabled", "seed_everything"]
+
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings of one run (stored in checkpoints and compared on resume).
+
+    Defaults follow the pLSTM paper's protocol: AdamW, cosine decay after a
+    linear warm-up, gradient clipping at norm 1.
+    """
+
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    warmup_epochs: int = 5
+    schedule: str = "cosine"
+    grad_clip: float = 1.0
+    seed: int = 0
+    normalize_targets: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
+        if not self.lr > 0:
+            raise ValueError(f"`lr` must be positive, got {self.lr}")
+        if self.warmup_epochs < 0:
+            raise ValueError(f"`warmup_epochs` must be >= 0, got {self.warmup_epochs}")
+        if self.schedule not in ("cosine", "constant"):
+            raise ValueError(f"unknown schedule {self.schedule!r}; choose 'cosine' or 'constant'")
+
+
+@dataclass
+class RunResult:
+    """Outcome of :func:`fit`: the best-validation epoch's metrics and the full history."""
+
+    best_epoch: int
+    best: dict[str, dict[str, float]]
+    history: list[dict[str, Any]]
+    num_parameters: int
+    seconds_per_epoch: float
+    out_dir: Optional[str] = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def progress_enabled(requested: bool = True) -> bool:
+    """Progress bars only for humans: not in CI, not when stderr is redirected."""
+    return requested and not os.environ.get("CI") and sys.stderr.isatty()
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _labels(dataset: Dataset) -> Tensor:
+    ys = [dataset[i].y for i in range(len(dataset))]
+    return torch.cat([y.reshape(1, -1) for y in ys]).double()
+
+
+def _target_norm(task: Task, train_set: Dataset, enabled: bool) -> Optional[dict[str, Tensor]]:
+    """Per-task mean/std of the training labels (regression only)."""
+    if task.type != "regression" or not enabled:
+        return None
+    y = _labels(train_set)
+    if y.size(1) != task.num_tasks:
+        raise ValueError(f"labels have {y.size(1)} targets but the task declares {task.num_tasks}")
+    labelled = ~torch.isnan(y)
+    count = labelled.sum(0).clamp(min=1)
+    mean = torch.where(labelled, y, 0).sum(0) / count
+    var = torch.where(labelled, (y - mean) ** 2, 0).sum(0) / count
+    # A constant target has std 0; leave its scale alone rather than divide by zero.
+    std = torch.where(var > 0, var.sqrt(), torch.ones_like(var))
+    return {"mean": mean.float(), "std": std.float()}
+
+
+def _lr_lambda(config: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
+    warmup = config.warmup_epochs * steps_per_epoch
+    total = config.epochs * steps_per_epoch
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if config.schedule == "constant":
+            return 1.0
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+class _Denormalize:
+    """Maps model outputs back to label units."""
+
+    def __init__(self, norm: Optional[Mapping[str, Tensor]], device: torch.device) -> None:
+        self.norm = None if norm is None else {k: v.to(device) for k, v in norm.items()}
+
+    def target(self, y: Tensor) -> Tensor:
+        return y if self.norm is None else (y - self.norm["mean"]) / self.norm["std"]
+
+    def output(self, pred: Tensor) -> Tensor:
+        return pred if self.norm is None else pred * self.norm["std"] + self.norm["mean"]
+
+
+@torch.no_grad()
+def _predict(module: nn.Module, dataset: Dataset, batch_size: int, device: torch.device,
+             scale: _Denormalize, env: D.DistEnv, num_workers: int = 0, progress: bool = False,
+             desc: str = "eval") -> tuple[Tensor, Tensor]:
+    """Labels and (denormalised) predictions for ``dataset``, each process doing a shard."""
+    module.eval()
+    shard = Subset(dataset, range(env.rank, len(dataset), env.world_size))
+    ys, preds = [], []
+    if len(shard):
+        loader = DataLoader(shard, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+        for data in tqdm(loader, desc=desc, leave=False, disable=not progress):
+            data = data.to(device)
+            preds.append(scale.output(module(data)).float().cpu())
+            ys.append(data.y.float().cpu())
+    parts = D.gather_shards((ys, preds), env)
+    y = torch.cat([t for p_ys, _ in parts for t in p_ys])
+    pred = torch.cat([t for _, p_preds in parts for t in p_preds])
+    return y, pred
+
+
+def predict(module: nn.Module, dataset: Dataset, target_norm: Optional[Mapping[str, Tensor]] = None,
+            batch_size: int = 128, device: str | torch.device = "cpu") -> Tensor:
+    """Predictions (in label units) for every graph of ``dataset``, in order."""
+    device = torch.device(device)
+    return _predict(module.to(device), dataset, batch_size, device, _Denormalize(target_norm, device),
+                    D.DistEnv(device=device))[1]
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model stored in a checkpoint; returns it (in eval mode) and the checkpoint."""
+    ckpt = load_checkpoint(path, map_location=device)
+    model = make_model(**ckpt["model_config"])
+    model.load_state_dict(ckpt["model"])
+    return model.to(device).eval(), ckpt
+
+
+def _format_metrics(split: str, metrics: Mapping[str, float]) -> str:
+    return " ".join(f"{split} {k} {v:.4f}" for k, v in metrics.items())
+
+
+def _write_json(path: Path, payload: Any) -> None:
+    path.write_text(json.dumps(payload, indent=2, allow_nan=True))
+
+
+def fit(
+    model_config: Mapping[str, Any],
+    task: Task,
+    splits: Mapping[str, Dataset],
+    config: TrainConfig,
+    out_dir: Optional[str | os.PathLike] = None,
+    resume: bool = False,
+    device: str = "auto",
+    num_workers: int = 0,
+    progress: bool = False,
+    meta: Optional[Mapping[str, Any]] = None,
+    log: Callable[[str], None] = tqdm.write,
+    on_epoch_end: Optional[Callable[[dict[str, Any]], None]] = None,
+) -> RunResult:
+    r"""Train ``make_model(**model_config)`` on ``splits['train']`` and select by ``splits['valid']``.
+
+    Args:
+        model_config: keyword arguments of :func:`~pyg_plstm.baselines.make_model`
+            (plain values; stored in checkpoints so :func:`load_model` can rebuild).
+        task: what is predicted and the selection metric.
+        splits: datasets ``'train'``, ``'valid'`` and optionally ``'test'``.
+        out_dir: where ``best.pt``, ``last.pt`` and ``history.json`` go (none if ``None``).
+        resume: continue from ``out_dir/last.pt`` if present; the stored settings
+            (config, model, task, ``meta``) must match this call's.
+        meta: plain data describing the dataset (name, targets, ...) kept in checkpoints.
+        on_epoch_end: called with each epoch's record (after checkpointing).
+    """
+    missing = [s for s in ("train", "valid") if s not in splits]
+    if missing:
+        raise ValueError(f"`splits` needs the split(s) {missing}; got {sorted(splits)}")
+    unknown = sorted(set(splits) - set(SPLITS))
+    if unknown:
+        raise ValueError(f"unknown split name(s) {unknown}; use {SPLITS}")
+    empty = [s for s, ds in splits.items() if len(ds) == 0]
+    if empty:
+        raise ValueError(f"split(s) {empty} are empty")
+    if resume and out_dir is None:
+        raise ValueError("`resume` needs an `out_dir` holding the interrupted run's last.pt")
+    env = D.setup(device)
+    out = Path(out_dir) if out_dir is not None else None
+    show = progress and env.is_main
+    model_config = dict(model_config)
+    meta = dict(meta or {})
+
+    seed_everything(config.seed)
+    module = make_model(**model_config).to(env.device)
+    if env.distributed and env.device.type == "cuda":
+        module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    model: nn.Module = module
+    if env.distributed:
+        model = nn.parallel.DistributedDataParallel(
+            module, device_ids=[env.device.index] if env.device.type == "cuda" else None)
+
+    norm = _target_norm(task, splits["train"], config.normalize_targets)
+    scale = _Denormalize(norm, env.device)
+    sampler = D.GlobalBatchSampler(len(splits["train"]), config.batch_size, shuffle=True, seed=config.seed,
+                                   rank=env.rank, world_size=env.world_size)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config, len(sampler)))
+
+    settings = {"config": asdict(config), "model_config": model_config, "task": task.to_dict(), "meta": meta}
+    history: list[dict[str, Any]] = []
+    best: Optional[dict[str, Any]] = None
+    start = 0
+    last_path = out / "last.pt" if out is not None else None
+    if resume and last_path is not None and last_path.is_file():
+        ckpt = load_checkpoint(last_path, map_location=env.device)
+        for key, value in settings.items():
+            check_config(ckpt[key], value, f"checkpoint {last_path} ({key})")
+        module.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        history, best, start = ckpt["history"], ckpt["best"], ckpt["epoch"]
+        set_rng_state(ckpt["rng"])
+        if env.is_main:
+            log(f"resumed from {last_path} after epoch {start}")
+
+    def payload(epoch: int, metrics: Mapping[str, Any]) -> dict[str, Any]:
+        return {**settings, "model": module.state_dict(), "target_norm": norm, "epoch": epoch,
+                "metrics": dict(metrics)}
+
+    num_parameters = sum(p.numel() for p in module.parameters())
+    epochs_bar = tqdm(total=config.epochs, initial=start, desc=f"{model_config.get('name', 'model')} seed "
+                      f"{config.seed}", unit="epoch", disable=not show)
+    for epoch in range(start + 1, config.epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        sampler.set_epoch(epoch)
+        batches = sampler.batches()
+        loader = DataLoader(splits["train"], batch_sampler=[idx for idx, _ in batches], num_workers=num_workers)
+        loss_sum, loss_count = 0.0, 0
+        for data, (_, weight) in zip(tqdm(loader, desc="train", leave=False, disable=not show), batches):
+            data = data.to(env.device)
+            loss, count = masked_loss(task, model(data), scale.target(data.y))
+            count = count if weight else 0
+            total = D.all_reduce_sum([float(count)], env)[0]
+            # DDP averages gradients over processes; scaling by world_size / global count turns that
+            # into the mean over the global batch's labels, as in a single-process run.
+            factor = weight * env.world_size / total if total else 0.0
+            optimizer.zero_grad(set_to_none=True)
+            (loss * factor).backward()
+            if total:
+                if config.grad_clip > 0:
+                    nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                optimizer.step()
+            scheduler.step()
+            loss_sum += float(loss.detach()) * weight
+            loss_count += count
+        loss_sum, loss_count = D.all_reduce_sum([loss_sum, float(loss_count)], env)
+        train_time = time.perf_counter() - t0
+
+        D.sync_buffers(module, env)
+        record: dict[str, Any] = {"epoch": epoch, "loss": loss_sum / max(loss_count, 1.0),
+                                  "lr": optimizer.param_groups[0]["lr"], "time_train": train_time}
+        for split, dataset in splits.items():
+            y, pred = _predict(module, dataset, config.batch_size * 4, env.device, scale, env, num_workers,
+                               show, desc=split)
+            record[split] = evaluate(task, y, pred)
+        record["time_epoch"] = time.perf_counter() - t0
+        history.append(record)
+        improved = best is None or is_better(task.metric, record["valid"][task.metric],
+                                             best["valid"][task.metric])
+        if improved:
+            best = record
+        if out is not None and env.is_main:
+            if improved:
+                save_checkpoint(out / "best.pt", payload(epoch, record))
+            save_checkpoint(last_path, {**payload(epoch, record), "optimizer": optimizer.state_dict(),
+                                        "scheduler": scheduler.state_dict(), "history": history, "best": best,
+                                        "rng": rng_state()})
+        D.barrier(env)
+        if env.is_main:
+            log(f"epoch {epoch:>{len(str(config.epochs))}}/{config.epochs} | loss {record['loss']:.4f} | "
+                + " | ".join(_format_metrics(s, record[s]) for s in splits)
+                + f" | {record['time_epoch']:.1f}s" + (" *" if improved else ""))
+        epochs_bar.update(1)
+        if on_epoch_end is not None:
+            on_epoch_end(record)
+    epochs_bar.close()
+
+    assert best is not None  # epochs >= 1, or a resumed checkpoint carries its best record
+    result = RunResult(
+        best_epoch=best["epoch"],
+        best={s: best[s] for s in splits},
+        history=history,
+        num_parameters=num_parameters,
+        seconds_per_epoch=float(np.mean([h["time_train"] for h in history])),
+        out_dir=str(out) if out is not None else None,
+    )
+    if out is not None and env.is_main:
+        _write_json(out / "history.json", result.to_dict())
+    return result
