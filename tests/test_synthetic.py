@@ -1,0 +1,161 @@
+"""Synthetic long-range tasks: labels recomputed with networkx, structure, determinism, errors."""
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch_geometric.data import Data
+from torch_geometric.loader import DataLoader
+
+from pyg_plstm import DAGData
+from pyg_plstm.datasets.synthetic import KINDS, TASKS, long_range_dataset, long_range_graph
+
+
+def _digraph(data: Data) -> nx.DiGraph:
+    g = nx.DiGraph()
+    g.add_nodes_from(range(data.num_nodes))
+    for (u, v), m in zip(data.edge_index.t().tolist(), data.edge_attr[:, 0].tolist()):
+        g.add_edge(u, v, mark=m)
+    return g
+
+
+def _check(data: Data, task: str, kind: str, num_classes: int) -> None:
+    """Recompute the label by walking the marks in networkx and check the structure claims."""
+    g = _digraph(data)
+    assert g.number_of_edges() == data.edge_index.size(1), "duplicate edges"
+    assert nx.is_directed_acyclic_graph(g)
+    x = data.x
+    assert x.shape == (data.num_nodes, num_classes + 1)
+    assert set(data.edge_attr.unique().tolist()) <= {0.0, 1.0}
+    flagged = x[:, -1].nonzero().flatten().tolist()
+    assert len(flagged) == 1
+    end = flagged[0]
+    depth = int(data.depth)
+    # In source_class the walk goes backwards over in-edges; path_end is its mirror image.
+    h = g if task == "source_class" else g.reverse()
+    assert [n for n in h if h.out_degree(n) == 0] == [end]
+    for n in h:
+        marks = [h.edges[p, n]["mark"] for p in h.predecessors(n)]
+        assert sum(marks) == (1.0 if marks else 0.0), f"node {n} must mark exactly one edge"
+    # Classes sit exactly on the walk's possible endpoints.
+    sources = {n for n in h if h.in_degree(n) == 0}
+    has_class = {n for n in h if x[n, :num_classes].sum() > 0}
+    assert has_class == sources
+    assert all(x[n, :num_classes].sum() == 1 for n in sources)
+    node, steps = end, 0
+    while h.in_degree(node):
+        node = next(p for p in h.predecessors(node) if h.edges[p, node]["mark"] == 1.0)
+        steps += 1
+    assert steps == depth
+    assert int(data.y) == int(x[node, :num_classes].argmax())
+    # Every path between the ends has the same length, so no shortcut exists.
+    assert nx.dag_longest_path_length(h) == depth
+    assert all(nx.shortest_path_length(h, s, end) == depth for s in sources)
+    if kind == "tree":
+        assert nx.is_arborescence(h.reverse())
+
+
+@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_labels_match_networkx_walk(task: str, kind: str) -> None:
+    graphs = long_range_dataset(task, 24, (1, 7), width=4, num_classes=3, kind=kind, seed=5, prepare=False)
+    for data in graphs:
+        _check(data, task, kind, 3)
+    assert {int(d.depth) for d in graphs} == set(range(1, 8))
+
+
+@settings(max_examples=40, deadline=None)
+@given(task=st.sampled_from(TASKS), kind=st.sampled_from(KINDS), depth=st.integers(1, 12),
+       width=st.integers(1, 6), num_classes=st.integers(2, 5), max_degree=st.integers(1, 4),
+       label=st.integers(0, 4), seed=st.integers(0, 2**32 - 1))
+def test_labels_property(task: str, kind: str, depth: int, width: int, num_classes: int, max_degree: int,
+                         label: int, seed: int) -> None:
+    label %= num_classes
+    data = long_range_graph(task, depth, label, np.random.default_rng(seed), width=width,
+                            num_classes=num_classes, kind=kind, max_degree=max_degree)
+    _check(data, task, kind, num_classes)
+    assert int(data.y) == label
+
+
+def test_dag_layers_and_degrees() -> None:
+    width, depth, max_degree = 5, 6, 3
+    for data in long_range_dataset("source_class", 10, depth, width=width, max_degree=max_degree, prepare=False):
+        g = _digraph(data)
+        assert data.num_nodes == width * depth + 1
+        # At most max_degree random successors, plus one edge to cover a node without predecessor.
+        assert max(d for _, d in g.out_degree()) <= max_degree + 1
+
+
+def test_path_end_is_mirror_of_source_class() -> None:
+    a = long_range_dataset("source_class", 6, 5, kind="dag", seed=3, prepare=False)
+    b = long_range_dataset("path_end", 6, 5, kind="dag", seed=3, prepare=False)
+    for da, db in zip(a, b):
+        assert torch.equal(da.x, db.x) and torch.equal(da.y, db.y)
+        assert torch.equal(da.edge_index.flip(0), db.edge_index)
+        assert torch.equal(da.edge_attr, db.edge_attr)
+
+
+def _same(a: Data, b: Data) -> bool:
+    return all(torch.equal(a[k], b[k]) for k in ("x", "edge_index", "edge_attr", "y", "depth"))
+
+
+def test_deterministic_and_prefix_stable() -> None:
+    a = long_range_dataset("source_class", 12, (2, 6), seed=7, prepare=False)
+    b = long_range_dataset("source_class", 20, (2, 6), seed=7, prepare=False)
+    assert all(_same(x, y) for x, y in zip(a, b))
+    c = long_range_dataset("source_class", 12, (2, 6), seed=8, prepare=False)
+    assert not all(_same(x, y) for x, y in zip(a, c))
+
+
+def test_balanced_labels() -> None:
+    graphs = long_range_dataset("path_end", 40, 3, num_classes=4, prepare=False)
+    assert torch.bincount(torch.cat([d.y for d in graphs])).tolist() == [10, 10, 10, 10]
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_prepared_dags_keep_directions_and_batch(task: str) -> None:
+    graphs = long_range_dataset(task, 8, (3, 5), seed=1)
+    for data in graphs:
+        assert isinstance(data, DAGData)
+        assert torch.equal(data.dag_edge_index, data.edge_index)
+        assert torch.equal(data.dag_edge_attr, data.edge_attr)
+        assert int(data.edge_level.max()) + 1 == int(data.depth)
+    batch = next(iter(DataLoader(graphs, batch_size=8)))
+    assert batch.num_graphs == 8 and batch.y.shape == (8,) and batch.depth.shape == (8,)
+
+
+def test_node_ids_carry_no_position() -> None:
+    # The readout node is the last one before shuffling; after it, its id varies.
+    ends = {int(d.x[:, -1].nonzero()) for d in long_range_dataset("source_class", 20, 4, prepare=False)}
+    assert len(ends) > 5
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(task="nope"), "unknown task"),
+        (dict(kind="grid"), "unknown graph kind"),
+        (dict(depth=0), "depth"),
+        (dict(depth=(5, 3)), "min <= max"),
+        (dict(depth=(1, 2, 3)), "pair"),
+        (dict(width=0), "width"),
+        (dict(num_classes=1), "num_classes"),
+        (dict(max_degree=0), "max_degree"),
+        (dict(num_graphs=0), "num_graphs"),
+        (dict(seed=-1), "seed"),
+        (dict(depth=2.5), "depth"),
+    ],
+)
+def test_bad_arguments(kwargs: dict, match: str) -> None:
+    args = dict(task="source_class", num_graphs=2, depth=3)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        long_range_dataset(**args)
+
+
+def test_bad_label() -> None:
+    with pytest.raises(ValueError, match="label"):
+        long_range_graph("source_class", 3, 4, np.random.default_rng(0), num_classes=4)
