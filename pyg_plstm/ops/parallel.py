@@ -177,9 +177,9 @@ def plstm_dag_parallel(
     k_dim = query.size(-1)
     qkv = torch.cat([query, key, value], -1)
     dense = qkv.new_zeros(b * n, *qkv.shape[1:]).index_copy(0, schedule.node_slot, qkv)
-    dense = dense.view(b, n, heads, -1).transpose(1, 2)
+    dense = dense.view(b, n, heads, qkv.size(-1)).transpose(1, 2)
     q, k, v = dense.split([k_dim, k_dim, value.size(-1)], -1)
     out = (gating * (q @ k.transpose(-1, -2))) @ v
-    out = out.transpose(1, 2).reshape(b * n, heads, -1)[schedule.node_slot]
+    out = out.transpose(1, 2).reshape(b * n, heads, value.size(-1))[schedule.node_slot]
     return out + direct[..., None] * (query * key).sum(-1, keepdim=True) * value
 
