@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks of pyg_plstm (run: ``python -m benchmarks.run``)."""
