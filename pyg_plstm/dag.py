@@ -79,13 +79,13 @@ def _csr(keys: np.ndarray, num_nodes: int) -> tuple[np.ndarray, np.ndarray]:
 def _expand(ptr: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each entry ``i`` of ``groups``, the positions ``ptr[g] .. ptr[g+1]-1``.
 
-    Returns ``(owner, position)``: ``owner[j]`` is the index into ``groups``
-    that produced ``position[j]``.
+    Returns ``(counts, position)``: ``position`` lists the ranges one after the
+    other, ``counts[i]`` is the length of the range of ``groups[i]``.
     """
-    counts = ptr[groups + 1] - ptr[groups]
-    owner = np.repeat(np.arange(groups.size), counts)
-    starts = np.repeat(ptr[groups] - (np.cumsum(counts) - counts), counts)
-    return owner, starts + np.arange(owner.size)
+    starts = ptr[groups]
+    counts = ptr[groups + 1] - starts
+    ends = np.cumsum(counts)
+    return counts, np.repeat(starts - ends + counts, counts) + np.arange(ends[-1] if ends.size else 0)
 
 
 def _rank(order: Optional[Tensor | np.ndarray], num_nodes: int) -> np.ndarray:
@@ -134,16 +134,18 @@ def node_depth(edge_index: Tensor | np.ndarray, num_nodes: int) -> np.ndarray:
     src, dst = edge_index
     indeg = np.bincount(dst, minlength=num_nodes)
     perm, ptr = _csr(src, num_nodes)
+    successors = dst[perm]
     depth = np.full(num_nodes, -1, dtype=np.int64)
     frontier = np.flatnonzero(indeg == 0)
     level = 0
     while frontier.size:
         depth[frontier] = level
         _, pos = _expand(ptr, frontier)
-        targets = dst[perm[pos]]
+        if not pos.size:
+            break
+        targets = successors[pos]
         np.subtract.at(indeg, targets, 1)
-        targets = np.unique(targets)
-        frontier = targets[indeg[targets] == 0]
+        frontier = np.unique(targets[indeg[targets] == 0])
         level += 1
     if (depth < 0).any():
         node = _find_cycle_node(edge_index, depth < 0)
@@ -220,8 +222,8 @@ def line_graph(dag_edge_index: Tensor | np.ndarray, num_nodes: int) -> Tensor:
     ei = _as_index_array(dag_edge_index, "dag_edge_index")
     src, dst = ei
     perm, ptr = _csr(src, num_nodes)
-    e_in, pos = _expand(ptr, dst)
-    return torch.from_numpy(np.stack([e_in, perm[pos]]))
+    counts, pos = _expand(ptr, dst)
+    return torch.from_numpy(np.stack([np.repeat(np.arange(dst.size), counts), perm[pos]]))
 
 
 def edge_levels(
@@ -245,6 +247,7 @@ def multitree_mask(
     line_index: Tensor | np.ndarray,
     num_nodes: int,
     order: Optional[Tensor | np.ndarray] = None,
+    depth: Optional[np.ndarray] = None,
 ) -> Tensor:
     r"""Prune the line graph to a multitree for D-mode.
 
@@ -257,6 +260,8 @@ def multitree_mask(
     their source), so the choice depends on the structure and the node order
     only, never on the order in which edges were listed.
 
+    ``depth`` (from :func:`node_depth`) is computed when not given.
+
     Returns:
         A boolean mask over the columns of ``line_index``.
     """
@@ -264,7 +269,8 @@ def multitree_mask(
     li = _as_index_array(line_index, "line_index")
     src, dst = ei
     num_edges = src.size
-    depth = node_depth(ei, num_nodes)
+    if depth is None:
+        depth = node_depth(ei, num_nodes)
     rank = _rank(order, num_nodes)
     # In-edges of every node, best candidate first.
     in_sorted = np.lexsort((rank[src], -depth[src], dst))
@@ -401,7 +407,7 @@ def prepare_dag(
     depth = node_depth(ei, num_nodes)
     height = node_depth(ei[::-1].copy(), num_nodes)
     li = line_graph(ei, num_nodes)
-    mask = multitree_mask(ei, li, num_nodes, order)
+    mask = multitree_mask(ei, li, num_nodes, order, depth)
     device = dag_ei.device
     return DAG(
         edge_index=dag_ei,
