@@ -1,0 +1,365 @@
+import os
+
+os.environ.setdefault("OUTDATED_IGNORE", "1")
+
+import filecmp  # noqa: E402
+import math  # noqa: E402
+import os.path as osp  # noqa: E402
+import warnings  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from ogb.utils import smiles2graph  # noqa: E402
+from rdkit import Chem  # noqa: E402
+from torch_geometric.loader import DataLoader  # noqa: E402
+
+from pyg_plstm.chem import MolToDAG, from_smiles  # noqa: E402
+from pyg_plstm.dag import DAGData  # noqa: E402
+from pyg_plstm.datasets import (  # noqa: E402
+    FreeSolvDataset,
+    MoleculeCSVDataset,
+    MoleculeNetDataset,
+    OGBMolDataset,
+    SolubilityDataset,
+    TUDAGDataset,
+    load_dataset,
+    molecules_from_csv,
+    shipped_csv,
+)
+from pyg_plstm.splits import stratified_kfold  # noqa: E402
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+SOLUBILITY = pd.read_csv(osp.join(REPO, "data", "solubility.csv"))
+DAG_KEYS = ["x", "edge_index", "edge_attr", "dag_edge_index", "dag_edge_attr", "line_index", "edge_level",
+            "edge_level_rev", "multitree_mask"]
+
+
+def write(path, text, encoding="utf-8"):
+    with open(path, "w", encoding=encoding, newline="") as f:
+        f.write(text)
+    return str(path)
+
+
+def assert_same_graph(a, b):
+    for key in DAG_KEYS:
+        assert torch.equal(a[key], b[key]), key
+
+
+GOOD_CSV = (
+    "smiles,name,y1,y2\n"
+    'CCO,ethanol,1.0,2\n'
+    'c1ccccc1,"benzene, the ring",-0.5,\n'
+    'CC(=O)O,"acetic acid, glacial",nan,3.5\n'
+)
+
+
+# ---------------------------------------------------------------- CSV ingestion
+
+def test_csv_happy_path_quoted_commas_and_missing_targets(tmp_path):
+    graphs, report = molecules_from_csv(write(tmp_path / "a.csv", GOOD_CSV), target_cols=["y1", "y2"])
+    assert [g.smiles for g in graphs] == ["CCO", "c1ccccc1", "CC(=O)O"]
+    y = torch.cat([g.y for g in graphs])
+    assert y.shape == (3, 2) and y[0].tolist() == [1.0, 2.0]
+    assert math.isnan(y[1, 1]) and math.isnan(y[2, 0])
+    assert report["num_missing"] == {"y1": 1, "y2": 1}
+    assert report["num_failed"] == 0 and report["rows"] == [0, 1, 2]
+
+
+def test_csv_missing_column_names_it_and_lists_available(tmp_path):
+    path = write(tmp_path / "a.csv", GOOD_CSV)
+    with pytest.raises(ValueError, match=r"column 'logS' not found .*\['smiles', 'name', 'y1', 'y2'\]"):
+        molecules_from_csv(path, target_cols="logS")
+    with pytest.raises(ValueError, match="column 'SMILES' not found"):
+        molecules_from_csv(path, smiles_col="SMILES")
+
+
+def test_csv_bad_smiles_skipped_with_one_warning_or_raised(tmp_path):
+    path = write(tmp_path / "a.csv", "smiles,y\nCCO,1\nC1CC,2\nnot_a_smiles,3\nCCN,4\n")
+    with pytest.warns(UserWarning, match=r"skipped 2 of 4 rows .*row 1: invalid SMILES 'C1CC'") as record:
+        graphs, report = molecules_from_csv(path, target_cols="y")
+    assert len(record) == 1
+    assert [g.y.item() for g in graphs] == [1.0, 4.0]
+    assert report["num_failed"] == 2 and [f["row"] for f in report["failed"]] == [1, 2]
+    with pytest.raises(ValueError, match=r"row 1: invalid SMILES 'C1CC'"):
+        molecules_from_csv(path, target_cols="y", on_error="raise")
+
+
+def test_csv_non_numeric_target_names_row_and_column(tmp_path):
+    path = write(tmp_path / "a.csv", "smiles,y\nCCO,1\nCCC,abc\nCCN,inf\nCCCC,N/A\n")
+    with pytest.raises(ValueError, match=r"row 1: column 'y': 'abc' is not a number"):
+        molecules_from_csv(path, target_cols="y", on_error="raise")
+    with pytest.warns(UserWarning, match="skipped 2 of 4"):
+        graphs, report = molecules_from_csv(path, target_cols="y")
+    assert [g.smiles for g in graphs] == ["CCO", "CCCC"] and math.isnan(graphs[1].y.item())
+    assert "not a finite number" in report["failed"][1]["error"]
+
+
+def test_csv_blank_rows_short_rows_and_duplicates(tmp_path):
+    text = "smiles,y\nCCO,1\n\n,\n  ,  \nOCC,2\nCCO\nc1ccccc1,3\n"
+    graphs, report = molecules_from_csv(write(tmp_path / "a.csv", text), target_cols="y")
+    assert [g.smiles for g in graphs] == ["CCO", "OCC", "CCO", "c1ccccc1"]
+    assert report["num_blank"] == 2
+    assert math.isnan(graphs[2].y.item())  # the short row has no target cell
+    assert report["num_duplicates"] == 2  # OCC and the second CCO are ethanol again
+    assert report["duplicates"][0] == {"row": 3, "first_row": 0, "smiles": "CCO"}
+
+
+def test_csv_encodings(tmp_path):
+    text = "smiles,name,y\nCCO,éthanol,1\n"
+    latin = write(tmp_path / "latin.csv", text, encoding="latin-1")
+    with pytest.warns(UserWarning, match="not valid UTF-8; read it as latin-1"):
+        graphs, _ = molecules_from_csv(latin, target_cols="y")
+    assert len(graphs) == 1
+    with pytest.raises(ValueError, match=r"cannot decode .*latin\.csv as utf-8"):
+        molecules_from_csv(latin, target_cols="y", encoding="utf-8")
+    with pytest.raises(ValueError, match="unknown encoding"):
+        molecules_from_csv(latin, encoding="no-such-codec")
+    bom = write(tmp_path / "bom.csv", "\ufeff" + text)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(molecules_from_csv(bom, target_cols="y")[0]) == 1
+
+
+def test_csv_malformed_files(tmp_path):
+    with pytest.raises(ValueError, match="is empty"):
+        molecules_from_csv(write(tmp_path / "empty.csv", ""))
+    with pytest.raises(ValueError, match="no molecule left out of 0 rows"):
+        molecules_from_csv(write(tmp_path / "header.csv", "smiles,y\n"))
+    with pytest.raises(ValueError, match="cannot parse .* as CSV"):
+        molecules_from_csv(write(tmp_path / "wide.csv", "smiles,y\nCCO,1\nCCO,1,2,3\n"))
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match="no molecule left out of 2 rows .2 failed"):
+        molecules_from_csv(write(tmp_path / "bad.csv", "smiles\nXx\nC1CC\n"))
+    with pytest.raises(FileNotFoundError):
+        molecules_from_csv(str(tmp_path / "missing.csv"))
+    with pytest.raises(ValueError, match="on_error"):
+        molecules_from_csv(write(tmp_path / "a.csv", GOOD_CSV), on_error="ignore")
+
+
+# ---------------------------------------------------------------- CSV data set
+
+def test_csv_dataset_processing_cache_and_reprocessing(tmp_path, monkeypatch):
+    csv = write(tmp_path / "a.csv", GOOD_CSV)
+    root = str(tmp_path / "ds")
+    ds = MoleculeCSVDataset(root, csv, "smiles", ["y1", "y2"])
+    assert len(ds) == 3 and isinstance(ds[0], DAGData) and ds[1].y.shape == (1, 2)
+    batch = next(iter(DataLoader(ds, batch_size=3)))
+    assert batch.y.shape == (3, 2) and batch.num_graphs == 3
+
+    # Same options: loaded, not processed again.
+    def fail(self):
+        raise AssertionError("re-processed although nothing changed")
+
+    with monkeypatch.context() as m:
+        m.setattr(MoleculeCSVDataset, "process", fail)
+        again = MoleculeCSVDataset(root, csv, "smiles", ["y1", "y2"])
+    assert again.key == ds.key and torch.equal(again[1].x, ds[1].x)
+
+    # Any change of the options or of the file: processed again, in its own directory.
+    other = MoleculeCSVDataset(root, csv, "smiles", ["y1", "y2"], featurizer=MolToDAG(order="input"))
+    assert other.key != ds.key
+    assert torch.equal(other[0].x, from_smiles("CCO", order="input").x)
+    assert MoleculeCSVDataset(root, csv, "smiles", ["y1"]).key not in (ds.key, other.key)
+    assert MoleculeCSVDataset(root, csv, "smiles", ["y1", "y2"], pre_transform=_drop_smiles).key != ds.key
+    write(tmp_path / "a.csv", GOOD_CSV + "CCCC,butane,4,4\n")
+    assert len(MoleculeCSVDataset(root, csv, "smiles", ["y1", "y2"])) == 4
+    assert len(os.listdir(osp.join(root, "processed"))) == 5
+
+
+def _drop_smiles(data):
+    del data.smiles
+    return data
+
+
+def test_processed_files_load_with_weights_only(tmp_path):
+    ds = MoleculeCSVDataset(str(tmp_path / "ds"), write(tmp_path / "a.csv", GOOD_CSV), target_cols="y1")
+    out = torch.load(ds.processed_paths[0], weights_only=True)
+    assert out[2] is DAGData and isinstance(out[0], dict)
+
+
+def test_csv_dataset_splits(tmp_path):
+    rows = SOLUBILITY.iloc[:60]
+    csv = tmp_path / "s.csv"
+    rows.to_csv(csv, index=False)
+    ds = MoleculeCSVDataset(str(tmp_path / "ds"), str(csv), target_cols="log_solubility")
+    for method in ("scaffold", "random"):
+        split = ds.get_idx_split(method)
+        assert sorted(torch.cat(list(split.values())).tolist()) == list(range(len(ds)))
+    assert torch.equal(ds.get_idx_split()["test"], ds.get_idx_split("scaffold")["test"])
+    with pytest.raises(ValueError, match="no split column"):
+        ds.get_idx_split("file")
+
+
+# ---------------------------------------------------------------- shipped data sets
+
+@pytest.fixture(scope="module")
+def solubility(tmp_path_factory):
+    with pytest.warns(UserWarning, match="skipped 4 of 1282 rows"):
+        return SolubilityDataset(str(tmp_path_factory.mktemp("solubility")))
+
+
+def test_solubility_dataset(solubility):
+    ds = solubility
+    assert len(ds) == 1278 and ds.report["num_duplicates"] == 8
+    assert ds[0].smiles == "CCCCC" and ds[0].y.item() == pytest.approx(-3.18)
+    split = ds.get_idx_split()
+    assert len(split["train"]) + len(split["valid"]) == 1025  # the file's train rows
+    assert len(split["test"]) == 257 - 4  # the invalid SMILES are all test rows
+    assert torch.equal(split["test"], torch.arange(1025, 1278))
+    assert set(split["train"].tolist()).isdisjoint(split["valid"].tolist())
+    assert len(split["valid"]) == round(0.1 * 1025)
+    loaded = load_dataset("solubility", ds.root)
+    assert len(loaded) == len(ds) and loaded.key == ds.key
+
+
+def test_freesolv_dataset(tmp_path):
+    ds = FreeSolvDataset(str(tmp_path), featurizer=MolToDAG(features="pyg"))
+    assert len(ds) == 642 and ds.report["num_failed"] == 0
+    split = ds.get_idx_split()
+    assert [len(split[k]) for k in ("train", "valid", "test")] == [513, 64, 65]
+
+
+def test_shipped_copies_match_repository_data():
+    for name in ("solubility", "freesolv"):
+        path = shipped_csv(name)
+        assert osp.isfile(path)
+        repo_copy = osp.join(REPO, "data", f"{name}.csv")
+        assert filecmp.cmp(path, repo_copy, shallow=False)
+    with pytest.raises(ValueError, match="no shipped data set"):
+        shipped_csv("tox21")
+
+
+def test_load_dataset_unknown_name(tmp_path):
+    with pytest.raises(ValueError, match="unknown data set 'qm9'"):
+        load_dataset("qm9", str(tmp_path))
+
+
+# ---------------------------------------------------------------- OGB, offline
+
+OGB_SMILES = [Chem.MolToSmiles(Chem.MolFromSmiles(s)) for s in SOLUBILITY.smiles.iloc[:20]] + [
+    "C[C@H](N)C(=O)O", "C", "CC(=O)[O-].[Na+]"]
+
+
+def gz(frame, path):
+    frame.to_csv(path, index=False, header=False, compression="gzip")
+
+
+def make_ogb_raw(root, smiles, labels):
+    """The folder OGB's downloader leaves for ogbg-molesol: raw/, mapping/, split/scaffold/."""
+    base = osp.join(root, "ogbg_molesol")
+    for sub in ("raw", "mapping", "split/scaffold"):
+        os.makedirs(osp.join(base, sub))
+    write(osp.join(base, "RELEASE_v1.txt"), "ogbg-molesol\n")
+    graphs = [smiles2graph(s) for s in smiles]
+    # OGB stores each bond once (add_inverse_edge=True restores the reverse).
+    gz(pd.DataFrame(np.concatenate([g["edge_index"][:, ::2].T for g in graphs])), osp.join(base, "raw/edge.csv.gz"))
+    gz(pd.DataFrame(np.concatenate([g["edge_feat"][::2] for g in graphs])), osp.join(base, "raw/edge-feat.csv.gz"))
+    gz(pd.DataFrame(np.concatenate([g["node_feat"] for g in graphs])), osp.join(base, "raw/node-feat.csv.gz"))
+    gz(pd.DataFrame([g["num_nodes"] for g in graphs]), osp.join(base, "raw/num-node-list.csv.gz"))
+    gz(pd.DataFrame([g["edge_index"].shape[1] // 2 for g in graphs]), osp.join(base, "raw/num-edge-list.csv.gz"))
+    gz(pd.DataFrame(labels), osp.join(base, "raw/graph-label.csv.gz"))
+    pd.DataFrame({"measured log solubility in mols per litre": labels, "smiles": smiles}).to_csv(
+        osp.join(base, "mapping/mol.csv.gz"), index=False, compression="gzip")
+    n = len(smiles)
+    for name, idx in (("train", range(0, n - 6)), ("valid", range(n - 6, n - 3)), ("test", range(n - 3, n))):
+        gz(pd.DataFrame(list(idx)), osp.join(base, f"split/scaffold/{name}.csv.gz"))
+
+
+def test_ogb_offline(tmp_path, monkeypatch):
+    labels = np.linspace(-3, 1, len(OGB_SMILES))
+    make_ogb_raw(str(tmp_path), OGB_SMILES, labels)
+    ds = OGBMolDataset("ogbg-molesol", root=str(tmp_path))
+    assert len(ds) == len(OGB_SMILES) and ds.num_tasks == 1
+    for i, smiles in enumerate(OGB_SMILES):
+        assert ds[i].smiles == smiles
+        assert ds[i].y.dtype == torch.float and ds[i].y.item() == pytest.approx(labels[i])
+        # OGB's features in canonical order are exactly what from_smiles produces.
+        assert_same_graph(ds[i], from_smiles(smiles))
+    split = ds.get_idx_split()
+    assert split["test"].tolist() == [20, 21, 22] and len(split["train"]) == 17
+    out = torch.load(ds.processed_paths[0], weights_only=True)
+    assert isinstance(out[0], dict)
+    with monkeypatch.context() as m:
+        m.setattr(OGBMolDataset, "process", lambda self: pytest.fail("re-processed"))
+        assert isinstance(OGBMolDataset("ogbg-molesol", root=str(tmp_path))[0], DAGData)
+
+    raw = OGBMolDataset("ogbg-molesol", root=str(tmp_path), order="input")
+    assert torch.equal(raw[0].x, torch.from_numpy(smiles2graph(OGB_SMILES[0])["node_feat"]))
+    batch = next(iter(DataLoader(raw[split["train"]], batch_size=8)))
+    assert batch.y.shape == (8, 1)
+    with pytest.raises(ValueError, match="not an OGB molecule"):
+        OGBMolDataset("ogbg-ppa", root=str(tmp_path))
+
+
+# ---------------------------------------------------------------- MoleculeNet, offline
+
+def test_moleculenet_offline(tmp_path):
+    raw = tmp_path / "esol" / "raw"
+    raw.mkdir(parents=True)
+    header = ("Compound ID,ESOL predicted log solubility in mols per litre,Minimum Degree,Molecular Weight,"
+              "Number of H-Bond Donors,Number of Rings,Number of Rotatable Bonds,Polar Surface Area,"
+              "measured log solubility in mols per litre,smiles\n")
+    rows = [f'"{name}",0,1,2,0,0,0,0,{y},{s}\n'
+            for name, y, s in zip(SOLUBILITY.name.iloc[:10], SOLUBILITY.log_solubility.iloc[:10],
+                                  SOLUBILITY.smiles.iloc[:10])]
+    rows.append('"a, quoted, name",0,1,2,0,0,0,0,-1.0,C1CC\n')
+    write(raw / "delaney-processed.csv", header + "".join(rows))
+    with pytest.warns(UserWarning, match="skipped 1 of 11 rows"):
+        ds = MoleculeNetDataset(str(tmp_path), "ESOL")
+    assert len(ds) == 10 and isinstance(ds[0], DAGData)
+    assert ds[3].y.item() == pytest.approx(SOLUBILITY.log_solubility.iloc[3])
+    assert_same_graph(ds[3], from_smiles(SOLUBILITY.smiles.iloc[3]))
+    assert ds.report["failed"][0]["row"] == 10
+    assert sorted(torch.cat(list(ds.get_idx_split().values())).tolist()) == list(range(10))
+    assert torch.load(ds.processed_paths[0], weights_only=True)[2] is DAGData
+    assert len(load_dataset("esol", str(tmp_path))) == 10  # cached, no download
+
+
+# ---------------------------------------------------------------- TU, offline
+
+def make_tu_raw(root, name, smiles, labels):
+    """The TU text format: 1-based node ids, one line per directed edge."""
+    raw = osp.join(root, name, "raw")
+    os.makedirs(raw)
+    elements = {6: 0, 7: 1, 8: 2, 9: 3, 16: 4, 17: 5}
+    edges, indicator, node_labels, edge_labels = [], [], [], []
+    offset = 0
+    for g, s in enumerate(smiles):
+        mol = Chem.MolFromSmiles(s)
+        for atom in mol.GetAtoms():
+            indicator.append(g + 1)
+            node_labels.append(elements.get(atom.GetAtomicNum(), 6))
+        for bond in mol.GetBonds():
+            i, j = bond.GetBeginAtomIdx() + offset + 1, bond.GetEndAtomIdx() + offset + 1
+            kind = int(bond.GetBondTypeAsDouble() * 2)
+            edges += [f"{i}, {j}", f"{j}, {i}"]
+            edge_labels += [kind, kind]
+        offset += mol.GetNumAtoms()
+    for suffix, lines in (("A", edges), ("graph_indicator", indicator), ("graph_labels", labels),
+                          ("node_labels", node_labels), ("edge_labels", edge_labels)):
+        write(osp.join(raw, f"{name}_{suffix}.txt"), "\n".join(map(str, lines)) + "\n")
+
+
+def test_tu_offline_and_kfold(tmp_path):
+    smiles = [s for s in SOLUBILITY.smiles.iloc[:40] if Chem.MolFromSmiles(s).GetNumBonds() > 0][:20]
+    labels = [1 if i % 3 else -1 for i in range(len(smiles))]
+    make_tu_raw(str(tmp_path), "MUTAG", smiles, labels)
+    ds = TUDAGDataset(str(tmp_path), "MUTAG")
+    assert len(ds) == len(smiles) and isinstance(ds[0], DAGData)
+    for i, s in enumerate(smiles):
+        mol = Chem.MolFromSmiles(s)
+        assert ds[i].num_nodes == mol.GetNumAtoms()
+        assert ds[i].dag_edge_index.size(1) == mol.GetNumBonds()
+        assert bool((ds[i].dag_edge_index[0] < ds[i].dag_edge_index[1]).all())
+    assert ds.y.tolist() == [int(v == 1) for v in labels]
+    assert torch.load(ds.processed_paths[0], weights_only=True)[3] is DAGData
+
+    with_attr = TUDAGDataset(str(tmp_path), "MUTAG", use_edge_attr=True)
+    assert with_attr[0].dag_edge_attr.size(1) == with_attr[0].edge_attr.size(1) > 0
+    assert load_dataset("mutag", str(tmp_path)).key == ds.key
+
+    folds = stratified_kfold(ds.y, n_splits=5, seed=0)
+    assert len(folds) == 5
+    batch = next(iter(DataLoader(ds[folds[0]["train"]], batch_size=4)))
+    assert batch.num_graphs == 4
