@@ -158,6 +158,16 @@ class _LevelScan(torch.autograd.Function):
         return grad_query, grad_key, grad_value, grad_source, grad_transition, grad_mark, None, None, None
 
 
+@torch.no_grad()
+def edge_states(key: Tensor, value: Tensor, source: Tensor, transition: Tensor, dag_edge_index: Tensor,
+                sched: LevelSchedule) -> Tensor:
+    """The cell states ``C_e`` ``[E, H, K, V]`` of every DAG edge (original edge order), for inspection."""
+    src = dag_edge_index[0, sched.edge_perm]
+    state = _outer(source[sched.edge_perm].unsqueeze(-1) * key.index_select(0, src), value.index_select(0, src))
+    _scan_states(state, transition[sched.line_perm], sched)
+    return state[sched.edge_pos]
+
+
 def plstm_dag_level_scan(
     query: Tensor,
     key: Tensor,
