@@ -1,7 +1,9 @@
-"""pLSTM operator implementations: the reference loop, the level scan and the parallel form."""
+"""pLSTM operator implementations: the reference loop and the level scan.
+
+The parallel form lives in :mod:`pyg_plstm.ops.parallel` (it builds on
+:mod:`pyg_plstm.functional`, which imports this package).
+"""
 from pyg_plstm.ops.level_scan import LevelSchedule, edge_states, level_schedule, plstm_dag_level_scan
-from pyg_plstm.ops.parallel import ParallelSchedule, parallel_schedule, plstm_dag_parallel
 from pyg_plstm.ops.reference import plstm_dag_reference
 
-__all__ = ["LevelSchedule", "ParallelSchedule", "edge_states", "level_schedule", "parallel_schedule",
-           "plstm_dag_level_scan", "plstm_dag_parallel", "plstm_dag_reference"]
+__all__ = ["LevelSchedule", "edge_states", "level_schedule", "plstm_dag_level_scan", "plstm_dag_reference"]
