@@ -311,6 +311,7 @@ def test_moleculenet_offline(tmp_path):
     assert ds[3].y.item() == pytest.approx(SOLUBILITY.log_solubility.iloc[3])
     assert_same_graph(ds[3], from_smiles(SOLUBILITY.smiles.iloc[3]))
     assert ds.report["failed"][0]["row"] == 10
+    assert ds.target_cols == ["measured log solubility in mols per litre"]
     assert sorted(torch.cat(list(ds.get_idx_split().values())).tolist()) == list(range(10))
     assert torch.load(ds.processed_paths[0], weights_only=True)[2] is DAGData
     assert len(load_dataset("esol", str(tmp_path))) == 10  # cached, no download

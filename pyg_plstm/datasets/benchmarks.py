@@ -181,6 +181,11 @@ class MoleculeNetDataset(_MoleculeSplits, MoleculeNet):
         return osp.join(self.root, self.name, f"processed_dag_{self.key}")
 
     @property
+    def target_cols(self) -> list[str]:
+        r"""Names of the target columns of the raw CSV, in the order of ``y``."""
+        return list(self.report["num_missing"])
+
+    @property
     def processed_file_names(self) -> list[str]:
         return ["data.pt", "report.json"]
 

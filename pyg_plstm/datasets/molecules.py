@@ -94,22 +94,21 @@ def read_csv(path: str, encoding: Optional[str] = None) -> pd.DataFrame:
     for enc in encodings:
         try:
             frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=enc)
+            break
         except UnicodeDecodeError as e:
             if enc == encodings[-1]:
                 raise ValueError(f"cannot decode {path} as {enc}: {e}") from None
-            continue
         except LookupError:
             raise ValueError(f"unknown encoding {enc!r} for {path}") from None
         except pd.errors.EmptyDataError:
             raise ValueError(f"{path} is empty (not even a header row)") from None
         except pd.errors.ParserError as e:
             raise ValueError(f"cannot parse {path} as CSV: {e}") from None
-        if enc != encodings[0]:
-            warnings.warn(f"{path} is not valid UTF-8; read it as {enc}", stacklevel=2)
-        frame.columns = [str(c).strip() for c in frame.columns]
-        # Short rows are padded with NaN whatever keep_default_na says.
-        return frame.fillna("")
-    raise AssertionError("unreachable")
+    if enc != encodings[0]:
+        warnings.warn(f"{path} is not valid UTF-8; read it as {enc}", stacklevel=2)
+    frame.columns = [str(c).strip() for c in frame.columns]
+    # Short rows are padded with NaN whatever keep_default_na says.
+    return frame.fillna("")
 
 
 def _columns(frame: pd.DataFrame, names: Sequence[str], path: str) -> None:
@@ -189,7 +188,7 @@ def _convert_rows(
     if num_failed:
         examples = "; ".join(f"row {f['row']}: {f['error']}" for f in failed[:_EXAMPLES])
         warnings.warn(f"{source}: skipped {num_failed} of {len(rows)} rows that could not be converted "
-                      f"(first: {examples})", stacklevel=3)
+                      f"(first: {examples})", stacklevel=2)
     if num_duplicates:
         log.info("%s: %d duplicate molecules (same canonical SMILES) kept", source, num_duplicates)
     if not data_list:
