@@ -192,6 +192,32 @@ def _graphs():
     return out
 
 
+def test_prepare_many_equals_one_by_one():
+    g = torch.Generator().manual_seed(8)
+    graphs = _graphs() + [
+        Data(edge_index=random_dag(9, 0.4, g), num_nodes=9),  # directed, next to undirected graphs
+        Data(x=torch.randn(5, 1), edge_index=chain(5), order=torch.tensor([4, 0, 3, 1, 2])),
+        Data(x=torch.randn(4, 1), edge_index=undirected([(0, 1), (1, 2), (2, 3)]),
+             edge_attr=torch.arange(6.0).view(-1, 1)),
+    ]
+    many = ToDAG().prepare_many(graphs, chunk_size=3)
+    assert len(many) == len(graphs)
+    for a, b in zip(many, (ToDAG()(d) for d in graphs)):
+        assert a.keys() == b.keys()
+        for k in b.keys():
+            assert torch.equal(a[k], b[k]) if isinstance(b[k], torch.Tensor) else a[k] == b[k], k
+
+
+def test_prepare_many_names_the_bad_graph():
+    graphs = _graphs()
+    graphs.insert(2, Data(edge_index=torch.tensor([[0, 1, 2], [1, 2, 0]]), num_nodes=3))
+    with pytest.raises(ValueError, match="cycle through node [012] of graph 2"):
+        ToDAG().prepare_many(graphs)
+    graphs[2] = Data(edge_index=torch.tensor([[0, 7], [1, 0]]), num_nodes=3)
+    with pytest.raises(ValueError, match="graph 2: `edge_index` column 1"):
+        ToDAG().prepare_many(graphs)
+
+
 def test_batching_increments_line_index_by_dag_edges():
     graphs = [ToDAG()(d) for d in _graphs()]
     batch = Batch.from_data_list(graphs)
