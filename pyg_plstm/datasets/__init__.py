@@ -1,4 +1,5 @@
-r"""Graph data sets as prepared pLSTM DAG graphs, and :func:`load_dataset` to get one by name."""
+r"""Graph data sets as prepared pLSTM DAG graphs (molecules, TU, synthetic long-range tasks) and
+:func:`load_dataset` to get one by name."""
 from __future__ import annotations
 
 from typing import Any
@@ -15,6 +16,7 @@ from pyg_plstm.datasets.molecules import (
     read_csv,
     shipped_csv,
 )
+from pyg_plstm.datasets.synthetic import long_range_dataset, long_range_graph
 
 __all__ = [
     "FreeSolvDataset",
@@ -24,6 +26,8 @@ __all__ = [
     "SolubilityDataset",
     "TUDAGDataset",
     "load_dataset",
+    "long_range_dataset",
+    "long_range_graph",
     "molecules_from_csv",
     "read_csv",
     "shipped_csv",
