@@ -14,7 +14,7 @@ import os
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
@@ -29,6 +29,7 @@ from pyg_plstm.baselines import make_model
 from pyg_plstm.train import distributed as D
 from pyg_plstm.train.checkpoint import check_config, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from pyg_plstm.train.metrics import Task, evaluate, is_better, masked_loss
+from pyg_plstm.train.report import json_safe
 
 __all__ = ["TrainConfig", "RunResult", "fit", "predict", "load_model", "progress_enabled", "seed_everything"]
 
@@ -75,8 +76,8 @@ class RunResult:
     history: list[dict[str, Any]]
     num_parameters: int
     seconds_per_epoch: float
+    cpu_seconds_per_epoch: float
     out_dir: Optional[str] = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -145,8 +146,8 @@ class _Denormalize:
 @torch.no_grad()
 def _predict(module: nn.Module, dataset: Dataset, batch_size: int, device: torch.device,
              scale: _Denormalize, env: D.DistEnv, num_workers: int = 0, progress: bool = False,
-             desc: str = "eval") -> tuple[Tensor, Tensor]:
-    """Labels and (denormalised) predictions for ``dataset``, each process doing a shard."""
+             desc: str = "eval") -> tuple[Optional[Tensor], Tensor]:
+    """Labels (``None`` for unlabelled graphs) and (denormalised) predictions, each process doing a shard."""
     module.eval()
     shard = Subset(dataset, range(env.rank, len(dataset), env.world_size))
     ys, preds = [], []
@@ -155,11 +156,12 @@ def _predict(module: nn.Module, dataset: Dataset, batch_size: int, device: torch
         for data in tqdm(loader, desc=desc, leave=False, disable=not progress):
             data = data.to(device)
             preds.append(scale.output(module(data)).float().cpu())
-            ys.append(data.y.float().cpu())
+            if getattr(data, "y", None) is not None:
+                ys.append(data.y.float().cpu())
     parts = D.gather_shards((ys, preds), env)
-    y = torch.cat([t for p_ys, _ in parts for t in p_ys])
+    ys = [t for p_ys, _ in parts for t in p_ys]
     pred = torch.cat([t for _, p_preds in parts for t in p_preds])
-    return y, pred
+    return (torch.cat(ys) if ys else None), pred
 
 
 def predict(module: nn.Module, dataset: Dataset, target_norm: Optional[Mapping[str, Tensor]] = None,
@@ -180,10 +182,6 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
 
 def _format_metrics(split: str, metrics: Mapping[str, float]) -> str:
     return " ".join(f"{split} {k} {v:.4f}" for k, v in metrics.items())
-
-
-def _write_json(path: Path, payload: Any) -> None:
-    path.write_text(json.dumps(payload, indent=2, allow_nan=True))
 
 
 def fit(
@@ -222,6 +220,9 @@ def fit(
     empty = [s for s, ds in splits.items() if len(ds) == 0]
     if empty:
         raise ValueError(f"split(s) {empty} are empty")
+    unlabelled = [s for s, ds in splits.items() if getattr(ds[0], "y", None) is None]
+    if unlabelled:
+        raise ValueError(f"the {unlabelled} graphs have no labels `y`")
     if resume and out_dir is None:
         raise ValueError("`resume` needs an `out_dir` holding the interrupted run's last.pt")
     env = D.setup(device)
@@ -271,7 +272,7 @@ def fit(
     epochs_bar = tqdm(total=config.epochs, initial=start, desc=f"{model_config.get('name', 'model')} seed "
                       f"{config.seed}", unit="epoch", disable=not show)
     for epoch in range(start + 1, config.epochs + 1):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         model.train()
         sampler.set_epoch(epoch)
         batches = sampler.batches()
@@ -295,11 +296,12 @@ def fit(
             loss_sum += float(loss.detach()) * weight
             loss_count += count
         loss_sum, loss_count = D.all_reduce_sum([loss_sum, float(loss_count)], env)
-        train_time = time.perf_counter() - t0
+        train_time, train_cpu = time.perf_counter() - t0, time.process_time() - c0
 
         D.sync_buffers(module, env)
         record: dict[str, Any] = {"epoch": epoch, "loss": loss_sum / max(loss_count, 1.0),
-                                  "lr": optimizer.param_groups[0]["lr"], "time_train": train_time}
+                                  "lr": optimizer.param_groups[0]["lr"], "time_train": train_time,
+                                  "cpu_train": train_cpu}
         for split, dataset in splits.items():
             y, pred = _predict(module, dataset, config.batch_size * 4, env.device, scale, env, num_workers,
                                show, desc=split)
@@ -333,8 +335,9 @@ def fit(
         history=history,
         num_parameters=num_parameters,
         seconds_per_epoch=float(np.mean([h["time_train"] for h in history])),
+        cpu_seconds_per_epoch=float(np.mean([h["cpu_train"] for h in history])),
         out_dir=str(out) if out is not None else None,
     )
     if out is not None and env.is_main:
-        _write_json(out / "history.json", result.to_dict())
+        (out / "history.json").write_text(json.dumps(json_safe(result.to_dict()), indent=2))
     return result

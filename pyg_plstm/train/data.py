@@ -1,0 +1,150 @@
+r"""From a data set name (or a CSV) to splits, a :class:`Task` and the model's input encoders."""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, is_dataclass
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import torch
+from torch import Tensor
+from torch_geometric.data import InMemoryDataset
+
+from pyg_plstm.train.metrics import Task
+
+__all__ = ["PreparedData", "SPLIT_METHODS", "TASK_CHOICES", "prepare_data", "detect_task"]
+
+SPLIT_METHODS = ("auto", "file", "scaffold", "random")
+TASK_CHOICES = ("auto", "regression", "binary")
+_FRACTIONS = (0.8, 0.1, 0.1)
+
+
+@dataclass
+class PreparedData:
+    """A data set ready for :func:`~pyg_plstm.train.fit`.
+
+    ``encoders`` holds the input-related keyword arguments of
+    :func:`~pyg_plstm.baselines.make_model`; ``meta`` is plain data describing
+    the data set (stored in checkpoints, used by ``predict``).
+    """
+
+    dataset: InMemoryDataset
+    splits: dict[str, InMemoryDataset]
+    task: Task
+    encoders: dict[str, Any]
+    meta: dict[str, Any]
+
+
+def detect_task(y: Tensor, task: str = "auto") -> Task:
+    """``binary`` when every label is 0/1/missing (and ``task='auto'``), else regression."""
+    if task not in TASK_CHOICES:
+        raise ValueError(f"unknown task {task!r}; choose one of {TASK_CHOICES}")
+    y = y.reshape(y.size(0), -1).double()
+    if task == "auto":
+        labelled = y[~torch.isnan(y)]
+        task = "binary" if labelled.numel() and bool(((labelled == 0) | (labelled == 1)).all()) else "regression"
+    elif task == "binary":
+        labelled = y[~torch.isnan(y)]
+        bad = labelled[(labelled != 0) & (labelled != 1)]
+        if bad.numel():
+            raise ValueError(f"task 'binary' needs 0/1 labels (NaN = missing), found {float(bad[0])}")
+    return Task(task, y.size(1))
+
+
+def _ogb_task(dataset: Any) -> Task:
+    kind = {"binary classification": "binary", "regression": "regression",
+            "multiclass classification": "multiclass"}[dataset.task_type]
+    num_tasks = dataset.num_classes if kind == "multiclass" else dataset.num_tasks
+    return Task(kind, int(num_tasks), metric=dataset.eval_metric, ogb_name=dataset.name)
+
+
+def _molecule_encoders(dataset: Any) -> dict[str, Any]:
+    featurizer = getattr(dataset, "featurizer", None)
+    if featurizer is None or featurizer.features == "ogb":
+        return {"in_channels": None, "edge_dim": None, "node_encoder": "ogb", "edge_encoder": "ogb"}
+    return {"in_channels": dataset.num_node_features, "edge_dim": dataset.num_edge_features,
+            "node_encoder": "linear", "edge_encoder": "linear"}
+
+
+def _split(dataset: Any, kind: str, method: str, seed: int) -> tuple[dict[str, Tensor], str]:
+    from pyg_plstm.splits import random_split
+
+    if method not in SPLIT_METHODS:
+        raise ValueError(f"unknown split {method!r}; choose one of {SPLIT_METHODS}")
+    if kind == "molecules":
+        if method == "auto":
+            method = "file" if dataset.report.get("split") is not None else "scaffold"
+        return dataset.get_idx_split(method, *_FRACTIONS, seed=seed), method
+    if method == "random":
+        return random_split(len(dataset), *_FRACTIONS, seed=seed), method
+    if method != "auto":
+        raise ValueError(f"split {method!r} does not apply to {kind} data sets; use 'auto' or 'random'")
+    if kind == "ogb":
+        return dataset.get_idx_split(), "official"
+    return random_split(len(dataset), *_FRACTIONS, seed=seed), "random"
+
+
+def prepare_data(
+    dataset: Optional[str] = "solubility",
+    root: str | os.PathLike = "datasets",
+    csv: Optional[str | os.PathLike] = None,
+    smiles_col: str = "smiles",
+    target_cols: Optional[Sequence[str]] = None,
+    split_col: Optional[str] = None,
+    split: str = "auto",
+    split_seed: int = 0,
+    task: str = "auto",
+) -> PreparedData:
+    r"""Load a data set by name (see :func:`pyg_plstm.datasets.load_dataset`) or from ``csv``.
+
+    Splits: ``'auto'`` is OGB's official split, a file's split column, the
+    scaffold split for other molecule sets and a seeded random split for TU
+    sets; ``'random'`` (80/10/10, ``split_seed``), ``'scaffold'`` and ``'file'``
+    choose explicitly. ``task`` (molecules only) overrides the detection of
+    binary vs regression targets.
+    """
+    from pyg_plstm.datasets import MoleculeCSVDataset, OGBMolDataset, TUDAGDataset, load_dataset
+
+    root = Path(root)
+    if csv is not None:
+        if not target_cols:
+            raise ValueError("a CSV data set needs --target-col (the column(s) to predict)")
+        name = Path(csv).stem
+        ds = MoleculeCSVDataset(str(root / "csv" / name), str(csv), smiles_col, list(target_cols), split_col)
+    elif dataset is None:
+        raise ValueError("name a data set or pass a CSV file")
+    else:
+        name = dataset
+        ds = load_dataset(dataset, str(root))
+    if len(ds) == 0:
+        raise ValueError(f"data set {name!r} holds no graphs")
+
+    if isinstance(ds, OGBMolDataset):
+        kind, detected = "ogb", _ogb_task(ds)
+        encoders = _molecule_encoders(ds)
+    elif isinstance(ds, TUDAGDataset):
+        kind, detected = "tu", Task("multiclass", ds.num_classes)
+        encoders = {"in_channels": ds.num_node_features, "edge_dim": ds.num_edge_features or None,
+                    "node_encoder": "linear", "edge_encoder": "linear" if ds.num_edge_features else None}
+    else:
+        kind, detected = "molecules", detect_task(ds.y, task)
+        encoders = _molecule_encoders(ds)
+    if kind != "molecules" and task != "auto":
+        raise ValueError(f"--task applies to molecule sets; {name!r} defines its own task ({detected.type})")
+    if kind == "tu" and ds.num_node_features == 0:
+        raise ValueError(f"TU data set {name!r} has no node features; pyg-plstm needs some")
+
+    idx, method = _split(ds, kind, split, split_seed)
+    splits = {s: ds[i] for s, i in idx.items() if len(i)}
+    featurizer = getattr(ds, "featurizer", None)
+    targets = list(getattr(ds, "target_cols", None) or [f"task_{t}" for t in range(detected.num_tasks)])
+    meta = {
+        "dataset": name,
+        "csv": str(csv) if csv is not None else None,
+        "split": method,
+        "split_seed": split_seed,
+        "targets": targets if detected.type != "multiclass" else [f"class_{c}" for c in range(detected.num_tasks)],
+        "featurizer": asdict(featurizer) if is_dataclass(featurizer) else None,
+        "sizes": {s: len(d) for s, d in splits.items()},
+    }
+    return PreparedData(ds, splits, detected, encoders, meta)
