@@ -69,12 +69,11 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 def check_config(saved: Mapping[str, Any], current: Mapping[str, Any], source: str,
                  ignore: Iterable[str] = ()) -> None:
     """Raise if ``current`` differs from the ``saved`` config, naming every mismatching setting."""
-    ignored = set(ignore)
-    keys = sorted((set(saved) | set(current)) - ignored)
-    diffs = [
-        f"{k}: checkpoint has {saved.get(k, '<unset>')!r}, this run has {current.get(k, '<unset>')!r}"
-        for k in keys
-        if saved.get(k, "<unset>") != current.get(k, "<unset>")
-    ]
+    def show(config: Mapping[str, Any], key: str) -> str:
+        return repr(config[key]) if key in config else "<unset>"
+
+    keys = sorted((set(saved) | set(current)) - set(ignore))
+    diffs = [f"{k}: checkpoint has {show(saved, k)}, this run has {show(current, k)}"
+             for k in keys if show(saved, k) != show(current, k)]
     if diffs:
         raise ValueError(f"{source} was made with different settings:\n  " + "\n  ".join(diffs))
