@@ -87,9 +87,10 @@ def test_edge_feature_defaults_to_endpoint_mean():
 
 @pytest.mark.parametrize("mode", ["P", "D"])
 @pytest.mark.parametrize("reverse", [False, True])
-def test_forward_is_operator_on_gates(mode, reverse):
+@pytest.mark.parametrize("form", ["scan", "parallel"])
+def test_forward_is_operator_on_gates(mode, reverse, form):
     data = _molecules(1, start=500)[0]
-    conv = _randomize(PLSTMConv(9, 8, heads=2, mode=mode, edge_dim=3).double())
+    conv = _randomize(PLSTMConv(9, 8, heads=2, mode=mode, edge_dim=3, form=form).double())
     dag = get_dag(data)
     g = conv.gates(data.x, dag=dag, reverse=reverse)
     expected = plstm_dag_reference(*g[:7], g.dag.edge_index, g.dag.line_index)
@@ -138,11 +139,12 @@ def test_edge_permutation_invariance(mode):
 
 @pytest.mark.parametrize("mode", ["P", "D"])
 @pytest.mark.parametrize("reverse", [False, True])
-def test_batched_equals_per_graph(mode, reverse):
+@pytest.mark.parametrize("form", ["scan", "parallel"])
+def test_batched_equals_per_graph(mode, reverse, form):
     graphs = _molecules(5, start=100)
-    conv = _randomize(PLSTMConv(9, 8, heads=2, mode=mode, edge_dim=3).double())
+    conv = _randomize(PLSTMConv(9, 8, heads=2, mode=mode, edge_dim=3, form=form).double())
     batch = Batch.from_data_list(graphs)
-    out = conv(batch.x, dag=get_dag(batch), reverse=reverse)
+    out = conv(batch.x, dag=DAGPlan(get_dag(batch), batch.batch), reverse=reverse)
     expected = torch.cat([conv(g.x, dag=get_dag(g), reverse=reverse) for g in graphs])
     assert torch.allclose(out, expected, atol=1e-12)
 
@@ -175,15 +177,17 @@ def test_plan_is_shared_between_layers(monkeypatch):
     import pyg_plstm.nn.plan as plan_module
 
     calls = []
-    original = plan_module.schedule_for
-    monkeypatch.setattr(plan_module, "schedule_for", lambda *a, **k: calls.append(1) or original(*a, **k))
+    for name in ("schedule_for", "parallel_schedule"):
+        original = getattr(plan_module, name)
+        monkeypatch.setattr(plan_module, name, lambda *a, f=original, **k: calls.append(1) or f(*a, **k))
     data = _molecules(1, start=50)[0]
     plan = DAGPlan(get_dag(data))
     for mode in "PDPD":
-        PLSTMConv(9, 8, mode=mode).double()(data.x, dag=plan)
-    assert len(calls) == 2
+        for form in ("scan", "parallel"):
+            PLSTMConv(9, 8, mode=mode, form=form).double()(data.x, dag=plan)
+    assert len(calls) == 4
     PLSTMConv(9, 8, mode="P").double()(data.x, dag=plan, reverse=True)
-    assert len(calls) == 3
+    assert len(calls) == 5
 
 
 def test_graph_without_edges():

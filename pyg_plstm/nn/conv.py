@@ -15,9 +15,8 @@ from pyg_plstm.baselines import _check_positive
 from pyg_plstm.dag import DAG, prepare_dag
 from pyg_plstm.functional import plstm_dag
 from pyg_plstm.nn.norm import MultiHeadRMSNorm
-from pyg_plstm.nn.plan import DAGPlan, check_mode
-
-FORMS = ("auto", "scan", "parallel")
+from pyg_plstm.nn.plan import DAGPlan, check_form, check_mode
+from pyg_plstm.ops.parallel import plstm_dag_parallel
 
 # Chunks of the gate projections: nodes give one term of every gate, edges
 # give the f_e terms (transition sees f_{e'} and f_e with separate weights).
@@ -95,6 +94,14 @@ class PLSTMConv(torch.nn.Module):
     autocast disabled: the cell states accumulate over paths of arbitrary
     length, which :obj:`bfloat16`'s 8-bit mantissa does not survive.
 
+    Under :func:`torch.compile`, forward and backward trace into a single
+    graph when the layer gets a :class:`DAGPlan` whose schedule is already
+    built (e.g. by an eager call). Building a schedule (and the slow
+    :obj:`edge_index` path) is host work with data-dependent sizes and breaks
+    the graph wherever it happens inside the compiled region; the level loop
+    is unrolled, so compiled code is specialised to the level structure of
+    the DAG and recompiles for a new one.
+
     Args:
         in_channels (int): Size of each input node feature.
         out_channels (int): Size of each output node feature.
@@ -108,8 +115,12 @@ class PLSTMConv(torch.nn.Module):
             (default: :obj:`ceil(out_channels / heads)`)
         alpha (float, optional): P-mode normalisation offset :math:`\alpha > 0`.
             (default: :obj:`0.5`)
-        form (str, optional): Operator form, :obj:`"auto"`, :obj:`"scan"` (one
-            step per topological level) or :obj:`"parallel"`.
+        form (str, optional): Operator form: :obj:`"scan"` (one step per
+            topological level, :func:`~pyg_plstm.functional.plstm_dag`),
+            :obj:`"parallel"` (dense per-graph quadratic form,
+            :func:`~pyg_plstm.ops.parallel.plstm_dag_parallel`) or
+            :obj:`"auto"` (:func:`~pyg_plstm.ops.parallel.prefer_parallel`
+            decides from the size of the largest graph).
             (default: :obj:`"auto"`)
         cached (bool, optional): When called with :obj:`edge_index` only, keep
             the DAG built on the first call and reuse it; only for a fixed
@@ -149,8 +160,7 @@ class PLSTMConv(torch.nn.Module):
         check_mode(mode)
         if not alpha > 0:
             raise ValueError(f"`alpha` must be positive, got {alpha}")
-        if form not in FORMS:
-            raise ValueError(f"`form` must be one of {FORMS}, got {form!r}")
+        check_form(form)
 
         self.in_channels = in_channels
         self.out_channels = out_channels
@@ -216,9 +226,11 @@ class PLSTMConv(torch.nn.Module):
         """
         plan, edge_attr = self._structure(x, edge_index, edge_attr, dag)
         gates = self._gates(x, plan.view(self.mode, reverse), edge_attr)
+        form = plan.form(self.form)
+        operator = plstm_dag_parallel if form == "parallel" else plstm_dag
         with torch.autocast(x.device.type, enabled=False):
-            out = plstm_dag(*gates[:7], gates.dag.edge_index, gates.dag.line_index,
-                            schedule=plan.schedule(self.mode, reverse))
+            out = operator(*gates[:7], gates.dag.edge_index, gates.dag.line_index,
+                           schedule=plan.schedule(self.mode, reverse, form))
             out = self.norm(out)
         return self.lin_out(out.flatten(1).to(self.lin_out.weight.dtype))
 

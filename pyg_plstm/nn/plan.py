@@ -1,15 +1,17 @@
 r"""Per-forward-pass structure shared by all pLSTM layers of a model."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Union
 
 from torch import Tensor
 
 from pyg_plstm.dag import DAG
 from pyg_plstm.functional import schedule_for
 from pyg_plstm.ops.level_scan import LevelSchedule
+from pyg_plstm.ops.parallel import ParallelSchedule, parallel_schedule
 
 MODES = ("P", "D")
+FORMS = ("auto", "scan", "parallel")
 
 
 def check_mode(mode: str) -> None:
@@ -17,16 +19,22 @@ def check_mode(mode: str) -> None:
         raise ValueError(f"`mode` must be one of {MODES}, got {mode!r}")
 
 
+def check_form(form: str) -> None:
+    if form not in FORMS:
+        raise ValueError(f"`form` must be one of {FORMS}, got {form!r}")
+
+
 class DAGPlan:
     r"""A (batched) :class:`~pyg_plstm.DAG` plus what pLSTM layers derive from
     it, computed on first use and then shared.
 
     Every layer runs on one *view* of the DAG: forward or reversed, with the
-    full line graph (P-mode) or its multitree pruning (D-mode). A view's level
+    full line graph (P-mode) or its multitree pruning (D-mode). A view's
     schedule (the sort of edges and line edges by topological level, see
-    :func:`~pyg_plstm.functional.schedule_for`) depends only on the structure,
-    so a model builds one plan per forward pass and all its layers reuse at
-    most four schedules instead of re-sorting in every layer.
+    :func:`~pyg_plstm.functional.schedule_for`, plus the dense padding layout
+    for the parallel form) depends only on the structure, so a model builds
+    one plan per forward pass and all its layers reuse at most four schedules
+    instead of re-sorting in every layer.
 
     Args:
         dag (DAG): The structure, e.g. from :func:`~pyg_plstm.get_dag`.
@@ -46,7 +54,7 @@ class DAGPlan:
         self.batch = batch
         self.validate = validate
         self._views: dict[tuple[str, bool], DAG] = {}
-        self._schedules: dict[tuple[str, bool], LevelSchedule] = {}
+        self._schedules: dict[tuple[str, bool, str], Union[LevelSchedule, ParallelSchedule]] = {}
 
     @property
     def num_nodes(self) -> int:
@@ -61,13 +69,26 @@ class DAGPlan:
             self._views[key] = dag.reverse() if reverse else dag
         return self._views[key]
 
-    def schedule(self, mode: str, reverse: bool = False) -> LevelSchedule:
-        """The level schedule of :meth:`view`."""
-        key = (mode, reverse)
+    def form(self, form: str = "auto") -> str:
+        """:obj:`"scan"` or :obj:`"parallel"` for a layer asking for :obj:`form`."""
+        check_form(form)
+        # The measured rule for when the parallel form pays off is not in
+        # pyg_plstm.ops.parallel yet; until then "auto" is the level scan.
+        return "scan" if form == "auto" else form
+
+    def schedule(self, mode: str, reverse: bool = False,
+                 form: str = "scan") -> Union[LevelSchedule, ParallelSchedule]:
+        """The schedule of :meth:`view` for the operator form :obj:`form`."""
+        form = self.form(form)
+        key = (mode, reverse, form)
         if key not in self._schedules:
             dag = self.view(mode, reverse)
-            self._schedules[key] = schedule_for(dag.edge_index, dag.line_index, dag.num_nodes,
-                                                dag.edge_level, self.validate)
+            if form == "parallel":
+                self._schedules[key] = parallel_schedule(dag.edge_index, dag.line_index, dag.num_nodes,
+                                                         self.batch, dag.edge_level, self.validate)
+            else:
+                self._schedules[key] = schedule_for(dag.edge_index, dag.line_index, dag.num_nodes,
+                                                    dag.edge_level, self.validate)
         return self._schedules[key]
 
     def __repr__(self) -> str:

@@ -1,0 +1,194 @@
+import pandas as pd
+import pytest
+import torch
+from torch_geometric.data import Batch, Data
+
+from pyg_plstm.chem import from_smiles
+from pyg_plstm.nn import PLSTMBlock, PLSTMNet
+
+SMILES = pd.read_csv("data/solubility.csv").smiles.tolist()
+
+
+def _molecules(count: int, start: int = 0) -> list:
+    return [from_smiles(s, y=[float(i)]) for i, s in enumerate(SMILES[start:start + count])]
+
+
+def _batch(count: int = 6, start: int = 0) -> Batch:
+    return Batch.from_data_list(_molecules(count, start))
+
+
+def _paper_parameter_count(in_channels: int, out_channels: int) -> int:
+    c, heads, head = 96, 4, 24
+    linear = lambda i, o, bias=True: i * o + (o if bias else 0)  # noqa: E731
+    conv = (linear(c, heads * 3 * head, bias=False)  # query, key, value
+            + linear(c, 4 * heads)  # node terms of source, mark, direct, transition (+ biases)
+            + linear(c, 4 * heads, bias=False)  # edge-feature terms
+            + heads * head  # multi-head RMSNorm
+            + linear(heads * head, c))  # output projection
+    block = 2 * (conv + 2 * c) + 2 * c + linear(c, 4 * c) + linear(4 * c, c)  # PD + pre-norms + MLP
+    return linear(in_channels, c) + 2 * block + 2 * c + linear(c, c) + linear(c, out_channels)
+
+
+def test_paper_config_parameter_count():
+    model = PLSTMNet.from_config("paper", in_channels=9, out_channels=1)
+    count = sum(p.numel() for p in model.parameters())
+    assert count == _paper_parameter_count(9, 1) == 320_705
+    assert len(model.blocks) == 2 and all(b.pattern == "PD" for b in model.blocks)
+    assert str(model) == "PLSTMNet(9, 96, 1, num_blocks=2, block='PD')"
+    small = PLSTMNet.from_config("paper", in_channels=9, out_channels=2, hidden_channels=32, block="P")
+    assert small.hidden_channels == 32 and small.blocks[0].pattern == "P" and small.out_channels == 2
+
+
+@pytest.mark.parametrize("block", ["PD", "P", "D"])
+@pytest.mark.parametrize("pooling", ["mean", "sum", "attention"])
+def test_regression_and_classification_shapes(block, pooling):
+    batch = _batch()
+    for out_channels in (1, 12):
+        model = PLSTMNet(9, hidden_channels=16, out_channels=out_channels, heads=2, block=block, pooling=pooling)
+        out = model(batch)
+        assert out.shape == (6, out_channels) and out.isfinite().all()
+    assert model.node_embeddings(batch).shape == (batch.num_nodes, 16)
+
+
+def test_single_graph_without_batch_vector():
+    data = _molecules(1, start=30)[0]
+    model = PLSTMNet(9, hidden_channels=16, out_channels=3, heads=2)
+    assert model(data).shape == (1, 3)
+
+
+def test_ogb_encoders_with_from_smiles_features():
+    batch = _batch()
+    model = PLSTMNet(None, hidden_channels=16, out_channels=2, heads=2, node_encoder="ogb", edge_encoder="ogb")
+    assert batch.x.dtype == torch.long and batch.dag_edge_attr.shape[1] == 3
+    assert model(batch).shape == (6, 2)
+    # Edge features reach the pLSTM layers (once their gate weights are not zero, as at init).
+    for block in model.blocks:
+        for conv in block.convs:
+            torch.nn.init.normal_(conv.lin_edge_gate.weight)
+    bonds = batch.dag_edge_attr.clone()
+    bonds[:, 0] = (bonds[:, 0] + 1) % 4
+    assert not torch.allclose(model(batch), model(batch.clone().update({"dag_edge_attr": bonds})))
+
+
+def test_linear_edge_encoder_is_implied_by_edge_dim():
+    batch = _batch()
+    batch.dag_edge_attr = batch.dag_edge_attr.float()
+    model = PLSTMNet(9, hidden_channels=16, heads=2, edge_dim=3)
+    assert model.edge_encoder is not None
+    assert all(conv.edge_dim == 16 for block in model.blocks for conv in block.convs)
+    assert model(batch).shape == (6, 1)
+
+
+def test_batched_equals_per_graph():
+    graphs = _molecules(6, start=400)
+    model = PLSTMNet(None, hidden_channels=16, out_channels=2, heads=2, node_encoder="ogb",
+                     edge_encoder="ogb", pooling="attention", dropout=0.3).double().eval()
+    out = model(Batch.from_data_list(graphs))
+    expected = torch.cat([model(g) for g in graphs])
+    assert torch.allclose(out, expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("form", ["scan", "parallel"])
+def test_forms_agree(form):
+    batch = _batch(start=800)
+    kwargs = dict(hidden_channels=16, heads=2, node_encoder="ogb", edge_encoder="ogb")
+    torch.manual_seed(0)
+    model = PLSTMNet(None, form=form, **kwargs).double()
+    torch.manual_seed(0)
+    auto = PLSTMNet(None, **kwargs).double()
+    assert torch.allclose(model(batch), auto(batch), atol=1e-10)
+
+
+def test_gradient_flows_to_all_parameters():
+    batch = _batch(count=8, start=250)
+    model = PLSTMNet(None, hidden_channels=16, out_channels=2, heads=2, node_encoder="ogb", edge_encoder="ogb",
+                     pooling="attention")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    model(batch).square().sum().backward()
+    # Gate weights start at zero, which blocks the edge encoder's gradient
+    # until the first update has moved them.
+    dead = {name for name, p in model.named_parameters() if p.grad.abs().sum() == 0}
+    assert dead == {f"edge_encoder.encoder.bond_embedding_list.{i}.weight" for i in range(3)}
+    optimizer.step()
+    optimizer.zero_grad()
+    model(batch).square().sum().backward()
+    for name, p in model.named_parameters():
+        assert p.grad.abs().sum() > 0, name
+
+
+def test_blocks_alternate_direction(monkeypatch):
+    seen = []
+    original = PLSTMBlock.forward
+    monkeypatch.setattr(PLSTMBlock, "forward", lambda self, *a, reverse=False, **k: seen.append(reverse)
+                        or original(self, *a, reverse=reverse, **k))
+    PLSTMNet(9, hidden_channels=16, num_blocks=3, heads=2)(_batch())
+    assert seen == [False, True, False]
+
+
+def test_one_plan_per_forward(monkeypatch):
+    import pyg_plstm.nn.plan as plan_module
+
+    calls = []
+    for name in ("schedule_for", "parallel_schedule"):
+        original = getattr(plan_module, name)
+        monkeypatch.setattr(plan_module, name, lambda *a, f=original, **k: calls.append(1) or f(*a, **k))
+    PLSTMNet(9, hidden_channels=16, num_blocks=4, heads=2)(_batch())
+    assert len(calls) == 4  # {P, D} x {forward, reversed}, for 8 layers
+
+
+def test_autocast_forward_backward():
+    batch = _batch()
+    model = PLSTMNet(9, hidden_channels=16, heads=2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(batch)
+    out.float().sum().backward()
+    assert out.isfinite().all()
+    assert all(p.grad.isfinite().all() for p in model.parameters())
+
+
+def test_state_dict_round_trip(tmp_path):
+    batch = _batch()
+    kwargs = dict(hidden_channels=16, out_channels=2, heads=2, node_encoder="ogb", edge_encoder="ogb",
+                  pooling="attention")
+    model = PLSTMNet(None, **kwargs)
+    torch.save(model.state_dict(), tmp_path / "model.pt")
+    other = PLSTMNet(None, **kwargs)
+    other.load_state_dict(torch.load(tmp_path / "model.pt", weights_only=True))
+    assert torch.equal(model(batch), other(batch))
+
+
+def test_inputs_not_mutated():
+    batch = _batch()
+    before = {k: v.clone() for k, v in batch.to_dict().items() if torch.is_tensor(v)}
+    PLSTMNet(9, hidden_channels=16, heads=2, edge_dim=3)(batch)
+    assert all(torch.equal(v, batch[k]) for k, v in before.items())
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(pos_encoding="laplacian"), "`pos_encoding`"),
+    (dict(hidden_channels=15), "even `hidden_channels`"),
+    (dict(block="PX"), "`pattern`"),
+    (dict(pooling="median"), "pooling"),
+    (dict(node_encoder="gnn"), "encoder"),
+    (dict(edge_encoder="linear"), "edge features needs a positive number"),
+    (dict(form="fast"), "`form`"),
+    (dict(num_blocks=0), "`num_blocks`"),
+    (dict(dropout=1.0), "`dropout`"),
+])
+def test_constructor_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        PLSTMNet(9, **kwargs)
+
+
+def test_input_errors():
+    with pytest.raises(ValueError, match="unknown config"):
+        PLSTMNet.from_config("huge", in_channels=9)
+    model = PLSTMNet(9, hidden_channels=16, heads=2)
+    with pytest.raises(ValueError, match="no prepared DAG"):
+        model(Data(x=torch.randn(3, 9), edge_index=torch.tensor([[0, 1], [1, 2]])))
+    batch = _batch()
+    del batch.dag_edge_attr
+    with pytest.raises(ValueError, match="`dag_edge_attr`"):
+        PLSTMNet(9, hidden_channels=16, heads=2, edge_encoder="ogb")(batch)
+    with pytest.raises(ValueError, match="9"):
+        model(_batch().update({"x": torch.randn(_batch().num_nodes, 5)}))
