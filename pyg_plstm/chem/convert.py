@@ -275,7 +275,7 @@ class MolToDAG:
 
     def from_smiles(self, smiles: str, y: Target = None) -> DAGData:
         r"""Convert a SMILES string; ``smiles`` is stored as given."""
-        return self.convert_smiles(smiles, y)[0]
+        return _TO_DAG(self.graph_from_smiles(smiles, y)[0])
 
     def from_rdmol(self, mol: Chem.Mol, y: Target = None) -> DAGData:
         r"""Convert an RDKit molecule (not modified; explicit hydrogen atoms are
@@ -289,11 +289,16 @@ class MolToDAG:
                 smiles = Chem.MolToSmiles(mol)
             except (ValueError, RuntimeError) as e:
                 raise ValueError(f"RDKit cannot sanitise the molecule: {e}") from None
-        return self._convert(mol, smiles, y, label=f"molecule {smiles!r}")[0]
+        return _TO_DAG(self._convert(mol, smiles, y, label=f"molecule {smiles!r}")[0])
 
-    def convert_smiles(self, smiles: str, y: Target = None) -> tuple[DAGData, str]:
-        r"""Like :meth:`from_smiles`, also returning the canonical SMILES of the
-        prepared molecule (used to detect duplicates)."""
+    def graph_from_smiles(self, smiles: str, y: Target = None) -> tuple[Data, str]:
+        r"""The molecular graph of :meth:`from_smiles` *before* the DAG
+        preparation, and the canonical SMILES of the prepared molecule.
+
+        For bulk conversion: :meth:`ToDAG.prepare_many
+        <pyg_plstm.dag.ToDAG.prepare_many>` prepares a list of such graphs
+        much faster than one :class:`~pyg_plstm.dag.ToDAG` call per graph.
+        """
         mol = parse_smiles(smiles)
         return self._convert(mol, smiles, y, label=f"SMILES {smiles!r}")
 
@@ -323,7 +328,7 @@ class MolToDAG:
             raise ValueError(f"the molecule has {mol.GetNumAtoms()} atoms, more than max_atoms={self.max_atoms}")
         return mol, canonical
 
-    def _convert(self, mol: Chem.Mol, smiles: str, y: Target, label: str) -> tuple[DAGData, str]:
+    def _convert(self, mol: Chem.Mol, smiles: str, y: Target, label: str) -> tuple[Data, str]:
         with rdkit_quiet():
             try:
                 mol, canonical = self._prepare(mol)
@@ -335,7 +340,7 @@ class MolToDAG:
         data = Data(x=x, edge_index=edge_index, edge_attr=edge_attr, smiles=smiles)
         if y is not None:
             data.y = as_target(y)
-        return _TO_DAG(data), canonical
+        return data, canonical
 
 
 def from_smiles(

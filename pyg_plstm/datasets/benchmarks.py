@@ -118,8 +118,6 @@ class OGBMolDataset(PygGraphPropPredDataset):
         if self.order == "canonical" and smiles is None:
             raise ValueError(f"order='canonical' needs the SMILES in {self.root}/mapping/mol.csv.gz; "
                              "it is missing, use order='input'")
-        to_dag = ToDAG()
-        data_list = []
         unranked: list[str] = []
         for i, g in enumerate(tqdm(graphs, desc=f"Preparing {self.name}", disable=None)):
             g.y = torch.from_numpy(labels[i]).view(1, -1)
@@ -131,14 +129,13 @@ class OGBMolDataset(PygGraphPropPredDataset):
                     unranked.append(f"graph {i} {smiles[i]!r}")
                 else:
                     g.x, g.edge_index, g.edge_attr = reorder_nodes(g.x, g.edge_index, g.edge_attr, rank)
-            data = to_dag(g)
-            if self.pre_transform is not None:
-                data = self.pre_transform(data)
-            data_list.append(data)
         if unranked:
             warnings.warn(f"{self.name}: {len(unranked)} graphs keep OGB's atom order because the installed "
                           f"RDKit reads their SMILES differently (first: {', '.join(unranked[:3])})",
                           stacklevel=2)
+        data_list = ToDAG().prepare_many(graphs)
+        if self.pre_transform is not None:
+            data_list = [self.pre_transform(data) for data in data_list]
         data, slices = self.collate(data_list)
         torch.save((data.to_dict(), slices), self.processed_paths[0])
 

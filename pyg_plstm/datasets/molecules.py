@@ -47,11 +47,11 @@ from typing import Any, Callable, Optional, Sequence, Union
 import pandas as pd
 import torch
 from torch import Tensor
-from torch_geometric.data import InMemoryDataset
+from torch_geometric.data import Data, InMemoryDataset
 from tqdm import tqdm
 
 from pyg_plstm.chem import MolToDAG, rdkit_quiet
-from pyg_plstm.dag import DAGData
+from pyg_plstm.dag import DAGData, ToDAG
 from pyg_plstm.splits import column_split, random_split, scaffold_split
 
 __all__ = [
@@ -137,20 +137,13 @@ def _convert_rows(
     r"""Shared row loop of the CSV and MoleculeNet data sets: graphs plus a report."""
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
-    data_list: list[DAGData] = []
-    kept: list[int] = []
-    kept_smiles: list[str] = []
+    graphs: list[Data] = []
+    canonicals: list[str] = []
+    positions: list[int] = []
     failed: list[dict[str, Any]] = []
     num_failed = 0
-    num_filtered = 0
-    first_row: dict[str, int] = {}
-    duplicates: list[dict[str, Any]] = []
-    num_duplicates = 0
-    missing = [0] * len(target_names)
-
     with rdkit_quiet():
         for k in tqdm(range(len(rows)), desc=f"Processing {osp.basename(source)}", unit="mol", disable=None):
-            row = rows[k]
             try:
                 y = None
                 if targets is not None:
@@ -160,30 +153,48 @@ def _convert_rows(
                             y.append(parse_target(cell))
                         except ValueError as e:
                             raise ValueError(f"column {name!r}: {e}") from None
-                data, canonical = featurizer.convert_smiles(smiles[k], y)
+                graph, canonical = featurizer.graph_from_smiles(smiles[k], y)
             except ValueError as e:
                 if on_error == "raise":
-                    raise ValueError(f"{source}, row {row}: {e}") from None
+                    raise ValueError(f"{source}, row {rows[k]}: {e}") from None
                 num_failed += 1
                 if len(failed) < _REPORTED:
-                    failed.append({"row": row, "smiles": smiles[k], "error": str(e)})
+                    failed.append({"row": rows[k], "smiles": smiles[k], "error": str(e)})
                 continue
-            if pre_filter is not None and not pre_filter(data):
-                num_filtered += 1
-                continue
-            if pre_transform is not None:
-                data = pre_transform(data)
-            if canonical in first_row:
-                num_duplicates += 1
-                if len(duplicates) < _REPORTED:
-                    duplicates.append({"row": row, "first_row": first_row[canonical], "smiles": canonical})
-            else:
-                first_row[canonical] = row
-            for t, value in enumerate(y or []):
+            graphs.append(graph)
+            canonicals.append(canonical)
+            positions.append(k)
+
+    data_list: list[DAGData] = []
+    kept: list[int] = []
+    kept_smiles: list[str] = []
+    num_filtered = 0
+    first_row: dict[str, int] = {}
+    duplicates: list[dict[str, Any]] = []
+    num_duplicates = 0
+    missing = [0] * len(target_names)
+    # One vectorised DAG preparation for all molecules is several times
+    # faster than a ToDAG call per molecule.
+    for data, canonical, k in zip(ToDAG().prepare_many(graphs), canonicals, positions):
+        if pre_filter is not None and not pre_filter(data):
+            num_filtered += 1
+            continue
+        y = data.get("y")
+        if pre_transform is not None:
+            data = pre_transform(data)
+        row = rows[k]
+        if canonical in first_row:
+            num_duplicates += 1
+            if len(duplicates) < _REPORTED:
+                duplicates.append({"row": row, "first_row": first_row[canonical], "smiles": canonical})
+        else:
+            first_row[canonical] = row
+        if y is not None:
+            for t, value in enumerate(y.view(-1).tolist()):
                 missing[t] += math.isnan(value)
-            data_list.append(data)
-            kept.append(row)
-            kept_smiles.append(smiles[k])
+        data_list.append(data)
+        kept.append(row)
+        kept_smiles.append(smiles[k])
 
     if num_failed:
         examples = "; ".join(f"row {f['row']}: {f['error']}" for f in failed[:_EXAMPLES])
