@@ -149,15 +149,6 @@ def _check_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> No
         parser.error(f"--model has duplicates: {args.model}")
 
 
-def _model_config(name: str, args: argparse.Namespace, encoders: dict[str, Any], out_channels: int) -> dict:
-    config = {"name": name, "out_channels": out_channels, "hidden_channels": args.hidden,
-              "num_layers": args.layers, "heads": args.heads, "pooling": args.pooling, "dropout": args.dropout,
-              **encoders}
-    if name == "plstm":
-        config["block"] = args.block
-    return config
-
-
 def _prepare_out(args: argparse.Namespace, run_dirs: list[Path]) -> None:
     earlier = [d for d in run_dirs if (d / "last.pt").exists()]
     if earlier and not (args.resume or args.overwrite):
@@ -170,9 +161,10 @@ def _prepare_out(args: argparse.Namespace, run_dirs: list[Path]) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from pyg_plstm.train import distributed as D
+    from pyg_plstm.train.compare import compare_models
     from pyg_plstm.train.data import prepare_data
     from pyg_plstm.train.report import write_report
-    from pyg_plstm.train.trainer import TrainConfig, fit, progress_enabled
+    from pyg_plstm.train.trainer import TrainConfig, progress_enabled
 
     env = D.setup(args.device)
     try:
@@ -191,23 +183,18 @@ def cmd_train(args: argparse.Namespace) -> int:
                             args.target_col, args.split_col, args.split, args.split_seed, args.task)
         if env.is_main:
             D.barrier(env)
-        if env.is_main:
             sizes = ", ".join(f"{k} {v}" for k, v in data.meta["sizes"].items())
             print(f"data: {name} ({data.meta['split']} split: {sizes}); task: {data.task.type}, "
                   f"{data.task.num_tasks} {'classes' if data.task.type == 'multiclass' else 'target(s)'}, "
                   f"metric {data.task.metric}; output: {out}", flush=True)
-        runs = []
-        progress = progress_enabled(not args.no_progress)
-        for model_name in args.model:
-            model_config = _model_config(model_name, args, data.encoders, data.task.out_channels)
-            for seed in args.seeds:
-                config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                                     weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs,
-                                     schedule=args.schedule, grad_clip=args.grad_clip, seed=seed)
-                result = fit(model_config, data.task, data.splits, config, out / model_name / f"seed{seed}",
-                             resume=args.resume, device=args.device, num_workers=args.num_workers,
-                             progress=progress, meta=data.meta)
-                runs.append({"model": model_name, "seed": seed, "result": result.to_dict()})
+        config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                             weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs,
+                             schedule=args.schedule, grad_clip=args.grad_clip)
+        options = {"hidden_channels": args.hidden, "num_layers": args.layers, "heads": args.heads,
+                   "pooling": args.pooling, "dropout": args.dropout, "block": args.block}
+        runs = compare_models(data, args.model, config, args.seeds, out, options, resume=args.resume,
+                              device=args.device, num_workers=args.num_workers,
+                              progress=progress_enabled(not args.no_progress))
         if env.is_main:
             info = {**data.meta, "arguments": vars(args), "devices": env.world_size}
             table = write_report(out, runs, data.task, info)
