@@ -161,10 +161,13 @@ def test_csv_dataset_processing_cache_and_reprocessing(tmp_path, monkeypatch):
     assert other.key != ds.key
     assert torch.equal(other[0].x, from_smiles("CCO", order="input").x)
     assert MoleculeCSVDataset(root, csv, "smiles", ["y1"]).key not in (ds.key, other.key)
-    assert MoleculeCSVDataset(root, csv, "smiles", ["y1", "y2"], pre_transform=_drop_smiles).key != ds.key
+    dropped = MoleculeCSVDataset(root, csv, "smiles", ["y1", "y2"], pre_transform=_drop_smiles)
+    assert dropped.key != ds.key and "smiles" not in dropped[0]
+    assert MoleculeCSVDataset(root, csv, "smiles", ["y1", "y2"], pre_filter=lambda d: d.num_nodes > 3).key \
+        != MoleculeCSVDataset(root, csv, "smiles", ["y1", "y2"], pre_filter=lambda d: d.num_nodes > 2).key
     write(tmp_path / "a.csv", GOOD_CSV + "CCCC,butane,4,4\n")
     assert len(MoleculeCSVDataset(root, csv, "smiles", ["y1", "y2"])) == 4
-    assert len(os.listdir(osp.join(root, "processed"))) == 5
+    assert len(os.listdir(osp.join(root, "processed"))) == 7
 
 
 def _drop_smiles(data):

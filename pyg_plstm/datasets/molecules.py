@@ -9,9 +9,11 @@ Each row becomes a :class:`~pyg_plstm.dag.DAGData` through
 for a missing value) and the input ``smiles``. Processing happens once per set
 of options: the processed files live in ``<root>/processed/dag_<key>/`` where
 ``key`` hashes the CSV contents, the column choice, the featuriser and the
-``pre_transform``/``pre_filter`` (by ``repr``, or module and name for plain
-functions), so changing any of them re-processes instead of silently reusing
-stale graphs.
+``pre_transform``/``pre_filter`` (by ``repr``; plain functions by name and
+bytecode), so changing any of them re-processes instead of silently reusing
+stale graphs. Objects whose ``repr`` omits their settings (PyG's default
+``BaseTransform`` repr) cannot be told apart: pass ``force_reload=True``
+after changing them.
 
 CSV handling:
 
@@ -41,6 +43,7 @@ import json
 import logging
 import math
 import os.path as osp
+import types
 import warnings
 from typing import Any, Callable, Optional, Sequence, Union
 
@@ -265,7 +268,18 @@ def _describe(obj: Any) -> str:
     if obj is None:
         return "None"
     if hasattr(obj, "__qualname__"):  # functions and classes
-        return f"{getattr(obj, '__module__', '')}.{obj.__qualname__}"
+        name = f"{getattr(obj, '__module__', '')}.{obj.__qualname__}"
+        code = getattr(obj, "__code__", None)
+        if code is None:
+            return name
+        # Bytecode, constants and names tell apart two lambdas (same qualified
+        # name) and notice an edited function body.
+        # (frozenset constants from `x in {...}` are sorted: their order is
+        # randomised per process.)
+        consts = tuple(sorted(map(repr, c)) if isinstance(c, frozenset) else repr(c)
+                       for c in code.co_consts if not isinstance(c, types.CodeType))
+        digest = hashlib.sha1(code.co_code + repr((consts, code.co_names)).encode()).hexdigest()
+        return f"{name}:{digest[:8]}"
     if type(obj).__repr__ is object.__repr__:
         return f"{type(obj).__module__}.{type(obj).__qualname__}"
     return repr(obj)
