@@ -12,7 +12,7 @@ from torch_geometric.data import InMemoryDataset
 
 from pyg_plstm.train.metrics import Task
 
-__all__ = ["PreparedData", "SPLIT_METHODS", "TASK_CHOICES", "prepare_data", "detect_task"]
+__all__ = ["PreparedData", "SPLIT_METHODS", "TASK_CHOICES", "prepare_data", "detect_task", "ogb_task", "tu_encoders"]
 
 SPLIT_METHODS = ("auto", "file", "scaffold", "random")
 TASK_CHOICES = ("auto", "regression", "binary")
@@ -51,11 +51,19 @@ def detect_task(y: Tensor, task: str = "auto") -> Task:
     return Task(task, y.size(1))
 
 
-def _ogb_task(dataset: Any) -> Task:
+def ogb_task(dataset: Any) -> Task:
+    """The task an OGB graph-property data set defines (scored by its ``Evaluator``)."""
     kind = {"binary classification": "binary", "regression": "regression",
             "multiclass classification": "multiclass"}[dataset.task_type]
     num_tasks = dataset.num_classes if kind == "multiclass" else dataset.num_tasks
     return Task(kind, int(num_tasks), metric=dataset.eval_metric, ogb_name=dataset.name)
+
+
+def tu_encoders(dataset: Any) -> dict[str, Any]:
+    """Linear encoders for the one-hot node (and edge) labels of a TU data set."""
+    edge_dim = dataset.num_edge_features or None
+    return {"in_channels": dataset.num_node_features, "edge_dim": edge_dim, "node_encoder": "linear",
+            "edge_encoder": "linear" if edge_dim else None}
 
 
 def _molecule_encoders(dataset: Any) -> dict[str, Any]:
@@ -120,12 +128,11 @@ def prepare_data(
         raise ValueError(f"data set {name!r} holds no graphs")
 
     if isinstance(ds, OGBMolDataset):
-        kind, detected = "ogb", _ogb_task(ds)
+        kind, detected = "ogb", ogb_task(ds)
         encoders = _molecule_encoders(ds)
     elif isinstance(ds, TUDAGDataset):
         kind, detected = "tu", Task("multiclass", ds.num_classes)
-        encoders = {"in_channels": ds.num_node_features, "edge_dim": ds.num_edge_features or None,
-                    "node_encoder": "linear", "edge_encoder": "linear" if ds.num_edge_features else None}
+        encoders = tu_encoders(ds)
     else:
         kind, detected = "molecules", detect_task(ds.y, task)
         encoders = _molecule_encoders(ds)

@@ -10,7 +10,8 @@ import numpy as np
 
 from pyg_plstm.train.metrics import Task
 
-__all__ = ["summarize", "markdown_table", "write_report", "plot_curves", "json_safe"]
+__all__ = ["mean_std", "format_mean_std", "summarize", "markdown_table", "write_report", "plot_curves",
+           "json_safe"]
 
 SPLITS = ("train", "valid", "test")
 
@@ -26,7 +27,8 @@ def json_safe(obj: Any) -> Any:
     return obj
 
 
-def _mean_std(values: Sequence[float]) -> dict[str, float]:
+def mean_std(values: Sequence[float]) -> dict[str, float]:
+    """Mean, sample std (``nan`` for one value) and count."""
     arr = np.asarray(values, dtype=float)
     # Sample std over seeds, as on the OGB leaderboard; undefined for a single seed.
     return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if arr.size > 1 else float("nan"),
@@ -48,15 +50,16 @@ def summarize(runs: Sequence[Mapping[str, Any]], task: Task) -> list[dict[str, A
                                "num_parameters": results[0]["num_parameters"]}
         for split in SPLITS:
             if split in results[0]["best"]:
-                row[split] = {m: _mean_std([r["best"][split][m] for r in results]) for m in task.metrics}
-        row["best_epoch"] = _mean_std([r["best_epoch"] for r in results])
-        row["seconds_per_epoch"] = _mean_std([r["seconds_per_epoch"] for r in results])
-        row["cpu_seconds_per_epoch"] = _mean_std([r["cpu_seconds_per_epoch"] for r in results])
+                row[split] = {m: mean_std([r["best"][split][m] for r in results]) for m in task.metrics}
+        row["best_epoch"] = mean_std([r["best_epoch"] for r in results])
+        row["seconds_per_epoch"] = mean_std([r["seconds_per_epoch"] for r in results])
+        row["cpu_seconds_per_epoch"] = mean_std([r["cpu_seconds_per_epoch"] for r in results])
         rows.append(row)
     return rows
 
 
-def _fmt(stat: Mapping[str, float], digits: int = 4) -> str:
+def format_mean_std(stat: Mapping[str, float], digits: int = 4) -> str:
+    """``mean ± std`` (just the mean for a single value)."""
     if math.isnan(stat["std"]):
         return f"{stat['mean']:.{digits}f}"
     return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
@@ -69,8 +72,8 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], task: Task) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for row in rows:
         cells = [row["model"], str(row["seeds"]), f"{row['num_parameters']:,}"]
-        cells += [_fmt(row[s][task.metric]) for s in splits]
-        cells += [_fmt(row["best_epoch"], 1), _fmt(row["seconds_per_epoch"], 2)]
+        cells += [format_mean_std(row[s][task.metric]) for s in splits]
+        cells += [format_mean_std(row["best_epoch"], 1), format_mean_std(row["seconds_per_epoch"], 2)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
