@@ -1,0 +1,13 @@
+"""Long-range DAG benchmark: pLSTM (P, D, PD) against GIN/GAT on synthetic tasks.
+
+The label sits many hops from where it is read (see
+:mod:`pyg_plstm.datasets.synthetic`); models are scored on the training
+depths and on longer walks. Same options as ``pyg-plstm long-range``:
+
+    python examples/long_range.py --task source_class --kind dag --train-depth 4-8 --test-depth 12-16 \
+        --seeds 0 1 2 --out runs/long_range
+"""
+from pyg_plstm.experiments.long_range import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())
