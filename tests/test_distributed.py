@@ -33,7 +33,8 @@ def worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
     try:
         result = fit(MODEL, REGRESSION, splits(), CONFIG, out_dir, device="cpu")
         if rank == 0:
-            torch.save(strip_timing(result.history), os.path.join(out_dir, "history.pt"))
+            torch.save({"history": strip_timing(result.history), "best": result.best},
+                       os.path.join(out_dir, "result.pt"))
     finally:
         torch.distributed.destroy_process_group()
 
@@ -46,11 +47,12 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     mp.start_processes(worker, args=(2, free_port(), str(tmp_path / "ddp")), nprocs=2, join=True,
                        start_method="spawn")
 
-    ddp_history = torch.load(tmp_path / "ddp" / "history.pt", weights_only=True)
-    for a, b in zip(strip_timing(single.history), ddp_history):
+    ddp = torch.load(tmp_path / "ddp" / "result.pt", weights_only=True)
+    for a, b in zip(strip_timing(single.history), ddp["history"]):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
-        for split in ("train", "valid", "test"):
+        for split in ("valid", "test"):
             assert a[split]["rmse"] == pytest.approx(b[split]["rmse"], rel=1e-5)
+    assert single.best["train"]["rmse"] == pytest.approx(ddp["best"]["train"]["rmse"], rel=1e-5)
     one = load_checkpoint(tmp_path / "single" / "last.pt")["model"]
     two = load_checkpoint(tmp_path / "ddp" / "last.pt")["model"]
     assert one.keys() == two.keys()

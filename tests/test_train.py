@@ -106,7 +106,8 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
 
 def test_checkpoints_load_weights_only_and_rebuild_the_model(tmp_path):
     splits = tiny_splits()
-    fit(plstm_config(), REGRESSION, splits, TrainConfig(epochs=1, batch_size=8), tmp_path, meta={"dataset": "x"})
+    result = fit(plstm_config(), REGRESSION, splits, TrainConfig(epochs=2, batch_size=8), tmp_path,
+                 meta={"dataset": "x"})
     for name in ("best.pt", "last.pt"):
         ckpt = torch.load(tmp_path / name, weights_only=True)
         assert ckpt["meta"] == {"dataset": "x"} and ckpt["model_config"]["name"] == "plstm"
@@ -115,6 +116,11 @@ def test_checkpoints_load_weights_only_and_rebuild_the_model(tmp_path):
     y = torch.cat([g.y for g in splits["test"]])
     assert pred.shape == y.shape
     assert evaluate(REGRESSION, y, pred)["rmse"] == pytest.approx(ckpt["metrics"]["test"]["rmse"], rel=1e-5)
+    # The train metric, computed once at the end, is that of the best epoch's weights.
+    y = torch.cat([g.y for g in splits["train"]])
+    train_rmse = evaluate(REGRESSION, y, predict(model, splits["train"], ckpt["target_norm"]))["rmse"]
+    assert result.best["train"]["rmse"] == pytest.approx(train_rmse, rel=1e-5)
+    assert ckpt["epoch"] == result.best_epoch
 
 
 def test_resume_with_other_settings_names_every_mismatch(tmp_path):
