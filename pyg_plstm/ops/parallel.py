@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 
 from pyg_plstm.functional import _check_operands, schedule_for
-from pyg_plstm.ops.level_scan import LevelSchedule, _scan_states
+from pyg_plstm.ops.level_scan import LevelSchedule, _scan_adjoints, _scan_states
 
 __all__ = ["ParallelSchedule", "parallel_schedule", "plstm_dag_parallel"]
 
@@ -48,17 +48,40 @@ class ParallelSchedule:
         levels: level order of the edges and line edges.
         num_graphs: ``B``, the number of dense blocks.
         max_nodes: ``N_max``, the side of each block.
+        node_local: ``[N]`` position of each node within its graph.
         node_slot: ``[N]`` row of each node in the flattened ``[B * N_max]`` blocks.
-        src_slot: ``[E]`` (level order) column of the source node within its graph.
-        dst_slot: ``[E]`` (level order) row of the destination node in the flattened blocks.
     """
 
     levels: LevelSchedule
     num_graphs: int
     max_nodes: int
+    node_local: Tensor
     node_slot: Tensor
-    src_slot: Tensor
-    dst_slot: Tensor
+
+
+class _GateScan(torch.autograd.Function):
+    r"""Path sums :math:`A = P^\top A_0` of per-edge gate vectors, in level order.
+
+    Linear in ``start``, so the backward pass is the adjoint scan; only the
+    final gates are kept (autograd through the loop would store every level).
+    """
+
+    @staticmethod
+    def forward(ctx, start: Tensor, transition: Tensor, sched: LevelSchedule) -> Tensor:  # type: ignore[override]
+        gates = start.clone()
+        _scan_states(gates, transition, sched)
+        ctx.save_for_backward(transition, gates)
+        ctx.sched = sched
+        return gates
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, None]:  # type: ignore[override]
+        transition, gates = ctx.saved_tensors
+        sched: LevelSchedule = ctx.sched
+        adj = grad.clone()
+        _scan_adjoints(adj, transition, sched)
+        grad_transition = (adj[sched.line_dst] * gates[sched.line_src]).sum((-2, -1))
+        return adj, grad_transition, None
 
 
 def _check_batch(batch: Tensor, num_nodes: int, device: torch.device, validate: bool) -> None:
@@ -115,9 +138,7 @@ def parallel_schedule(
     max_nodes = int(counts.max()) if num_graphs else 0
     first = torch.cumsum(counts, 0) - counts
     local = torch.arange(num_nodes, device=device) - first[batch]
-    node_slot = batch * max_nodes + local
-    src, dst = src[levels.edge_perm], dst[levels.edge_perm]
-    return ParallelSchedule(levels, num_graphs, max_nodes, node_slot, local[src], node_slot[dst])
+    return ParallelSchedule(levels, num_graphs, max_nodes, local, batch * max_nodes + local)
 
 
 def plstm_dag_parallel(
@@ -156,30 +177,27 @@ def plstm_dag_parallel(
                     dag_edge_index, line_index, edge_level)
     if schedule is None:
         schedule = parallel_schedule(dag_edge_index, line_index, query.size(0), batch, edge_level, validate)
-    elif (schedule.node_slot.numel(), schedule.src_slot.numel(), schedule.levels.line_perm.numel()) != (
+    elif (schedule.node_slot.numel(), schedule.levels.edge_perm.numel(), schedule.levels.line_perm.numel()) != (
             query.size(0), source.size(0), transition.size(0)):
         raise ValueError(
-            f"`schedule` was built for {schedule.node_slot.numel()} nodes, {schedule.src_slot.numel()} edges and "
+            f"`schedule` was built for {schedule.node_slot.numel()} nodes, {schedule.levels.edge_perm.numel()} edges and "
             f"{schedule.levels.line_perm.numel()} line edges, but the operands have {query.size(0)}, "
             f"{source.size(0)} and {transition.size(0)}")
     levels = schedule.levels
     num_edges, heads = source.shape
     b, n = schedule.num_graphs, schedule.max_nodes
 
-    # A[e, h, n'] (trailing value dim 1): the scan of one-hot keys.
-    gates = source.new_zeros(num_edges, heads, n, 1)
-    gates[torch.arange(num_edges, device=source.device), :, schedule.src_slot, 0] = source[levels.edge_perm]
-    _scan_states(gates, transition[levels.line_perm], levels)
-    gating = source.new_zeros(b * n, heads, n).index_add_(
-        0, schedule.dst_slot, mark[levels.edge_perm, :, None] * gates[..., 0])
-    gating = gating.view(b, n, heads, n).transpose(1, 2)  # [B, H, N_max (to n), N_max (from n')]
+    src, dst = dag_edge_index[:, levels.edge_perm]
+    start = source.new_zeros(num_edges, heads, n, 1)
+    start[torch.arange(num_edges, device=source.device), :, schedule.node_local[src], 0] = source[levels.edge_perm]
+    gates = _GateScan.apply(start, transition[levels.line_perm], levels)
+    # Row n of G^T: the gates of all paths into n, indexed by their source node.
+    gating = source.new_zeros(query.size(0), heads, n).index_add_(
+        0, dst, mark[levels.edge_perm, :, None] * gates[..., 0])
 
-    k_dim = query.size(-1)
-    qkv = torch.cat([query, key, value], -1)
-    dense = qkv.new_zeros(b * n, *qkv.shape[1:]).index_copy(0, schedule.node_slot, qkv)
-    dense = dense.view(b, n, heads, qkv.size(-1)).transpose(1, 2)
-    q, k, v = dense.split([k_dim, k_dim, value.size(-1)], -1)
-    out = (gating * (q @ k.transpose(-1, -2))) @ v
-    out = out.transpose(1, 2).reshape(b * n, heads, value.size(-1))[schedule.node_slot]
-    return out + direct[..., None] * (query * key).sum(-1, keepdim=True) * value
-
+    k_dim, v_dim = query.size(-1), value.size(-1)
+    rows = torch.cat([query, key, value, gating], -1)
+    dense = rows.new_zeros(b * n, *rows.shape[1:]).index_copy(0, schedule.node_slot, rows)
+    q, k, v, g = dense.view(b, n, heads, rows.size(-1)).transpose(1, 2).split([k_dim, k_dim, v_dim, n], -1)
+    out = ((g * (q @ k.transpose(-1, -2))) @ v).transpose(1, 2).reshape(b * n, heads, v_dim)
+    return out[schedule.node_slot] + direct[..., None] * (query * key).sum(-1, keepdim=True) * value
