@@ -8,7 +8,7 @@ from pyg_plstm import get_dag, prepare_dag
 from pyg_plstm.chem import from_smiles
 from pyg_plstm.nn import DAGPlan, PLSTMConv
 from pyg_plstm.ops import plstm_dag_reference
-from pyg_plstm.nn.conv import GATE_BIAS
+from pyg_plstm.nn.conv import GATE_BIAS, TRANSITION_BIAS
 
 SMILES = pd.read_csv("data/solubility.csv").smiles.tolist()
 
@@ -246,13 +246,16 @@ def test_state_dict_round_trip(tmp_path):
     assert torch.equal(other(data.x, dag=dag), conv(data.x, dag=dag))
 
 
-def test_reset_parameters_follows_the_paper():
-    conv = _randomize(PLSTMConv(8, 8, heads=2))
+@pytest.mark.parametrize("mode", ["P", "D"])
+def test_reset_parameters(mode):
+    conv = _randomize(PLSTMConv(8, 8, heads=2, mode=mode))
     conv.reset_parameters()
     bias = conv.lin_gate.bias.view(4, 2)
-    assert (bias[:3] == GATE_BIAS).all() and bias[3].abs().sum() > 0
+    assert (bias[:3] == GATE_BIAS).all() and (bias[3] == TRANSITION_BIAS[mode]).all()
     assert (conv.lin_gate.weight == 0).all() and (conv.lin_edge_gate.weight == 0).all()
     assert (conv.norm.weight == 1).all()
+    g = conv.gates(torch.randn(3, 8), chain(3))
+    assert torch.allclose(g.transition, torch.full_like(g.transition, 3 / 3.5 if mode == "P" else 0.964), atol=1e-3)
 
 
 def test_inputs_not_mutated():

@@ -39,8 +39,7 @@ def test_paper_config_parameter_count():
     assert small.hidden_channels == 32 and small.blocks[0].pattern == "P" and small.out_channels == 2
 
 
-@pytest.mark.parametrize("block", ["PD", "P", "D"])
-@pytest.mark.parametrize("pooling", ["mean", "sum", "attention"])
+@pytest.mark.parametrize("block, pooling", [("PD", "mean"), ("P", "sum"), ("D", "attention")])
 def test_regression_and_classification_shapes(block, pooling):
     batch = _batch()
     for out_channels in (1, 12):
@@ -100,6 +99,7 @@ def test_forms_agree(form):
 
 
 def test_gradient_flows_to_all_parameters():
+    torch.manual_seed(0)
     batch = _batch(count=8, start=250)
     model = PLSTMNet(None, hidden_channels=16, out_channels=2, heads=2, node_encoder="ogb", edge_encoder="ogb",
                      pooling="attention")
@@ -113,7 +113,9 @@ def test_gradient_flows_to_all_parameters():
     optimizer.zero_grad()
     model(batch).square().sum().backward()
     for name, p in model.named_parameters():
-        assert p.grad.abs().sum() > 0, name
+        # Softmax is shift invariant: the attention gate's bias has no gradient.
+        if name != "pool.attention.gate_nn.bias":
+            assert p.grad.abs().sum() > 0, name
 
 
 def test_blocks_alternate_direction(monkeypatch):

@@ -24,7 +24,8 @@ _SOURCE, _MARK, _DIRECT, _TRANSITION = range(4)
 _TRANSITION_PREV, _TRANSITION_NEXT = 2, 3
 
 GATE_BIAS = -5.0
-TRANSITION_BIAS_STD = 10.0
+# Raw transition bias at initialisation, see the class docstring.
+TRANSITION_BIAS = {"P": 3.0, "D": 2.0}
 
 
 class PLSTMGates(NamedTuple):
@@ -84,10 +85,17 @@ class PLSTMConv(torch.nn.Module):
     The output is normalised per head (:class:`MultiHeadRMSNorm`) and
     projected to :obj:`out_channels`.
 
-    Initialisation follows the paper's code: query/key/value/output weights
-    :math:`\mathcal{N}(0, 2 / (5 \cdot \text{fan-in}))` ("small init"), gate
-    weights zero, source/mark/direct biases :math:`-5` and transition biases
-    :math:`\mathcal{N}(0, 10^2)` per head.
+    Initialisation follows the paper's code (query/key/value/output weights
+    :math:`\mathcal{N}(0, 2 / (5 \cdot \text{fan-in}))`, gate weights zero,
+    source/mark/direct biases :math:`-5`) except for the transition bias: the
+    paper draws it from :math:`\mathcal{N}(0, 10^2)` per head, which gives half
+    the heads sign-alternating transitions and saturates :math:`\tanh` in
+    D-mode (exactly :math:`\pm 1` in float32, zero gradient). We use
+    :math:`+3` in P-mode (a lone successor gets :math:`T = 3/3.5`) and
+    :math:`+2` in D-mode (:math:`T = 0.96`). On ESOL (the shipped
+    ``solubility.csv`` split, paper configuration with OGB encoders, AdamW
+    1e-3, 30 epochs, 4 seeds) test RMSE went from 0.812/0.762/0.900/0.869
+    to 0.690/0.756/0.833/0.817, better for every seed.
 
     Under :class:`torch.autocast` the projections run in the autocast dtype,
     but the gates and the operator run in (at least) :obj:`float32` with
@@ -192,7 +200,7 @@ class PLSTMConv(torch.nn.Module):
         with torch.no_grad():
             gate_bias = self.lin_gate.bias.view(4, self.heads)
             gate_bias.fill_(GATE_BIAS)
-            gate_bias[_TRANSITION].normal_(std=TRANSITION_BIAS_STD)
+            gate_bias[_TRANSITION].fill_(TRANSITION_BIAS[self.mode])
         self.norm.reset_parameters()
 
     def forward(
