@@ -3,8 +3,9 @@ import pytest
 import torch
 from torch_geometric.data import Batch, Data
 
+from pyg_plstm import get_dag
 from pyg_plstm.chem import from_smiles
-from pyg_plstm.nn import PLSTMBlock, PLSTMNet
+from pyg_plstm.nn import DegreeEncoding, PLSTMBlock, PLSTMNet
 
 SMILES = pd.read_csv("data/solubility.csv").smiles.tolist()
 
@@ -27,6 +28,28 @@ def _paper_parameter_count(in_channels: int, out_channels: int) -> int:
             + linear(heads * head, c))  # output projection
     block = 2 * (conv + 2 * c) + 2 * c + linear(c, 4 * c) + linear(4 * c, c)  # PD + pre-norms + MLP
     return linear(in_channels, c) + 2 * block + 2 * c + linear(c, c) + linear(c, out_channels)
+
+
+def test_plstm_block():
+    data = _molecules(1, start=60)[0]
+    block = PLSTMBlock(16, heads=2, pattern="DPD", edge_dim=3)
+    assert str(block) == "PLSTMBlock(16, heads=2, pattern='DPD')"
+    assert [conv.mode for conv in block.convs] == ["D", "P", "D"]
+    x, edge_attr = torch.randn(data.num_nodes, 16), data.dag_edge_attr.float()
+    out = block(x, get_dag(data), edge_attr)
+    assert out.shape == x.shape
+    reversed_dag = get_dag(data, reverse=True)
+    assert torch.allclose(block(x, get_dag(data), edge_attr, reverse=True), block(x, reversed_dag, edge_attr))
+
+
+def test_degree_encoding():
+    edge_index = torch.tensor([[0, 0, 1], [1, 2, 2]])  # degrees 2, 2, 2 and 0 (isolated)
+    pe = DegreeEncoding(4)(edge_index, 4)
+    freq = torch.tensor([1.0, 1e-4])
+    deg = torch.tensor([2.0, 2.0, 2.0, 0.0])[:, None]
+    assert torch.allclose(pe, torch.cat([torch.sin(deg * freq), torch.cos(deg * freq)], -1))
+    with pytest.raises(ValueError, match="even"):
+        DegreeEncoding(5)
 
 
 def test_paper_config_parameter_count():

@@ -54,7 +54,8 @@ class PLSTMBlock(torch.nn.Module):
     ) -> None:
         super().__init__()
         if not isinstance(pattern, str) or not pattern or any(m not in MODES for m in pattern):
-            raise ValueError(f"`pattern` must be a non-empty string of the modes {MODES}, e.g. 'PD', got {pattern!r}")
+            raise ValueError(f"`pattern` must be a non-empty string of the modes {MODES}, e.g. 'PD', "
+                             f"got {pattern!r}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"`dropout` must lie in [0, 1), got {dropout}")
         self.channels = channels

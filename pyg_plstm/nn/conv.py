@@ -6,7 +6,6 @@ import math
 from typing import NamedTuple, Optional, Union
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import Linear
 from torch_geometric.utils import scatter
@@ -268,7 +267,8 @@ class PLSTMConv(torch.nn.Module):
             if edge_index is None:
                 raise ValueError("pass `edge_index` or a prepared `dag`")
             if not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or edge_index.size(0) != 2:
-                raise ValueError(f"`edge_index` must be a tensor of shape [2, num_edges], got {_describe(edge_index)}")
+                raise ValueError(f"`edge_index` must be a tensor of shape [2, num_edges], "
+                                 f"got {_describe(edge_index)}")
             edge_attr = self._check_edge_attr(edge_attr, edge_index.size(1), "one per column of `edge_index`")
             plan, rows = self._plan_from_edge_index(edge_index, x.size(0))
             return plan, None if edge_attr is None else edge_attr[rows]

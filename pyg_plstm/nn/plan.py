@@ -47,9 +47,9 @@ class DAGPlan:
     def __init__(self, dag: DAG, batch: Optional[Tensor] = None, validate: bool = True) -> None:
         if not isinstance(dag, DAG):
             raise ValueError(f"`dag` must be a pyg_plstm.DAG, got {type(dag).__name__}")
-        if batch is not None and batch.shape != (dag.num_nodes,):
-            raise ValueError(f"`batch` must have shape [{dag.num_nodes}] (one entry per node), "
-                             f"got {list(batch.shape)}")
+        if batch is not None and (not isinstance(batch, Tensor) or batch.shape != (dag.num_nodes,)):
+            raise ValueError(f"`batch` must be a tensor of shape [{dag.num_nodes}] (one graph id per node), "
+                             f"got {list(batch.shape) if isinstance(batch, Tensor) else type(batch).__name__}")
         self.dag = dag
         self.batch = batch
         self.validate = validate
