@@ -310,3 +310,5 @@ def test_input_errors():
         conv(x, edge_index, torch.randn(8, 3))
     with pytest.raises(ValueError, match="`edge_attr` must be floating point"):
         conv(x, edge_index, torch.ones(8, 2, dtype=torch.long))
+    with pytest.raises(ValueError, match="`edge_attr` has dtype torch.float64"):
+        conv(x, edge_index, torch.ones(8, 2, dtype=torch.float64))

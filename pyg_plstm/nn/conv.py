@@ -306,9 +306,12 @@ class PLSTMConv(torch.nn.Module):
                              f"in_channels={self.in_channels}")
         if not x.is_floating_point():
             raise ValueError(f"`x` must be floating point, got {x.dtype} (embed categorical features first)")
+        self._check_dtype("x", x)
+
+    def _check_dtype(self, name: str, t: Tensor) -> None:
         weight_dtype = self.lin_qkv.weight.dtype
-        if x.dtype != weight_dtype and not torch.is_autocast_enabled(x.device.type):
-            raise ValueError(f"`x` has dtype {x.dtype} but the layer's parameters are {weight_dtype}")
+        if t.dtype != weight_dtype and not torch.is_autocast_enabled(t.device.type):
+            raise ValueError(f"`{name}` has dtype {t.dtype} but the layer's parameters are {weight_dtype}")
 
     def _check_edge_attr(self, edge_attr: Optional[Tensor], num_rows: int, rows: str) -> Optional[Tensor]:
         if self.edge_dim is None:
@@ -319,6 +322,8 @@ class PLSTMConv(torch.nn.Module):
         if edge_attr is None:
             raise ValueError(f"the layer was built with edge_dim={self.edge_dim} but got no `edge_attr` "
                              "(and the DAG carries none)")
+        if not isinstance(edge_attr, Tensor):
+            raise ValueError(f"`edge_attr` must be a tensor, got {type(edge_attr).__name__}")
         if edge_attr.dim() == 1:
             edge_attr = edge_attr.unsqueeze(-1)
         if edge_attr.shape != (num_rows, self.edge_dim):
@@ -327,6 +332,7 @@ class PLSTMConv(torch.nn.Module):
         if not edge_attr.is_floating_point():
             raise ValueError(f"`edge_attr` must be floating point, got {edge_attr.dtype} "
                              "(embed categorical features first)")
+        self._check_dtype("edge_attr", edge_attr)
         return edge_attr
 
     def _gates(self, x: Tensor, dag: DAG, edge_attr: Optional[Tensor]) -> PLSTMGates:
