@@ -6,6 +6,7 @@ from torch_geometric.data import Batch, Data
 from pyg_plstm.baselines import MODEL_NAMES, GNNBaseline, make_model
 from pyg_plstm.chem import from_smiles
 from pyg_plstm.nn import PLSTMNet
+from test_train import single_thread  # noqa: F401  (autouse: one intra-op thread)
 
 SMILES = ["CCO", "c1ccccc1O", "CC(=O)N", "C"]
 

@@ -4,13 +4,15 @@ import csv
 import io
 import json
 import os.path as osp
-import subprocess
+import runpy
 import sys
 import types
 
 import pytest
+import torch
 
 from pyg_plstm.cli import build_parser, main
+from test_train import single_thread  # noqa: F401  (autouse: one intra-op thread)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TINY_MODEL = ["--hidden", "8", "--layers", "1", "--heads", "2", "--batch-size", "8", "--no-progress"]
@@ -26,9 +28,11 @@ def trained(tmp_path_factory):
             "--model", "plstm", "gin", "--seeds", "0", "1", "--epochs", "2", "--root", str(tmp / "data"),
             "--out", str(tmp / "out")] + TINY_MODEL
     out, err = io.StringIO(), io.StringIO()
+    torch.set_num_threads(2)
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(argv)
-    return tmp, argv, code, out.getvalue(), err.getvalue()
+        code = main(argv + ["--threads", "1"])
+    return types.SimpleNamespace(tmp=tmp, argv=argv, code=code, out=out.getvalue(), err=err.getvalue(),
+                                 threads_after=torch.get_num_threads())
 
 
 def run(argv, capsys):
@@ -38,8 +42,9 @@ def run(argv, capsys):
 
 
 def test_train_writes_table_summary_curves_and_checkpoints(trained):
-    tmp, _, code, out, err = trained
+    tmp, code, out, err = trained.tmp, trained.code, trained.out, trained.err
     assert code == 0, err
+    assert trained.threads_after == 2  # --threads applies to the run only
     assert "random split: train 32, valid 4, test 4" in out
     assert out.count("epoch 2/2") == 4
     table = (tmp / "out" / "summary.md").read_text()
@@ -57,7 +62,7 @@ def test_train_writes_table_summary_curves_and_checkpoints(trained):
 
 
 def test_existing_runs_need_resume_or_overwrite(trained, capsys):
-    tmp, argv, *_ = trained
+    tmp, argv = trained.tmp, trained.argv
     code, _, err = run(argv, capsys)
     assert code == 2 and "--resume" in err and "already holds runs" in err
     before = (tmp / "out" / "summary.md").read_text()
@@ -70,7 +75,7 @@ def test_existing_runs_need_resume_or_overwrite(trained, capsys):
 
 
 def test_predict_smiles_and_csv(trained, capsys):
-    tmp, *_ = trained
+    tmp = trained.tmp
     ckpt = str(tmp / "out" / "gin" / "seed0" / "best.pt")
     code, out, err = run(["predict", "--checkpoint", ckpt, "--smiles", "CCO", "C1CC", "c1ccccc1"], capsys)
     assert code == 1
@@ -128,7 +133,10 @@ def test_long_range_delegates_its_arguments(monkeypatch):
     assert calls == [["--depth", "8", "--help"]]
 
 
-def test_python_dash_m_entry_point():
-    proc = subprocess.run([sys.executable, "-m", "pyg_plstm", "--help"], capture_output=True, text=True, cwd=REPO)
-    assert proc.returncode == 0
-    assert all(cmd in proc.stdout for cmd in ("train", "predict", "long-range"))
+def test_python_dash_m_entry_point(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["pyg_plstm", "--help"])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_module("pyg_plstm", run_name="__main__")
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert all(cmd in out for cmd in ("train", "predict", "long-range"))

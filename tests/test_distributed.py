@@ -8,7 +8,7 @@ import torch.multiprocessing as mp
 
 from pyg_plstm.train import TrainConfig, fit
 from pyg_plstm.train.checkpoint import load_checkpoint
-from test_train import REGRESSION, plstm_config, strip_timing, tiny_splits
+from test_train import REGRESSION, plstm_config, single_thread, strip_timing, tiny_splits  # noqa: F401
 
 # 17 training graphs in batches of 8: the last global batch has one graph, so one process
 # runs a zero-weight stand-in batch.

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from test_datasets import OGB_SMILES, SOLUBILITY, make_ogb_raw, make_tu_raw
+from test_train import single_thread  # noqa: F401  (autouse: one intra-op thread)
 
 EXAMPLES = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), "examples")
 TINY = ["--heads", "2"]

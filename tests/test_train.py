@@ -14,6 +14,15 @@ from pyg_plstm.train.checkpoint import check_config, load_checkpoint
 from pyg_plstm.train.distributed import GlobalBatchSampler
 from pyg_plstm.train.trainer import _lr_lambda
 
+@pytest.fixture(autouse=True)
+def single_thread():
+    """One intra-op thread: much faster for tiny graphs on a small, busy machine (restored afterwards)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TIMING_KEYS = ("time_train", "cpu_train", "time_epoch")
 

@@ -268,6 +268,8 @@ def fit(
         set_rng_state(ckpt["rng"])
         if env.is_main:
             log(f"resumed from {last_path} after epoch {start}")
+    elif resume and env.is_main:
+        log(f"nothing to resume in {out}; starting afresh")
 
     def evaluate_split(split: str) -> dict[str, float]:
         y, pred = _predict(module, splits[split], config.batch_size * 4, env.device, scale, env, num_workers,
@@ -287,7 +289,7 @@ def fit(
         sampler.set_epoch(epoch)
         batches = sampler.batches()
         loader = DataLoader(splits["train"], batch_sampler=[idx for idx, _ in batches], num_workers=num_workers)
-        loss_sum, loss_count = 0.0, 0
+        loss_sum, loss_count = torch.zeros((), device=env.device), 0
         for data, (_, weight) in zip(tqdm(loader, desc="train", leave=False, disable=not show), batches):
             data = data.to(env.device)
             loss, count = masked_loss(task, model(data), scale.target(data.y))
@@ -303,9 +305,9 @@ def fit(
                     nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
                 optimizer.step()
             scheduler.step()
-            loss_sum += float(loss.detach()) * weight
+            loss_sum += loss.detach() * weight
             loss_count += count
-        loss_sum, loss_count = D.all_reduce_sum([loss_sum, float(loss_count)], env)
+        loss_sum, loss_count = D.all_reduce_sum([float(loss_sum), float(loss_count)], env)
         train_time, train_cpu = time.perf_counter() - t0, time.process_time() - c0
 
         D.sync_buffers(module, env)
