@@ -33,7 +33,7 @@ from pyg_plstm.baselines import MODEL_NAMES, POOLINGS
 __all__ = ["main", "build_parser"]
 
 EXIT_OK, EXIT_INVALID_ROWS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-DEFAULT_EPOCHS = 20
+DEFAULT_EPOCHS = 40
 DEFAULT_BATCH_SIZE = 32
 
 
