@@ -140,3 +140,37 @@ def test_python_dash_m_entry_point(monkeypatch, capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert all(cmd in out for cmd in ("train", "predict", "long-range"))
+
+
+def test_ogb_tu_and_binary_csv_data_sets(tmp_path, capsys):
+    from test_datasets import OGB_SMILES, SOLUBILITY, make_ogb_raw, make_tu_raw
+
+    make_ogb_raw(str(tmp_path), OGB_SMILES, [float(i % 5) for i in range(len(OGB_SMILES))])
+    smiles = [s for s in SOLUBILITY.smiles[:30] if s not in ("C", "O")][:20]
+    make_tu_raw(str(tmp_path), "MUTAG", smiles, [1 if i % 2 else -1 for i in range(len(smiles))])
+    rows = "".join(f"{s},{int(y > -2)}\n" for s, y in zip(SOLUBILITY.smiles[:30], SOLUBILITY.log_solubility[:30]))
+    (tmp_path / "active.csv").write_text("smiles,active\n" + rows)
+    common = ["--model", "gin", "--epochs", "1", "--root", str(tmp_path)] + TINY_MODEL
+    cases = {
+        "ogb": (["--dataset", "ogbg-molesol"], "official split: train 17, valid 3, test 3", "metric rmse"),
+        "tu": (["--dataset", "MUTAG"], "random split: train 16, valid 2, test 2", "task: multiclass, 2 classes"),
+        "csv": (["--csv", str(tmp_path / "active.csv"), "--target-col", "active", "--split", "scaffold"],
+                "scaffold split", "task: binary, 1 target(s), metric rocauc"),
+    }
+    for name, (data_args, split_text, task_text) in cases.items():
+        code, out, err = run(["train", *data_args, *common, "--out", str(tmp_path / name)], capsys)
+        assert code == 0, err
+        assert split_text in out and task_text in out
+    summary = json.loads((tmp_path / "tu" / "summary.json").read_text())
+    assert summary["task"] == {"type": "multiclass", "num_tasks": 2, "metric": "acc", "ogb_name": None}
+    assert json.loads((tmp_path / "ogb" / "summary.json").read_text())["task"]["ogb_name"] == "ogbg-molesol"
+
+    code, _, err = run(["predict", "--checkpoint", str(tmp_path / "tu" / "gin" / "seed0" / "best.pt"),
+                        "--smiles", "CCO"], capsys)
+    assert code == 2 and "was not trained on SMILES (MUTAG)" in err
+    code, out, _ = run(["predict", "--checkpoint", str(tmp_path / "csv" / "gin" / "seed0" / "best.pt"),
+                        "--smiles", "CCO"], capsys)
+    assert code == 0 and 0 <= float(next(csv.DictReader(io.StringIO(out)))["active"]) <= 1  # a probability
+    code, _, err = run(["train", "--dataset", "MUTAG", "--task", "binary", *common, "--out", str(tmp_path / "x")],
+                       capsys)
+    assert code == 2 and "--task applies to molecule sets" in err
