@@ -26,7 +26,7 @@ import sys
 import time
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 from pyg_plstm.baselines import MODEL_NAMES, POOLINGS
 
@@ -228,13 +228,6 @@ def _read_smiles(args: argparse.Namespace) -> list[str]:
     return frame[args.smiles_col].fillna("").astype(str).tolist()
 
 
-def _prediction_columns(ckpt: dict[str, Any]) -> list[str]:
-    targets = list(ckpt["meta"].get("targets") or [])
-    if ckpt["task"]["type"] == "multiclass":
-        return ["class"] + [f"p_{t}" for t in targets]
-    return targets
-
-
 def cmd_predict(args: argparse.Namespace) -> int:
     import torch
 
@@ -243,6 +236,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     model, ckpt = load_model(args.checkpoint, args.device)
     featurizer = ckpt["meta"].get("featurizer")
+    # Only SMILES-featurised (regression / binary) models can predict from SMILES.
     if featurizer is None:
         raise ValueError(f"{args.checkpoint} was not trained on SMILES ({ckpt['meta'].get('dataset')}); "
                          "predict needs a molecule model")
@@ -258,25 +252,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
             print(f"row {row}: refused {s!r}: {err}", file=sys.stderr)
     values = torch.empty(0)
     if graphs:
-        pred = predict(model, graphs, ckpt.get("target_norm"), args.batch_size, args.device)
-        kind = ckpt["task"]["type"]
-        if kind == "binary":
-            values = pred.sigmoid()
-        elif kind == "multiclass":
-            probs = pred.softmax(-1)
-            values = torch.cat([probs.argmax(-1, keepdim=True).float(), probs], 1)
-        else:
-            values = pred
-    columns = _prediction_columns(ckpt)
+        values = predict(model, graphs, ckpt.get("target_norm"), args.batch_size, args.device)
+        # Classifiers output logits; users want probabilities.
+        if ckpt["task"]["type"] == "binary":
+            values = values.sigmoid()
+    columns = list(ckpt["meta"].get("targets") or [f"task_{t}" for t in range(ckpt["task"]["num_tasks"])])
     by_row = dict(zip(ok, values.tolist()))
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["row", "smiles"] + columns + ["error"])
     for row, s in enumerate(smiles):
-        cells = by_row.get(row, [""] * len(columns))
-        if ckpt["task"]["type"] == "multiclass" and row in by_row:
-            cells = [int(cells[0])] + cells[1:]
-        writer.writerow([row, s] + cells + [errors.get(row, "")])
+        writer.writerow([row, s] + by_row.get(row, [""] * len(columns)) + [errors.get(row, "")])
     if args.out:
         Path(args.out).write_text(buf.getvalue())
         print(f"{len(ok)} of {len(smiles)} rows predicted; written to {args.out}", file=sys.stderr)
