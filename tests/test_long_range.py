@@ -33,16 +33,16 @@ def test_message_passing_view_has_both_directions() -> None:
 
 @pytest.mark.parametrize("model", MODELS)
 def test_every_model_builds_and_runs(model: str) -> None:
-    config = LongRangeConfig(train_depth=(2, 5), hidden_channels=8, heads=2, num_classes=3)
+    config = LongRangeConfig(train_depth=(2, 5), hidden_channels=8, heads=2, num_classes=2)
     settings = model_config(model, config)
     if model == "gin-deep":
         assert settings["num_layers"] == 5
-    graphs = long_range_dataset("source_class", 4, (2, 5), num_classes=3)
+    graphs = long_range_dataset("source_class", 4, (2, 5), num_classes=2)
     if not model.startswith("plstm-"):
         graphs = [message_passing_view(d) for d in graphs]
     torch.manual_seed(0)
     out = make_model(**settings)(next(iter(DataLoader(graphs, batch_size=4))))
-    assert out.shape == (4, 3) and torch.isfinite(out).all()
+    assert out.shape == (4, 2) and torch.isfinite(out).all()
 
 
 @pytest.mark.parametrize(
@@ -57,6 +57,7 @@ def test_every_model_builds_and_runs(model: str) -> None:
         (dict(seeds=(1, 1)), "seeds"),
         (dict(epochs=0), "epochs"),
         (dict(num_classes=1), "num_classes"),
+        (dict(width=6, num_classes=4), "multiple"),
         (dict(lr=0.0), "lr"),
         (dict(pooling="max"), "pooling"),
         (dict(hidden_channels=10, heads=4), "divisible"),
@@ -78,9 +79,11 @@ def test_bad_command_line(capsys: pytest.CaptureFixture) -> None:
 def test_tiny_run_writes_table_json_and_plot(tmp_path) -> None:
     out = tmp_path / "lr"
     code = main(["--task", "path_end", "--kind", "tree", "--train-depth", "2-3", "--test-depth", "5",
-                 "--width", "3", "--num-classes", "2", "--num-train", "16", "--num-eval", "8",
+                 "--width", "2", "--num-classes", "2", "--num-train", "16", "--num-eval", "8",
                  "--models", "plstm-PD", "gin", "--seeds", "0", "1", "--epochs", "1", "--hidden", "8",
-                 "--heads", "2", "--out", str(out)])
+                 "--heads", "2", "--out", str(out),
+                 # main sets torch's thread count; keep this process's setting.
+                 "--threads", str(torch.get_num_threads())])
     assert code == 0
     results = json.loads((out / "results.json").read_text())
     assert [r["model"] for r in results["summary"]] == ["plstm-PD", "gin"]

@@ -40,11 +40,23 @@ def _check(data: Data, task: str, kind: str, num_classes: int) -> None:
     for n in h:
         marks = [h.edges[p, n]["mark"] for p in h.predecessors(n)]
         assert sum(marks) == (1.0 if marks else 0.0), f"node {n} must mark exactly one edge"
-    # Classes sit exactly on the walk's possible endpoints.
+    # Classes sit exactly on the walk's possible endpoints, every class equally often.
     sources = {n for n in h if h.in_degree(n) == 0}
     has_class = {n for n in h if x[n, :num_classes].sum() > 0}
     assert has_class == sources
     assert all(x[n, :num_classes].sum() == 1 for n in sources)
+    counts = x[sorted(sources), :num_classes].sum(0)
+    assert counts.eq(counts[0]).all()
+    # Marked chains never merge: each chain from a source stays its own candidate up to the end.
+    assert all(sum(h.edges[n, c]["mark"] for c in h.successors(n)) <= 1 for n in h)
+    for s in sources:
+        node, steps = s, 0
+        while True:
+            nxt = [c for c in h.successors(node) if h.edges[node, c]["mark"] == 1.0]
+            if not nxt:
+                break
+            node, steps = nxt[0], steps + 1
+        assert steps == depth or (steps == depth - 1 and h.has_edge(node, end))
     node, steps = end, 0
     while h.in_degree(node):
         node = next(p for p in h.predecessors(node) if h.edges[p, node]["mark"] == 1.0)
@@ -56,12 +68,13 @@ def _check(data: Data, task: str, kind: str, num_classes: int) -> None:
     assert all(nx.shortest_path_length(h, s, end) == depth for s in sources)
     if kind == "tree":
         assert nx.is_arborescence(h.reverse())
+        assert data.edge_attr.sum() == data.num_nodes - len(sources)
 
 
 @pytest.mark.parametrize("task", TASKS)
 @pytest.mark.parametrize("kind", KINDS)
 def test_labels_match_networkx_walk(task: str, kind: str) -> None:
-    graphs = long_range_dataset(task, 24, (1, 7), width=4, num_classes=3, kind=kind, seed=5, prepare=False)
+    graphs = long_range_dataset(task, 24, (1, 7), width=6, num_classes=3, kind=kind, seed=5, prepare=False)
     for data in graphs:
         _check(data, task, kind, 3)
     assert {int(d.depth) for d in graphs} == set(range(1, 8))
@@ -69,24 +82,29 @@ def test_labels_match_networkx_walk(task: str, kind: str) -> None:
 
 @settings(max_examples=40, deadline=None)
 @given(task=st.sampled_from(TASKS), kind=st.sampled_from(KINDS), depth=st.integers(1, 12),
-       width=st.integers(1, 6), num_classes=st.integers(2, 5), max_degree=st.integers(1, 4),
-       label=st.integers(0, 4), seed=st.integers(0, 2**32 - 1))
-def test_labels_property(task: str, kind: str, depth: int, width: int, num_classes: int, max_degree: int,
+       per_class=st.integers(1, 3), num_classes=st.integers(2, 4), max_degree=st.integers(1, 4),
+       label=st.integers(0, 3), seed=st.integers(0, 2**32 - 1))
+def test_labels_property(task: str, kind: str, depth: int, per_class: int, num_classes: int, max_degree: int,
                          label: int, seed: int) -> None:
     label %= num_classes
+    width = per_class * num_classes
     data = long_range_graph(task, depth, label, np.random.default_rng(seed), width=width,
                             num_classes=num_classes, kind=kind, max_degree=max_degree)
     _check(data, task, kind, num_classes)
     assert int(data.y) == label
 
 
-def test_dag_layers_and_degrees() -> None:
-    width, depth, max_degree = 5, 6, 3
-    for data in long_range_dataset("source_class", 10, depth, width=width, max_degree=max_degree, prepare=False):
+@pytest.mark.parametrize("kind", KINDS)
+def test_layers_and_degrees(kind: str) -> None:
+    width, depth, max_degree = 4, 6, 3
+    graphs = long_range_dataset("source_class", 10, depth, width=width, max_degree=max_degree, kind=kind,
+                                prepare=False)
+    out_degrees = []
+    for data in graphs:
         g = _digraph(data)
         assert data.num_nodes == width * depth + 1
-        # At most max_degree random successors, plus one edge to cover a node without predecessor.
-        assert max(d for _, d in g.out_degree()) <= max_degree + 1
+        out_degrees += [d for _, d in g.out_degree()]
+    assert max(out_degrees) == (max_degree if kind == "dag" else 1)
 
 
 def test_path_end_is_mirror_of_source_class() -> None:
@@ -144,6 +162,7 @@ def test_node_ids_carry_no_position() -> None:
         (dict(width=0), "width"),
         (dict(num_classes=1), "num_classes"),
         (dict(max_degree=0), "max_degree"),
+        (dict(width=6, num_classes=4), "multiple"),
         (dict(num_graphs=0), "num_graphs"),
         (dict(seed=-1), "seed"),
         (dict(depth=2.5), "depth"),

@@ -39,8 +39,8 @@ from pyg_plstm.datasets.synthetic import KINDS, TASKS, long_range_dataset
 from pyg_plstm.train import Task, TrainConfig, fit, load_model, predict
 from pyg_plstm.train.report import format_mean_std, json_safe, mean_std
 
-__all__ = ["MODELS", "LongRangeConfig", "message_passing_view", "model_config", "run", "markdown_table",
-           "plot_accuracy_by_depth", "main"]
+__all__ = ["MODELS", "LongRangeConfig", "message_passing_view", "model_config", "run", "summarize",
+           "markdown_table", "plot_accuracy_by_depth", "write_outputs", "build_parser", "main"]
 
 MODELS = ("plstm-P", "plstm-D", "plstm-PD", "gin", "gat", "gin-deep")
 POOLINGS = ("mean", "sum", "attention")
@@ -61,7 +61,7 @@ class LongRangeConfig:
     width: int = 4
     num_classes: int = 4
     max_degree: int = 2
-    num_train: int = 512
+    num_train: int = 1000
     num_eval: int = 256
     models: tuple[str, ...] = MODELS
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -90,6 +90,8 @@ class LongRangeConfig:
                 raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
         if self.num_classes < 2:
             raise ValueError(f"`num_classes` must be at least 2, got {self.num_classes}")
+        if self.width % self.num_classes:
+            raise ValueError(f"`width` ({self.width}) must be a multiple of `num_classes` ({self.num_classes})")
         if not self.models or any(m not in MODELS for m in self.models):
             raise ValueError(f"`models` must be a non-empty selection of {MODELS}, got {self.models!r}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0:
@@ -248,9 +250,11 @@ def plot_accuracy_by_depth(summary: Sequence[dict[str, Any]], config: LongRangeC
     ax.axvspan(config.train_depth[0] - 0.5, config.train_depth[1] + 0.5, color="0.9", label="training depths")
     ax.axhline(config.chance, color="0.4", linestyle=":", label="chance")
     for i, row in enumerate(summary):
-        depths = sorted(row["by_depth"])
-        mean = np.array([row["by_depth"][d]["mean"] for d in depths])
-        std = np.nan_to_num(np.array([row["by_depth"][d]["std"] for d in depths]))
+        # A NaN point at every skipped depth keeps the lines from bridging the gap between test ranges.
+        depths = list(range(min(row["by_depth"]), max(row["by_depth"]) + 1))
+        mean = np.array([row["by_depth"][d]["mean"] if d in row["by_depth"] else np.nan for d in depths])
+        std = np.nan_to_num(np.array([row["by_depth"][d]["std"] if d in row["by_depth"] else 0.0
+                                      for d in depths]))
         style = "-" if row["model"].startswith("plstm-") else "--"
         ax.plot(depths, mean, style, marker="o", ms=3, color=f"C{i}", label=row["label"])
         ax.fill_between(depths, mean - std, mean + std, color=f"C{i}", alpha=0.15)
@@ -318,7 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plstm-blocks", type=int, default=defaults.plstm_blocks)
     p.add_argument("--gnn-layers", type=int, default=defaults.gnn_layers)
     p.add_argument("--pooling", choices=POOLINGS, default=defaults.pooling)
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads; these small graphs gain nothing from more, and lose on a busy machine")
     p.add_argument("--out", default="runs/long_range", help="folder for results.json/.md and the plot")
     p.add_argument("--verbose", action="store_true", help="log every epoch")
     return p
@@ -337,10 +342,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             plstm_blocks=args.plstm_blocks, gnn_layers=args.gnn_layers, pooling=args.pooling)
     except ValueError as err:
         parser.error(str(err))
-    if args.threads is not None:
-        if args.threads < 1:
-            parser.error(f"--threads must be positive, got {args.threads}")
-        torch.set_num_threads(args.threads)
+    if args.threads < 1:
+        parser.error(f"--threads must be positive, got {args.threads}")
+    torch.set_num_threads(args.threads)
     results = run(config, epoch_log=print if args.verbose else lambda _: None)
     command = "pyg-plstm long-range " + " ".join(sys.argv[1:] if argv is None else argv)
     table = write_outputs(results, config, args.out, command.strip())
