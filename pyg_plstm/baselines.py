@@ -53,7 +53,7 @@ class _LinearEncoder(nn.Module):
                 f"{self.what} have {x.size(-1)} channels but the model was built for {self.in_channels}"
             )
         # OGB-convention features are integer category ids; a linear encoder reads them as numbers.
-        return self.lin(x.float())
+        return self.lin(x.to(self.lin.weight.dtype))
 
 
 class _OGBEncoder(nn.Module):
