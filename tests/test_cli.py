@@ -174,3 +174,14 @@ def test_ogb_tu_and_binary_csv_data_sets(tmp_path, capsys):
     code, _, err = run(["train", "--dataset", "MUTAG", "--task", "binary", *common, "--out", str(tmp_path / "x")],
                        capsys)
     assert code == 2 and "--task applies to molecule sets" in err
+
+
+def test_interrupted_train_exits_130_with_a_resume_hint(trained, monkeypatch, capsys):
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("pyg_plstm.train.compare.fit", interrupt)
+    out_dir = trained.tmp / "interrupted"
+    argv = [a if a != str(trained.tmp / "out") else str(out_dir) for a in trained.argv]
+    code, _, err = run(argv, capsys)
+    assert code == 130 and f"--resume --out {out_dir}" in err
