@@ -11,7 +11,7 @@ from graphs import chain, family, random_dag, random_operands
 from pyg_plstm.dag import ToDAG, get_dag, prepare_dag
 from pyg_plstm.functional import plstm_dag
 from pyg_plstm.ops import plstm_dag_reference
-from pyg_plstm.ops.parallel import parallel_schedule, plstm_dag_parallel
+from pyg_plstm.ops.parallel import MAX_PARALLEL_NODES, parallel_schedule, plstm_dag_parallel, prefer_parallel
 
 GRAD_NAMES = ["query", "key", "value", "source", "transition", "mark", "direct"]
 VARIANTS = {
@@ -185,3 +185,34 @@ def test_inputs_not_mutated():
     plstm_dag_parallel(*args)
     for a, b in zip(args, copies):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("edges,graphs,max_nodes,dim,expected", [
+    (1782, 128, 31, 24, True),     # 128 ESOL molecules
+    (1824, 128, 64, 24, False),    # the same plus one 64-node tree: padding
+    (6898, 512, 47, 24, False),    # 512 molecules pad to their largest
+    (12160, 128, 96, 24, True),    # trees of 96 nodes
+    (24448, 128, 192, 24, False),  # trees of 192 nodes
+    (3968, 128, 32, 8, False),     # small heads: the scan's states are cheap
+    (16256, 128, 128, 32, True),
+    (0, 4, 10, 24, False),         # no edges: nothing to scan
+    (0, 0, 0, 24, False),          # empty batch
+])
+def test_prefer_parallel_measured_cases(edges, graphs, max_nodes, dim, expected):
+    assert prefer_parallel(edges, graphs, max_nodes, dim, dim) is expected
+
+
+def test_prefer_parallel_caps_graph_size():
+    n = MAX_PARALLEL_NODES
+    assert prefer_parallel(4 * n, 4, n, 512, 512)
+    assert not prefer_parallel(4 * (n + 1), 4, n + 1, 512, 512)
+    # For equal-sized graphs the choice flips once, from parallel to scan.
+    choices = [prefer_parallel(128 * m, 128, m, 24, 24) for m in range(1, 300)]
+    flip = choices.index(False)
+    assert all(choices[:flip]) and not any(choices[flip:]) and 100 < flip < 150
+
+
+@pytest.mark.parametrize("bad", [-1, 2.0, True, None])
+def test_prefer_parallel_rejects_bad_sizes(bad):
+    with pytest.raises(ValueError, match="`max_nodes` must be a non-negative int"):
+        prefer_parallel(10, 1, bad, 24, 24)

@@ -9,22 +9,25 @@ graph and head (paper Eq. 7),
     G_{n'n} = \sum_{e' \in \mathrm{out}(n')} \sum_{e \in \mathrm{in}(n)} S_{e'}\, P_{e'e}\, M_e,
 
 with :math:`P = (I - T)^{-1}` the path sums over the line graph. No
-:math:`K \times V` state is ever formed: the gates are propagated as scalars.
-:math:`A_{e,n'} = \sum_{e' \in \mathrm{out}(n')} S_{e'} P_{e'e}` is exactly the
-level scan's state with the one-hot slot of the source node as key and ``1``
-as value, so it reuses the scan loop with ``N_max`` numbers per edge and head
-instead of ``K * V``. Then :math:`G = A^\top M` is scattered into dense blocks
-and the rest is attention-like matrix products on ``[B, H, N_max, N_max]``.
+:math:`K \times V` state is ever formed: the gates
+:math:`A_{e,n'} = \sum_{e' \in \mathrm{out}(n')} S_{e'} P_{e'e}` are propagated
+with the level scan's loops, ``N_max`` scalars per edge and head instead of
+``K * V`` (the backward pass is the adjoint scan). Row :math:`n` of
+:math:`G^\top` is :math:`\sum_{e \in \mathrm{in}(n)} M_e A_e`; it is padded into
+dense blocks together with ``q, k, v``, and the rest is attention-like
+matrix products on ``[B, H, N_max, N_max]``.
 
 Memory is :math:`O(B H N_{\max}^2 + E H N_{\max})` for ``B`` graphs of at most
 ``N_max`` nodes: padding makes one large graph expensive for the whole batch,
 so use this form only where :func:`prefer_parallel` says so.
 
-Computing :math:`G` by a dense triangular solve of :math:`(I - T)` over the
-edges of each graph (in level order) is the alternative; on 128 molecules of
-ESOL (``N_max`` = 31-33, ``E_max`` = 34-36, 19-24 levels; ``H = 4``,
-``K = V = 24``, float32, 2 threads) forward + backward took 13.3-15.1 ms with
-the solve and 8.5-9.6 ms with the level propagation, which is kept.
+:math:`G` could also come from a dense triangular solve of :math:`(I - T)`
+over the edges of each graph in level order (``O(B H E_max^2)`` memory). On
+128 ESOL molecules (``N_max`` 31-33, ``E_max`` 34-36, 19-24 levels; ``H = 4``,
+``K = V = 24``, float32, forward + backward, same dense tail) the solve took
+13-15 ms against 8.5-9.6 ms for the level propagation with 2 threads, and
+30-34 ms against 17-20 ms in CPU time with one thread; the level scan itself
+took 20-33 ms and 23-30 ms.
 """
 from __future__ import annotations
 
@@ -37,7 +40,7 @@ from torch import Tensor
 from pyg_plstm.functional import _check_operands, schedule_for
 from pyg_plstm.ops.level_scan import LevelSchedule, _scan_adjoints, _scan_states
 
-__all__ = ["ParallelSchedule", "parallel_schedule", "plstm_dag_parallel"]
+__all__ = ["MAX_PARALLEL_NODES", "ParallelSchedule", "parallel_schedule", "plstm_dag_parallel", "prefer_parallel"]
 
 
 @dataclass(frozen=True)
@@ -201,3 +204,72 @@ def plstm_dag_parallel(
     q, k, v, g = dense.view(b, n, heads, rows.size(-1)).transpose(1, 2).split([k_dim, k_dim, v_dim, n], -1)
     out = ((g * (q @ k.transpose(-1, -2))) @ v).transpose(1, 2).reshape(b * n, heads, v_dim)
     return out[schedule.node_slot] + direct[..., None] * (query * key).sum(-1, keepdim=True) * value
+
+
+# Measured forward + backward time in ms, level scan / parallel form (CPU,
+# float32, one thread, CPU time of interleaved runs on a shared machine;
+# H = 4, K = V = 24 unless noted; 128 graphs per batch):
+#
+#   nodes/graph    random trees     chains
+#        16          47 / 8          51 / 8
+#        32          98 / 22        115 / 23
+#        48         149 / 43        182 / 44
+#        64         202 / 69        249 / 70
+#        96         334 / 153       325 / 148
+#       128         450 / 416       516 / 518
+#       192         786 / 1351      748 / 1399
+#       256        1230 / 2577     1003 / 2451
+#       512        2533 / 10156    1966 / 9221
+#
+#   ESOL molecules (N_max 31-33, 13 nodes on average): 23-30 / 17-20
+#   127 molecules + one tree of m nodes: m = 32: 33 / 15, 48: 23 / 29,
+#       64: 17 / 41, 128: 18 / 265
+#   512 molecules (N_max 47): 143 / 174;  32 molecules: 5.6 / 4.6
+#   trees, K = V = 8:  32: 12 / 15,  64: 24 / 60
+#          K = V = 16: 32: 29 / 17,  64: 66 / 54,  128: 181 / 447
+#          K = V = 32: 128: 874 / 488;  K = V = 64: 96: 3171 / 348, 128: 4107 / 567
+#
+# The scan costs ~E K V (a state per edge), the parallel form
+# ~B N_max^2 (c + K + V) (padded blocks); the constants below put every
+# measured crossover on the right side.
+_COST_OFFSET = 20
+_COST_RATIO = 15
+# Never pad beyond this, whatever the head size: memory is O(B H N_max^2).
+MAX_PARALLEL_NODES = 256
+
+
+def prefer_parallel(num_edges: int, num_graphs: int, max_nodes: int, key_dim: int, value_dim: int) -> bool:
+    r"""Whether :func:`plstm_dag_parallel` is expected to beat the level scan.
+
+    A measured cost rule (forward + backward on CPU): the level scan moves a
+    :math:`K \times V` state per DAG edge, the parallel form fills
+    :math:`B` padded :math:`N_{\max} \times N_{\max}` blocks. It picks the
+    parallel form when
+
+    .. math::
+        B\, N_{\max}^2\, (20 + K + V) < 15\, E\, K V
+        \quad\text{and}\quad N_{\max} \le 256,
+
+    i.e., for batches of equal-sized graphs, up to about 27 nodes per graph
+    at ``K = V = 8``, 74 at 16, 127 at 24 and 183 at 32 (measured: 25-30,
+    ~75 and ~130 for the first three). Padding (one large graph among small
+    ones) moves the balance towards the scan; heads cancel (both forms are
+    linear in ``H``). The cap keeps large graphs off the quadratic memory
+    whatever the head size. Measured on CPU only: on a GPU the per-level
+    kernel launches of the scan should favour the parallel form further.
+
+    Args:
+        num_edges: ``E``, DAG edges in the batch.
+        num_graphs: ``B``, graphs in the batch (dense blocks).
+        max_nodes: ``N_max``, nodes of the largest graph.
+        key_dim, value_dim: ``K`` and ``V``, the per-head sizes.
+    """
+    sizes = {"num_edges": num_edges, "num_graphs": num_graphs, "max_nodes": max_nodes,
+             "key_dim": key_dim, "value_dim": value_dim}
+    for name, size in sizes.items():
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise ValueError(f"`{name}` must be a non-negative int, got {size!r}")
+    if max_nodes > MAX_PARALLEL_NODES:
+        return False
+    cost_parallel = num_graphs * max_nodes**2 * (_COST_OFFSET + key_dim + value_dim)
+    return cost_parallel < _COST_RATIO * num_edges * key_dim * value_dim
