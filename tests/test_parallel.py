@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pandas as pd
 import pytest
 import torch
@@ -23,13 +25,14 @@ VARIANTS = {
 
 
 def _molecules(count: int) -> list[Data]:
-    smiles = pd.read_csv("data/freesolv.csv")["smiles"]
+    smiles = pd.read_csv(Path(__file__).parents[1] / "data" / "freesolv.csv")["smiles"]
     rings = [s for s in smiles if sum(c.isdigit() for c in s) >= 4]  # fused or several rings
-    return [ToDAG()(from_smiles(s)) for s in rings[:count]]
+    # Structure only, so that molecules batch with the featureless test graphs.
+    return [Data(edge_index=g.edge_index, num_nodes=g.num_nodes) for g in map(from_smiles, rings[:count])]
 
 
 def _batch(graphs: list[Data]) -> Batch:
-    return Batch.from_data_list([g if "dag_edge_index" in g else ToDAG()(g) for g in graphs])
+    return Batch.from_data_list([ToDAG()(g) for g in graphs])
 
 
 def _grads(out: Tensor, ops: list[Tensor], weight: Tensor) -> list[Tensor]:
@@ -107,6 +110,8 @@ def test_shared_schedule_gives_the_same_result():
     assert sched.num_graphs == 4 and sched.max_nodes == int(torch.bincount(batch.batch).max())
     shared = plstm_dag_parallel(*ops, dag.edge_index, dag.line_index, schedule=sched)
     assert torch.equal(shared, plstm_dag_parallel(*ops, dag.edge_index, dag.line_index, batch.batch))
+    unchecked = plstm_dag_parallel(*ops, dag.edge_index, dag.line_index, batch.batch, validate=False)
+    assert torch.equal(shared, unchecked)
 
 
 def test_gradcheck():
@@ -216,3 +221,17 @@ def test_prefer_parallel_caps_graph_size():
 def test_prefer_parallel_rejects_bad_sizes(bad):
     with pytest.raises(ValueError, match="`max_nodes` must be a non-negative int"):
         prefer_parallel(10, 1, bad, 24, 24)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu():
+    gen = torch.Generator().manual_seed(4)
+    batch = _batch(_molecules(6))
+    dag = get_dag(batch)
+    ops = random_operands(dag.num_nodes, dag.num_edges, dag.line_index.size(1), generator=gen)
+    cpu = plstm_dag_parallel(*ops, dag.edge_index, dag.line_index, batch.batch)
+    cuda_ops = [t.detach().cuda().requires_grad_() for t in ops]
+    gpu = plstm_dag_parallel(*cuda_ops, dag.edge_index.cuda(), dag.line_index.cuda(), batch.batch.cuda())
+    assert torch.allclose(cpu, gpu.cpu(), atol=1e-10)
+    for a, b in zip(torch.autograd.grad(cpu.sum(), ops), torch.autograd.grad(gpu.sum(), cuda_ops)):
+        assert torch.allclose(a, b.cpu(), atol=1e-10)

@@ -165,6 +165,7 @@ def plstm_dag_parallel(
     Same semantics and arguments as :func:`~pyg_plstm.functional.plstm_dag`,
     computed as :math:`y = \big((G + \mathrm{diag}\,D)^\top \odot Q K^\top\big) V`
     per graph and head (see the module docstring). Differentiable by autograd.
+    Time and memory grow as :math:`B H N_{\max}^2`; see :func:`prefer_parallel`.
 
     Args:
         batch: ``[N]`` graph id of every node (PyG's ``batch`` vector; the
@@ -172,6 +173,8 @@ def plstm_dag_parallel(
         schedule: a precomputed :class:`ParallelSchedule` (from
             :func:`parallel_schedule`) to share across layers; ``batch``,
             ``edge_level`` and validation are then skipped.
+        validate: check the structure as :func:`~pyg_plstm.functional.plstm_dag`
+            does, plus that ``batch`` is sorted and no edge joins two graphs.
 
     Returns:
         ``[N, H, V]``.
