@@ -312,3 +312,28 @@ def test_input_errors():
         conv(x, edge_index, torch.ones(8, 2, dtype=torch.long))
     with pytest.raises(ValueError, match="`edge_attr` has dtype torch.float64"):
         conv(x, edge_index, torch.ones(8, 2, dtype=torch.float64))
+
+
+def test_auto_form_follows_the_measured_rule():
+    from torch_geometric.data import Batch
+    from torch_geometric.utils import from_smiles as pyg_from_smiles
+
+    from pyg_plstm.dag import ToDAG, get_dag, prepare_dag
+    from pyg_plstm.nn.plan import DAGPlan
+
+    molecules = Batch.from_data_list([ToDAG()(pyg_from_smiles(s)) for s in ["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1"] * 10])
+    plan = DAGPlan(get_dag(molecules), molecules.batch)
+    assert plan.form("auto", 24, 24) == "parallel"
+    assert plan.form("scan", 24, 24) == "scan"
+    n = 1000
+    chain = prepare_dag(torch.stack([torch.arange(n - 1), torch.arange(1, n)]), n)
+    assert DAGPlan(chain).form("auto", 24, 24) == "scan"
+    with pytest.raises(ValueError, match="resolve 'auto'"):
+        plan.schedule("P", False, "auto")
+    # The layer uses the form the plan resolves to, and both forms agree.
+    conv = PLSTMConv(9, 16, heads=2).double()
+    x = molecules.x.double()
+    auto = conv(x, dag=DAGPlan(get_dag(molecules), molecules.batch))
+    conv.form = "scan"
+    scan = conv(x, dag=DAGPlan(get_dag(molecules), molecules.batch))
+    assert torch.allclose(auto, scan, atol=1e-10)

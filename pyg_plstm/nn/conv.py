@@ -233,7 +233,7 @@ class PLSTMConv(torch.nn.Module):
         """
         plan, edge_attr = self._structure(x, edge_index, edge_attr, dag)
         gates = self._gates(x, plan.view(self.mode, reverse), edge_attr)
-        form = plan.form(self.form)
+        form = plan.form(self.form, self.qk_channels, self.v_channels)
         operator = plstm_dag_parallel if form == "parallel" else plstm_dag
         with torch.autocast(x.device.type, enabled=False):
             out = operator(*gates[:7], gates.dag.edge_index, gates.dag.line_index,

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from typing import Optional, Union
 
+import torch
 from torch import Tensor
 
 from pyg_plstm.dag import DAG
 from pyg_plstm.functional import schedule_for
 from pyg_plstm.ops.level_scan import LevelSchedule
-from pyg_plstm.ops.parallel import ParallelSchedule, parallel_schedule
+from pyg_plstm.ops.parallel import ParallelSchedule, parallel_schedule, prefer_parallel
 
 MODES = ("P", "D")
 FORMS = ("auto", "scan", "parallel")
@@ -55,6 +56,7 @@ class DAGPlan:
         self.validate = validate
         self._views: dict[tuple[str, bool], DAG] = {}
         self._schedules: dict[tuple[str, bool, str], Union[LevelSchedule, ParallelSchedule]] = {}
+        self._graph_sizes: Optional[tuple[int, int]] = None
 
     @property
     def num_nodes(self) -> int:
@@ -69,17 +71,28 @@ class DAGPlan:
             self._views[key] = dag.reverse() if reverse else dag
         return self._views[key]
 
-    def form(self, form: str = "auto") -> str:
-        """:obj:`"scan"` or :obj:`"parallel"` for a layer asking for :obj:`form`."""
+    def form(self, form: str = "auto", key_dim: int = 1, value_dim: int = 1) -> str:
+        """:obj:`"scan"` or :obj:`"parallel"` for a layer asking for :obj:`form`
+        with per-head sizes :obj:`key_dim` and :obj:`value_dim`; :obj:`"auto"`
+        follows the measured rule :func:`~pyg_plstm.ops.parallel.prefer_parallel`."""
         check_form(form)
-        # The measured rule for when the parallel form pays off is not in
-        # pyg_plstm.ops.parallel yet; until then "auto" is the level scan.
-        return "scan" if form == "auto" else form
+        if form != "auto":
+            return form
+        if self._graph_sizes is None:
+            if self.batch is None or self.num_nodes == 0:
+                self._graph_sizes = (1, self.num_nodes)
+            else:
+                counts = torch.bincount(self.batch)
+                self._graph_sizes = (counts.numel(), int(counts.max()))
+        num_graphs, max_nodes = self._graph_sizes
+        parallel = prefer_parallel(self.dag.num_edges, num_graphs, max_nodes, key_dim, value_dim)
+        return "parallel" if parallel else "scan"
 
     def schedule(self, mode: str, reverse: bool = False,
                  form: str = "scan") -> Union[LevelSchedule, ParallelSchedule]:
-        """The schedule of :meth:`view` for the operator form :obj:`form`."""
-        form = self.form(form)
+        """The schedule of :meth:`view` for the operator form :obj:`form` (``"scan"`` or ``"parallel"``)."""
+        if form not in ("scan", "parallel"):
+            raise ValueError(f"`form` must be 'scan' or 'parallel' here (resolve 'auto' with form()), got {form!r}")
         key = (mode, reverse, form)
         if key not in self._schedules:
             dag = self.view(mode, reverse)
