@@ -183,12 +183,12 @@ def plstm_dag_parallel(
                     dag_edge_index, line_index, edge_level)
     if schedule is None:
         schedule = parallel_schedule(dag_edge_index, line_index, query.size(0), batch, edge_level, validate)
-    elif (schedule.node_slot.numel(), schedule.levels.edge_perm.numel(), schedule.levels.line_perm.numel()) != (
-            query.size(0), source.size(0), transition.size(0)):
-        raise ValueError(
-            f"`schedule` was built for {schedule.node_slot.numel()} nodes, {schedule.levels.edge_perm.numel()} edges and "
-            f"{schedule.levels.line_perm.numel()} line edges, but the operands have {query.size(0)}, "
-            f"{source.size(0)} and {transition.size(0)}")
+    else:
+        built = (schedule.node_slot.numel(), schedule.levels.edge_perm.numel(), schedule.levels.line_perm.numel())
+        if built != (query.size(0), source.size(0), transition.size(0)):
+            raise ValueError(
+                f"`schedule` was built for {built[0]} nodes, {built[1]} edges and {built[2]} line edges, but "
+                f"the operands have {query.size(0)}, {source.size(0)} and {transition.size(0)}")
     levels = schedule.levels
     num_edges, heads = source.shape
     b, n = schedule.num_graphs, schedule.max_nodes
