@@ -4,7 +4,7 @@ The label sits many hops from where it is read (see
 :mod:`pyg_plstm.datasets.synthetic`); models are scored on the training
 depths and on longer walks. Same options as ``pyg-plstm long-range``:
 
-    python examples/long_range.py --task source_class --kind dag --train-depth 4-8 --test-depth 12-16 \
+    python examples/long_range.py --task source_class --kind dag --train-depth 1-5 --test-depth 8-12 \
         --seeds 0 1 2 --out runs/long_range
 """
 from pyg_plstm.experiments.long_range import main

@@ -7,6 +7,9 @@ import pytest
 import torch
 from torch_geometric.loader import DataLoader
 
+from torch_geometric.data import Data
+
+from pyg_plstm import ToDAG
 from pyg_plstm.baselines import make_model
 from pyg_plstm.datasets.synthetic import long_range_dataset
 from pyg_plstm.experiments.long_range import (
@@ -16,6 +19,7 @@ from pyg_plstm.experiments.long_range import (
     markdown_table,
     message_passing_view,
     model_config,
+    walk_survives_multitree,
 )
 
 
@@ -29,6 +33,21 @@ def test_message_passing_view_has_both_directions() -> None:
     assert torch.equal(view.edge_attr[e:, 0], data.edge_attr[:, 0])
     assert view.edge_attr[:e, 1].eq(1).all() and view.edge_attr[e:, 1].eq(0).all()
     assert torch.equal(view.x, data.x) and torch.equal(view.y, data.y)
+
+
+def test_walk_survives_multitree() -> None:
+    # s -> a -> {x, y} -> c -> t, walk through y. Both in-edges of c descend from s -> a, so D-mode
+    # keeps only the first (x, the lower node id at equal depth) and the walk's line edge is cut.
+    edges = torch.tensor([[0, 1], [1, 2], [1, 3], [2, 4], [3, 4], [4, 5]]).t()
+    marks = torch.tensor([[1.0], [1.0], [1.0], [0.0], [1.0], [1.0]])
+    x = torch.zeros(6, 3)
+    x[0, 0] = x[5, 2] = 1.0
+    cut = ToDAG(directed=True)(Data(x=x, edge_index=edges, edge_attr=marks))
+    assert not walk_survives_multitree(cut)
+    through_x = ToDAG(directed=True)(Data(x=x, edge_index=edges, edge_attr=marks[[0, 1, 2, 4, 3, 5]]))
+    assert walk_survives_multitree(through_x)
+    # Trees have nothing to prune.
+    assert all(walk_survives_multitree(d) for d in long_range_dataset("path_end", 10, (1, 6), kind="tree"))
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -95,6 +114,7 @@ def test_tiny_run_writes_table_json_and_plot(tmp_path) -> None:
     table = (out / "results.md").read_text()
     assert "extrapolation acc (depth 5-5)" in table and "| chance |" in table
     assert (out / "accuracy_by_depth.png").stat().st_size > 0
+    assert "survives D-mode's multitree pruning" in table
 
 
 def test_markdown_table_reports_mean_and_std() -> None:
@@ -104,4 +124,4 @@ def test_markdown_table_reports_mean_and_std() -> None:
            "best_epoch": stat, "cpu_seconds_per_epoch": stat}
     table = markdown_table([row], config)
     assert "| GIN (4 layers) | 1,234 | 0.500 ± 0.100 | 0.500 ± 0.100 |" in table
-    assert "in-dist acc (depth 4-8)" in table and "| chance | | 0.250 | 0.250 | | |" in table
+    assert "in-dist acc (depth 1-5)" in table and "| chance | | 0.250 | 0.250 | | |" in table

@@ -11,7 +11,7 @@ from torch_geometric.data import Data
 from torch_geometric.loader import DataLoader
 
 from pyg_plstm import DAGData
-from pyg_plstm.datasets.synthetic import KINDS, TASKS, long_range_dataset, long_range_graph
+from pyg_plstm.datasets.synthetic import KINDS, TASKS, long_range_dataset, long_range_graph, marked_walk
 
 
 def _digraph(data: Data) -> nx.DiGraph:
@@ -57,12 +57,16 @@ def _check(data: Data, task: str, kind: str, num_classes: int) -> None:
                 break
             node, steps = nxt[0], steps + 1
         assert steps == depth or (steps == depth - 1 and h.has_edge(node, end))
-    node, steps = end, 0
+    node, walk = end, [end]
     while h.in_degree(node):
         node = next(p for p in h.predecessors(node) if h.edges[p, node]["mark"] == 1.0)
-        steps += 1
-    assert steps == depth
+        walk.append(node)
+    assert len(walk) == depth + 1
     assert int(data.y) == int(x[node, :num_classes].argmax())
+    # marked_walk gives the same walk as edge columns, in edge direction.
+    pairs = [tuple(data.edge_index[:, e].tolist()) for e in marked_walk(data)]
+    expected = list(zip(walk[1:], walk[:-1]))[::-1] if task == "source_class" else list(zip(walk, walk[1:]))
+    assert pairs == expected
     # Every path between the ends has the same length, so no shortcut exists.
     assert nx.dag_longest_path_length(h) == depth
     assert all(nx.shortest_path_length(h, s, end) == depth for s in sources)

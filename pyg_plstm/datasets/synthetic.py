@@ -54,7 +54,7 @@ from torch_geometric.data import Data
 
 from pyg_plstm.dag import ToDAG
 
-__all__ = ["TASKS", "KINDS", "long_range_graph", "long_range_dataset"]
+__all__ = ["TASKS", "KINDS", "long_range_graph", "long_range_dataset", "marked_walk"]
 
 TASKS = ("source_class", "path_end")
 KINDS = ("dag", "tree")
@@ -212,3 +212,27 @@ def long_range_dataset(
         graphs.append(to_dag(graph) if to_dag is not None else graph)
     return graphs
 
+
+def marked_walk(data: Data) -> list[int]:
+    """Columns of ``edge_index`` on the walk that defines the label, in the
+    direction of the edges (from the labelled source to ``t``, or from ``s``
+    to the labelled sink)."""
+    src, dst = data.edge_index.tolist()
+    flagged = data.x[:, -1].nonzero().flatten()
+    if flagged.numel() != 1:
+        raise ValueError(f"expected exactly one flagged readout/start node, got {flagged.numel()}")
+    marked = [e for e, m in enumerate(data.edge_attr[:, 0].tolist()) if m == 1.0]
+    node = int(flagged)
+    if node in src:  # path_end: follow pointers forward from s
+        step = {src[e]: e for e in marked}
+        walk = []
+        while node in step:
+            walk.append(step[node])
+            node = dst[step[node]]
+        return walk
+    step = {dst[e]: e for e in marked}  # source_class: walk back from t
+    walk = []
+    while node in step:
+        walk.append(step[node])
+        node = src[step[node]]
+    return walk[::-1]
