@@ -1,0 +1,31 @@
+"""The benchmark harness runs end to end at smoke size (correctness, not speed)."""
+import json
+
+import torch
+
+from benchmarks.harness import layered_dag, loglog_slope
+from benchmarks.run import main
+from pyg_plstm.dag import prepare_dag
+
+
+def test_layered_dag_has_the_requested_depth():
+    dag = prepare_dag(layered_dag(200, 10), 200, directed=True)
+    assert dag.num_levels == 9  # depth 10 layers -> 9 edge levels
+    assert int(dag.edge_index[1].min()) >= 20  # the first layer has no parents
+
+
+def test_loglog_slope():
+    assert abs(loglog_slope([10, 100, 1000], [1, 10, 100]) - 1.0) < 1e-9
+
+
+def test_smoke_run_writes_reports(tmp_path):
+    threads = torch.get_num_threads()
+    assert main(["--smoke", "--threads", "1", "--out", str(tmp_path)]) == 0
+    torch.set_num_threads(threads)
+    report = json.loads((tmp_path / "smoke.json").read_text())
+    titles = [t["title"] for t in report["tables"]]
+    assert any(t.startswith("1. Operator") for t in titles)
+    assert any(t.startswith("5. End-to-end") for t in titles)
+    for table in report["tables"]:
+        assert table["rows"], table["title"]
+    assert "| molecules |" in (tmp_path / "smoke.md").read_text()
