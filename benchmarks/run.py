@@ -251,12 +251,10 @@ def bench_training(args: argparse.Namespace, device: torch.device) -> list[Table
                 opt.zero_grad()
                 torch.nn.functional.mse_loss(model(batch).view(-1), batch.y.view(-1)).backward()
                 opt.step()
-        t = median_time(epoch, device, max(1, args.repeats // 3))
-        results[name] = t
-        table.add(name, sum(p.numel() for p in model.parameters()), t, len(graphs) / t, t / results["gin"]
-                  if "gin" in results else float("nan"))
-    table.rows[0][-1] = results["plstm"] / results["gin"]
-    table.rows[1][-1] = 1.0
+        results[name] = (sum(p.numel() for p in model.parameters()),
+                         median_time(epoch, device, max(1, args.repeats // 3)))
+    for name, (params, t) in results.items():
+        table.add(name, params, t, len(graphs) / t, t / results["gin"][1])
     return [table]
 
 

@@ -219,9 +219,7 @@ def orient(
         ``(dag_edge_index, dag_edge_attr, kept)`` where ``kept`` holds, for
         each DAG edge, the column of the input edge it came from.
     """
-    ei = _as_index_array(edge_index)
-    _check_node_range(ei, num_nodes)
-    _check_edge_attr(edge_attr, ei.shape[1])
+    ei = _validated_edges(edge_index, num_nodes, edge_attr)
     dag, kept = _orient_arrays(ei, num_nodes, _rank(order, num_nodes), directed, None)
     depth = _peel(dag, num_nodes)
     if (depth < 0).any():
@@ -232,9 +230,13 @@ def orient(
     return torch.from_numpy(dag).to(device), dag_attr, kept_t
 
 
-def _check_edge_attr(edge_attr: Optional[Tensor], num_edges: int, where: str = "") -> None:
-    if edge_attr is not None and edge_attr.size(0) != num_edges:
-        raise ValueError(f"{where}`edge_attr` has {edge_attr.size(0)} rows but `edge_index` has {num_edges} edges")
+def _validated_edges(edge_index: Tensor | np.ndarray, num_nodes: int, edge_attr: Optional[Tensor]) -> np.ndarray:
+    """``edge_index`` as an int64 array, after checking its type, shape, node range and ``edge_attr`` rows."""
+    ei = _as_index_array(edge_index)
+    _check_node_range(ei, num_nodes)
+    if edge_attr is not None and edge_attr.size(0) != ei.shape[1]:
+        raise ValueError(f"`edge_attr` has {edge_attr.size(0)} rows but `edge_index` has {ei.shape[1]} edges")
+    return ei
 
 
 def line_graph(dag_edge_index: Tensor | np.ndarray, num_nodes: int) -> Tensor:
@@ -470,9 +472,7 @@ def prepare_dag(
     directed: Optional[bool] = None,
 ) -> DAG:
     """Orientation, line graph, levels (both directions) and multitree mask in one go."""
-    ei = _as_index_array(edge_index)
-    _check_node_range(ei, num_nodes)
-    _check_edge_attr(edge_attr, ei.shape[1])
+    ei = _validated_edges(edge_index, num_nodes, edge_attr)
     prep = _prepare_union(ei, num_nodes, _rank(order, num_nodes), directed)
     device = edge_index.device
     as_t = lambda a: torch.from_numpy(a).to(device)  # noqa: E731
@@ -532,9 +532,7 @@ class ToDAG(BaseTransform):
             if n is None:
                 raise ValueError(f"{where(g)}cannot infer the number of nodes; set `num_nodes` or `x`")
             try:
-                ei = _as_index_array(data.edge_index)
-                _check_node_range(ei, n)
-                _check_edge_attr(data.edge_attr, ei.shape[1])
+                ei = _validated_edges(data.edge_index, n, data.edge_attr)
                 ranks.append(_rank(getattr(data, self.order_attr, None), n))
             except ValueError as err:
                 raise ValueError(f"{where(g)}{err}") from None

@@ -112,32 +112,33 @@ def _accumulate_rows(block: Tensor, index: Tensor, rows: Tensor) -> None:
         block.index_put_((index,), rows, accumulate=True)
 
 
-def _scan_states(state: Tensor, transition: Tensor, sched: LevelSchedule) -> None:
-    """In place: add transported predecessor states, one level at a time."""
-    src, dst, ptr, edge_ptr = sched.line_src, sched.line_dst, sched.fwd_ptr, sched.edge_ptr
-    for lvl in range(1, sched.num_levels):
+def _propagate(buf: Tensor, transition: Tensor, read: Tensor, write: Tensor, ptr: list[int],
+               edge_ptr: list[int], levels: range) -> None:
+    """In place, level by level: ``buf[write[j]] += transition[j] * buf[read[j]]``
+    for the line edges ``j`` of block ``ptr[l] .. ptr[l+1]``, which all write
+    into the edges of level ``l``."""
+    for lvl in levels:
         a, b = ptr[lvl], ptr[lvl + 1]
         if a == b:
             continue
-        moved = state.index_select(0, src[a:b]).mul_(transition[a:b, :, None, None])
+        moved = buf.index_select(0, read[a:b]).mul_(transition[a:b, :, None, None])
         # The edges of one level are one contiguous block: accumulate into that
         # block only (index_add_ into the whole buffer costs time in its size).
         e0 = edge_ptr[lvl]
-        _accumulate_rows(state[e0:edge_ptr[lvl + 1]], dst[a:b] - e0, moved)
+        _accumulate_rows(buf[e0:edge_ptr[lvl + 1]], write[a:b] - e0, moved)
+
+
+def _scan_states(state: Tensor, transition: Tensor, sched: LevelSchedule) -> None:
+    """In place: add transported predecessor states, levels in increasing order."""
+    _propagate(state, transition, sched.line_src, sched.line_dst, sched.fwd_ptr, sched.edge_ptr,
+               range(1, sched.num_levels))
 
 
 def _scan_adjoints(adj: Tensor, transition: Tensor, sched: LevelSchedule) -> None:
-    """In place: propagate state adjoints backwards, one level at a time."""
-    src, dst = sched.line_src[sched.bwd_perm], sched.line_dst[sched.bwd_perm]
-    trans = transition[sched.bwd_perm]
-    ptr, edge_ptr = sched.bwd_ptr, sched.edge_ptr
-    for lvl in range(sched.num_levels - 2, -1, -1):
-        a, b = ptr[lvl], ptr[lvl + 1]
-        if a == b:
-            continue
-        moved = adj.index_select(0, dst[a:b]).mul_(trans[a:b, :, None, None])
-        e0 = edge_ptr[lvl]
-        _accumulate_rows(adj[e0:edge_ptr[lvl + 1]], src[a:b] - e0, moved)
+    """In place: propagate state adjoints back along the line edges, levels in decreasing order."""
+    perm = sched.bwd_perm
+    _propagate(adj, transition[perm], sched.line_dst[perm], sched.line_src[perm], sched.bwd_ptr,
+               sched.edge_ptr, range(sched.num_levels - 2, -1, -1))
 
 
 class _LevelScan(torch.autograd.Function):
