@@ -1,6 +1,9 @@
 """Small graph families shared by the tests (plain functions, no fixtures magic)."""
 from __future__ import annotations
 
+import itertools
+
+import networkx as nx
 import torch
 from torch import Tensor
 
@@ -67,3 +70,15 @@ def random_operands(num_nodes: int, num_edges: int, num_lines: int, heads: int =
         torch.rand(num_nodes, heads, dtype=dtype, generator=g),
     ]
     return [t.requires_grad_(requires_grad) for t in ops]
+
+
+def is_multitree(num_line_nodes: int, line_edges: list) -> bool:
+    """At most one directed path between any two nodes (brute force, small graphs)."""
+    G = nx.DiGraph()
+    G.add_nodes_from(range(num_line_nodes))
+    G.add_edges_from(line_edges)
+    for s in G.nodes:
+        for t in nx.descendants(G, s):
+            if len(list(itertools.islice(nx.all_simple_paths(G, s, t), 2))) > 1:
+                return False
+    return True

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from torch_geometric.data import Batch, Data, InMemoryDataset
 from torch_geometric.loader import DataLoader
 
-from graphs import chain, diamond_stack, random_dag, undirected
+from graphs import chain, diamond_stack, is_multitree, random_dag, undirected
 from pyg_plstm.dag import (
     DAGData, ToDAG, edge_levels, get_dag, line_graph, multitree_mask, node_depth, orient, prepare_dag,
 )
@@ -103,17 +103,6 @@ def test_levels_are_longest_paths_both_ways():
     assert edge_levels(dag, 15, reverse=True).tolist() == [height[w] for w in dag[1].tolist()]
 
 
-def _is_multitree(num_line_nodes, line_edges):
-    G = nx.DiGraph()
-    G.add_nodes_from(range(num_line_nodes))
-    G.add_edges_from(line_edges)
-    for s in G.nodes:
-        for t in nx.descendants(G, s):
-            if len(list(itertools.islice(nx.all_simple_paths(G, s, t), 2))) > 1:
-                return False
-    return True
-
-
 @settings(max_examples=40, deadline=None)
 @given(st.integers(2, 9), st.floats(0.1, 0.9), st.integers(0, 10_000))
 def test_multitree_mask_gives_a_multitree(n, p, seed):
@@ -121,7 +110,7 @@ def test_multitree_mask_gives_a_multitree(n, p, seed):
     li = line_graph(dag, n)
     mask = multitree_mask(dag, li, n)
     kept = li[:, mask]
-    assert _is_multitree(dag.size(1), kept.t().tolist())
+    assert is_multitree(dag.size(1), kept.t().tolist())
     # Only line edges that would create a second path are pruned: every line node with
     # predecessors keeps at least one of them.
     has_pred = torch.zeros(dag.size(1), dtype=torch.bool)
