@@ -29,7 +29,7 @@ from rdkit import Chem
 from pyg_plstm.chem import from_smiles, rdkit_quiet
 from pyg_plstm.dag import ToDAG, get_dag, prepare_dag
 from pyg_plstm.functional import plstm_dag, schedule_for
-from pyg_plstm.nn import PLSTMConv, PLSTMNet
+from pyg_plstm.nn import PLSTMConv
 from pyg_plstm.nn.plan import DAGPlan
 from pyg_plstm.ops import plstm_dag_reference
 from pyg_plstm.ops.parallel import parallel_schedule, plstm_dag_parallel
@@ -230,7 +230,7 @@ def bench_preparation(args: argparse.Namespace, device: torch.device) -> list[Ta
 def bench_training(args: argparse.Namespace, device: torch.device) -> list[Table]:
     from torch_geometric.loader import DataLoader
 
-    from pyg_plstm.baselines import make_model
+    from pyg_plstm.models import make_model
 
     table = Table("5. End-to-end training throughput on solubility (batch 128, Adam)",
                   ["model", "parameters", "s / epoch", "molecules / s", "vs GIN"])

@@ -22,7 +22,7 @@ import argparse  # noqa: E402
 import sys  # noqa: E402
 from typing import Optional, Sequence  # noqa: E402
 
-from pyg_plstm.baselines import MODEL_NAMES  # noqa: E402
+from pyg_plstm.models import MODEL_NAMES  # noqa: E402
 from pyg_plstm.train import TrainConfig  # noqa: E402
 from pyg_plstm.train.compare import compare_models  # noqa: E402
 from pyg_plstm.train.data import prepare_data  # noqa: E402

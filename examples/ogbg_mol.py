@@ -29,8 +29,8 @@ from ogb.graphproppred import Evaluator  # noqa: E402
 from torch_geometric.loader import DataLoader  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from pyg_plstm.baselines import MODEL_NAMES, make_model  # noqa: E402
 from pyg_plstm.datasets import OGBMolDataset  # noqa: E402
+from pyg_plstm.models import MODEL_NAMES, make_model  # noqa: E402
 from pyg_plstm.train.data import ogb_task  # noqa: E402
 from pyg_plstm.train.metrics import Task, masked_loss  # noqa: E402
 from pyg_plstm.train.trainer import progress_enabled, seed_everything  # noqa: E402

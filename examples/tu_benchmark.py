@@ -24,8 +24,8 @@ from typing import Any, Optional, Sequence  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from pyg_plstm.baselines import MODEL_NAMES  # noqa: E402
 from pyg_plstm.datasets import TU_PAPER_NAMES, load_dataset  # noqa: E402
+from pyg_plstm.models import MODEL_NAMES  # noqa: E402
 from pyg_plstm.splits import stratified_kfold  # noqa: E402
 from pyg_plstm.train import Task, TrainConfig, fit  # noqa: E402
 from pyg_plstm.train.data import tu_encoders  # noqa: E402

@@ -28,7 +28,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Optional, Sequence
 
-from pyg_plstm.baselines import MODEL_NAMES, POOLINGS
+from pyg_plstm.models import MODEL_NAMES, POOLINGS
 
 __all__ = ["main", "build_parser"]
 

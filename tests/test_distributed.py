@@ -60,7 +60,7 @@ def test_two_gloo_processes_match_one_process(tmp_path):
         torch.testing.assert_close(one[key], two[key], rtol=1e-4, atol=1e-5, msg=key)
     # The runs really moved: compare against the initial weights of the same seed.
     torch.manual_seed(CONFIG.seed)
-    from pyg_plstm.baselines import make_model
+    from pyg_plstm.models import make_model
 
     init = make_model(**MODEL).state_dict()
     assert any(not torch.allclose(init[k], one[k]) for k in one)

@@ -10,7 +10,6 @@ from torch_geometric.loader import DataLoader
 from torch_geometric.data import Data
 
 from pyg_plstm import ToDAG
-from pyg_plstm.baselines import make_model
 from pyg_plstm.datasets.synthetic import long_range_dataset
 from pyg_plstm.experiments.long_range import (
     MODELS,
@@ -21,6 +20,7 @@ from pyg_plstm.experiments.long_range import (
     model_config,
     walk_survives_multitree,
 )
+from pyg_plstm.models import make_model
 
 
 def test_message_passing_view_has_both_directions() -> None:

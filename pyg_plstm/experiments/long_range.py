@@ -10,7 +10,7 @@ it does not, a D-mode layer cannot carry the label along it).
 
 Models (``--models``):
 
-* ``plstm-P``, ``plstm-D``, ``plstm-PD``: :class:`~pyg_plstm.nn.PLSTMNet` with
+* ``plstm-P``, ``plstm-D``, ``plstm-PD``: :class:`~pyg_plstm.models.PLSTMNet` with
   ``--plstm-blocks`` blocks of that pattern on the directed DAG (edge feature:
   the mark). One block already sees the whole DAG ancestry.
 * ``gin``, ``gat``: ``--gnn-layers`` layers (GINE / GAT with edge features).
@@ -137,7 +137,7 @@ def walk_survives_multitree(data: Data) -> bool:
 
 
 def model_config(model: str, config: LongRangeConfig) -> dict[str, Any]:
-    """:func:`~pyg_plstm.baselines.make_model` arguments of ``model``."""
+    """:func:`~pyg_plstm.models.make_model` arguments of ``model``."""
     shared = dict(in_channels=config.num_classes + 1, out_channels=config.num_classes,
                   hidden_channels=config.hidden_channels, heads=config.heads, pooling=config.pooling)
     if model.startswith("plstm-"):

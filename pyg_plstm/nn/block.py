@@ -1,15 +1,15 @@
 r"""Residual pLSTM blocks."""
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import Optional
 
 import torch
 from torch import Tensor
-from torch.nn import Dropout, GELU, LayerNorm, Linear, ModuleList, Sequential
+from torch.nn import GELU, Dropout, LayerNorm, Linear, ModuleList, Sequential
 
-from pyg_plstm.dag import DAG
+from pyg_plstm.checks import check_dropout
+from pyg_plstm.dag import DAG, MODES, prepare_dag
 from pyg_plstm.nn.conv import PLSTMConv
-from pyg_plstm.nn.plan import DAGPlan, MODES
 
 
 class PLSTMBlock(torch.nn.Module):
@@ -56,8 +56,7 @@ class PLSTMBlock(torch.nn.Module):
         if not isinstance(pattern, str) or not pattern or any(m not in MODES for m in pattern):
             raise ValueError(f"`pattern` must be a non-empty string of the modes {MODES}, e.g. 'PD', "
                              f"got {pattern!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"`dropout` must lie in [0, 1), got {dropout}")
+        check_dropout(dropout)
         self.channels = channels
         self.pattern = pattern
         self.convs = ModuleList(
@@ -78,18 +77,34 @@ class PLSTMBlock(torch.nn.Module):
         for lin in (self.mlp[0], self.mlp[3]):
             lin.reset_parameters()
 
-    def forward(self, x: Tensor, dag: Union[DAG, DAGPlan], edge_attr: Optional[Tensor] = None,
-                reverse: bool = False) -> Tensor:
-        r"""Args:
+    def forward(
+        self,
+        x: Tensor,
+        edge_index: Optional[Tensor] = None,
+        edge_attr: Optional[Tensor] = None,
+        batch: Optional[Tensor] = None,
+        *,
+        dag: Optional[DAG] = None,
+        reverse: bool = False,
+    ) -> Tensor:
+        r"""Arguments as in :meth:`PLSTMConv.forward`; without :obj:`dag`, the
+        DAG is built from :obj:`edge_index` once and shared by the block's layers.
+
+        Args:
             x (torch.Tensor): Node features :math:`(N, C)`.
-            dag (DAG or DAGPlan): The (batched) DAG; pass a :class:`DAGPlan`
-                to share level schedules with other blocks.
-            edge_attr (torch.Tensor, optional): Features of the DAG edges.
+            edge_index (torch.Tensor, optional): Graph connectivity (when no :obj:`dag`).
+            edge_attr (torch.Tensor, optional): Edge features, rows like :obj:`edge_index`.
+            batch (torch.Tensor, optional): Graph of every node (when no :obj:`dag`).
+            dag (DAG, optional): The prepared (batched) DAG, shared with other blocks.
             reverse (bool, optional): Run all layers on the reversed DAG.
         """
-        plan = dag if isinstance(dag, DAGPlan) else DAGPlan(dag)
+        if dag is None:
+            if edge_index is None:
+                raise ValueError("pass `edge_index` or a prepared `dag`")
+            dag = prepare_dag(edge_index, x.size(0), batch=batch)
+            batch = None
         for conv, norm in zip(self.convs, self.conv_norms):
-            x = x + self.dropout(conv(norm(x), edge_attr=edge_attr, dag=plan, reverse=reverse))
+            x = x + self.dropout(conv(norm(x), edge_index, edge_attr, batch, dag=dag, reverse=reverse))
         return x + self.dropout(self.mlp(self.mlp_norm(x)))
 
     def __repr__(self) -> str:

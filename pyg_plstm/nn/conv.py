@@ -1,21 +1,22 @@
 r"""The pLSTM layer on DAGs, in the style of PyG's convolutions."""
 from __future__ import annotations
 
-import dataclasses
 import math
-from typing import NamedTuple, Optional, Union
+from typing import NamedTuple, Optional
 
 import torch
 from torch import Tensor
-from torch.nn import Linear
+from torch.nn.parameter import is_lazy
+from torch_geometric.nn.conv import MessagePassing
+from torch_geometric.nn.dense.linear import Linear
 from torch_geometric.utils import scatter
 
-from pyg_plstm.baselines import _check_positive
-from pyg_plstm.dag import DAG, prepare_dag
-from pyg_plstm.functional import plstm_dag
+from pyg_plstm.checks import check_choice, check_positive
+from pyg_plstm.dag import DAG, MODES, prepare_dag
+from pyg_plstm.functional import FORMS, plstm_dag
 from pyg_plstm.nn.norm import MultiHeadRMSNorm
-from pyg_plstm.nn.plan import DAGPlan, check_form, check_mode
-from pyg_plstm.ops.parallel import plstm_dag_parallel
+
+__all__ = ["PLSTMConv", "PLSTMGates", "GATE_BIAS", "TRANSITION_BIAS"]
 
 # Chunks of the gate projections: nodes give one term of every gate, edges
 # give the f_e terms (transition sees f_{e'} and f_e with separate weights).
@@ -41,7 +42,7 @@ class PLSTMGates(NamedTuple):
     dag: DAG
 
 
-class PLSTMConv(torch.nn.Module):
+class PLSTMConv(MessagePassing):
     r"""The pLSTM layer from the `"pLSTM: parallelizable Linear Source
     Transition Mark networks" <https://arxiv.org/abs/2506.11997>`_ paper.
 
@@ -102,15 +103,28 @@ class PLSTMConv(torch.nn.Module):
     length, which :obj:`bfloat16`'s 8-bit mantissa does not survive.
 
     Under :func:`torch.compile`, forward and backward trace into a single
-    graph when the layer gets a :class:`DAGPlan` whose schedule is already
-    built (e.g. by an eager call). Building a schedule (and the slow
+    graph when the layer gets a :class:`~pyg_plstm.DAG` whose schedules are
+    already built (e.g. by an eager call on the same DAG object). Building a schedule (and the slow
     :obj:`edge_index` path) is host work with data-dependent sizes and breaks
     the graph wherever it happens inside the compiled region; the level loop
     is unrolled, so compiled code is specialised to the level structure of
     the DAG and recompiles for a new one.
 
+    It is a :class:`~torch_geometric.nn.conv.MessagePassing` layer for PyG's
+    tooling: it takes :obj:`(x, edge_index, edge_attr, batch)` like any conv,
+    works in :class:`torch_geometric.nn.Sequential`, and under
+    :class:`torch_geometric.explain.Explainer` an edge mask over the input
+    edges scales the Source and Mark gates of the DAG edges they became (the
+    reverse copy of an undirected edge, merged away by the orientation, gets
+    no attribution); node masks act on :obj:`x` as for any conv. Under
+    :func:`torch_geometric.nn.to_hetero`, relations between nodes of one type
+    work (each builds its DAG from its :obj:`edge_index`); a relation between
+    two node types has no line graph and is refused when called.
+    The states flow along the DAG, not through :meth:`propagate`.
+
     Args:
-        in_channels (int): Size of each input node feature.
+        in_channels (int): Size of each input node feature, or :obj:`-1` to
+            infer it from the first input (lazy initialisation).
         out_channels (int): Size of each output node feature.
         heads (int, optional): Number of heads :math:`H`. (default: :obj:`4`)
         mode (str, optional): :obj:`"P"` or :obj:`"D"`. (default: :obj:`"P"`)
@@ -122,23 +136,21 @@ class PLSTMConv(torch.nn.Module):
             (default: :obj:`ceil(out_channels / heads)`)
         alpha (float, optional): P-mode normalisation offset :math:`\alpha > 0`.
             (default: :obj:`0.5`)
-        form (str, optional): Operator form: :obj:`"scan"` (one step per
-            topological level, :func:`~pyg_plstm.functional.plstm_dag`),
-            :obj:`"parallel"` (dense per-graph quadratic form,
-            :func:`~pyg_plstm.ops.parallel.plstm_dag_parallel`) or
-            :obj:`"auto"` (:func:`~pyg_plstm.ops.parallel.prefer_parallel`
-            decides from the size of the largest graph).
-            (default: :obj:`"auto"`)
-        cached (bool, optional): When called with :obj:`edge_index` only, keep
-            the DAG built on the first call and reuse it; only for a fixed
-            graph (transductive learning). (default: :obj:`False`)
+        form (str, optional): Operator form, see
+            :func:`~pyg_plstm.functional.plstm_dag`: :obj:`"scan"`,
+            :obj:`"parallel"`, :obj:`"reference"` or :obj:`"auto"` (a measured
+            rule on the sizes of the batch's graphs). (default: :obj:`"auto"`)
+        cached (bool, optional): When called without :obj:`dag`, keep the DAG
+            built from :obj:`edge_index` on the first call and reuse it; only
+            for a fixed graph (transductive learning). (default: :obj:`False`)
         bias (bool, optional): Bias of the output projection.
             (default: :obj:`True`)
 
     Shapes:
         - **input:** node features :math:`(|\mathcal{V}|, F_{in})`, edge indices
-          :math:`(2, |\mathcal{E}|)` or a prepared DAG, optional edge features
-          :math:`(|\mathcal{E}|, D)`
+          :math:`(2, |\mathcal{E}|)` and/or a prepared DAG, optional edge
+          features :math:`(|\mathcal{E}|, D)` (rows like :obj:`edge_index`),
+          optional batch vector :math:`(|\mathcal{V}|)`
         - **output:** node features :math:`(|\mathcal{V}|, F_{out})`
     """
 
@@ -156,18 +168,20 @@ class PLSTMConv(torch.nn.Module):
         cached: bool = False,
         bias: bool = True,
     ) -> None:
-        super().__init__()
-        _check_positive(in_channels=in_channels, out_channels=out_channels, heads=heads)
+        super().__init__(aggr="sum")
+        if in_channels != -1:
+            check_positive(in_channels=in_channels)
+        check_positive(out_channels=out_channels, heads=heads)
         head_channels = math.ceil(out_channels / heads)
         qk_channels = head_channels if qk_channels is None else qk_channels
         v_channels = head_channels if v_channels is None else v_channels
-        _check_positive(qk_channels=qk_channels, v_channels=v_channels)
+        check_positive(qk_channels=qk_channels, v_channels=v_channels)
         if edge_dim is not None:
-            _check_positive(edge_dim=edge_dim)
-        check_mode(mode)
-        if not alpha > 0:
-            raise ValueError(f"`alpha` must be positive, got {alpha}")
-        check_form(form)
+            check_positive(edge_dim=edge_dim)
+        check_choice("mode", mode, MODES)
+        check_choice("form", form, FORMS)
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
+            raise ValueError(f"`alpha` must be a positive number, got {alpha!r}")
 
         self.in_channels = in_channels
         self.out_channels = out_channels
@@ -179,7 +193,7 @@ class PLSTMConv(torch.nn.Module):
         self.alpha = alpha
         self.form = form
         self.cached = cached
-        self._cached_structure: Optional[tuple[tuple[int, int], DAGPlan, Tensor]] = None
+        self._cached_dag: Optional[tuple[tuple[int, int], DAG]] = None
 
         self.lin_qkv = Linear(in_channels, heads * (2 * qk_channels + v_channels), bias=False)
         self.lin_gate = Linear(in_channels, 4 * heads)
@@ -189,9 +203,13 @@ class PLSTMConv(torch.nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        self._cached_structure = None
+        super().reset_parameters()
+        self._cached_dag = None
+        self.norm.reset_parameters()
+        if self.in_channels == -1:
+            return  # the projections of x are initialised when the first input fixes their size
         for lin in (self.lin_qkv, self.lin_out):
-            torch.nn.init.normal_(lin.weight, std=math.sqrt(2.0 / (5.0 * lin.in_features)))
+            torch.nn.init.normal_(lin.weight, std=math.sqrt(2.0 / (5.0 * lin.in_channels)))
         if self.lin_out.bias is not None:
             torch.nn.init.zeros_(self.lin_out.bias)
         torch.nn.init.zeros_(self.lin_gate.weight)
@@ -200,44 +218,42 @@ class PLSTMConv(torch.nn.Module):
             gate_bias = self.lin_gate.bias.view(4, self.heads)
             gate_bias.fill_(GATE_BIAS)
             gate_bias[_TRANSITION].fill_(TRANSITION_BIAS[self.mode])
-        self.norm.reset_parameters()
 
     def forward(
         self,
         x: Tensor,
         edge_index: Optional[Tensor] = None,
         edge_attr: Optional[Tensor] = None,
-        dag: Optional[Union[DAG, DAGPlan]] = None,
+        batch: Optional[Tensor] = None,
+        *,
+        dag: Optional[DAG] = None,
         reverse: bool = False,
     ) -> Tensor:
         r"""Runs the layer.
 
         Args:
             x (torch.Tensor): Node features :math:`(N, F_{in})`.
-            edge_index (torch.Tensor, optional): Graph connectivity, used only
-                when :obj:`dag` is :obj:`None`. Edges are taken as undirected
-                and oriented from lower to higher node index; the DAG is then
-                built on every call (slow path, NumPy on the host) unless the
-                layer is :obj:`cached`.
-            edge_attr (torch.Tensor, optional): Edge features. With
-                :obj:`edge_index`, one row per column of :obj:`edge_index`
-                (each DAG edge takes the row of the input edge it came from).
-                With :obj:`dag`, one row per DAG edge
-                (:obj:`dag.edge_index` columns); defaults to
-                :obj:`dag.edge_attr`.
-            dag (DAG or DAGPlan, optional): A prepared (possibly batched or
-                reversed) DAG, e.g. :obj:`get_dag(batch)`, or a
-                :class:`DAGPlan` shared by several layers.
+            edge_index (torch.Tensor, optional): Graph connectivity. Without
+                :obj:`dag`, the DAG is built from it on every call (host work;
+                :obj:`cached` keeps it): undirected input (every edge in both
+                directions) is oriented from lower to higher node index,
+                directed input is kept as it is (it must be acyclic), detected
+                per graph of :obj:`batch` as :class:`~pyg_plstm.ToDAG` does.
+            edge_attr (torch.Tensor, optional): Edge features, one row per
+                column of :obj:`edge_index` (the input edges, as PyG stores
+                them); each DAG edge takes the row of the input edge it came
+                from (:obj:`dag.input_edge`).
+            batch (torch.Tensor, optional): Graph of every node, for the DAG
+                built from :obj:`edge_index`; a given :obj:`dag` carries its own.
+            dag (DAG, optional): The prepared (possibly batched) DAG, e.g.
+                :obj:`get_dag(batch)`. Layers that get the same DAG object
+                share its level schedules.
             reverse (bool, optional): Run on the reversed DAG.
                 (default: :obj:`False`)
         """
-        plan, edge_attr = self._structure(x, edge_index, edge_attr, dag)
-        gates = self._gates(x, plan.view(self.mode, reverse), edge_attr)
-        form = plan.form(self.form, self.qk_channels, self.v_channels)
-        operator = plstm_dag_parallel if form == "parallel" else plstm_dag
+        gates = self.gates(x, edge_index, edge_attr, batch, dag=dag, reverse=reverse)
         with torch.autocast(x.device.type, enabled=False):
-            out = operator(*gates[:7], gates.dag.edge_index, gates.dag.line_index,
-                           schedule=plan.schedule(self.mode, reverse, form))
+            out = plstm_dag(*gates[:7], gates.dag, form=self.form)
             out = self.norm(out)
         return self.lin_out(out.flatten(1).to(self.lin_out.weight.dtype))
 
@@ -246,60 +262,116 @@ class PLSTMConv(torch.nn.Module):
         x: Tensor,
         edge_index: Optional[Tensor] = None,
         edge_attr: Optional[Tensor] = None,
-        dag: Optional[Union[DAG, DAGPlan]] = None,
+        batch: Optional[Tensor] = None,
+        *,
+        dag: Optional[DAG] = None,
         reverse: bool = False,
     ) -> PLSTMGates:
         """The operator's operands for the same arguments as :meth:`forward`
-        (for inspection; the forward pass computes them the same way)."""
-        plan, edge_attr = self._structure(x, edge_index, edge_attr, dag)
-        return self._gates(x, plan.view(self.mode, reverse), edge_attr)
-
-    def _structure(
-        self,
-        x: Tensor,
-        edge_index: Optional[Tensor],
-        edge_attr: Optional[Tensor],
-        dag: Optional[Union[DAG, DAGPlan]],
-    ) -> tuple[DAGPlan, Optional[Tensor]]:
-        """Checks the input; returns the plan and the edge features of the DAG edges."""
+        (the forward pass computes them exactly this way)."""
+        self._materialize(x)
         self._check_x(x)
-        if dag is None:
-            if edge_index is None:
-                raise ValueError("pass `edge_index` or a prepared `dag`")
-            if not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or edge_index.size(0) != 2:
-                raise ValueError(f"`edge_index` must be a tensor of shape [2, num_edges], "
-                                 f"got {_describe(edge_index)}")
-            edge_attr = self._check_edge_attr(edge_attr, edge_index.size(1), "one per column of `edge_index`")
-            plan, rows = self._plan_from_edge_index(edge_index, x.size(0))
-            return plan, None if edge_attr is None else edge_attr[rows]
+        dag = self._structure(x, edge_index, batch, dag)
+        edge_attr = self._dag_edge_attr(edge_attr, edge_index, dag)
+        return self._gates(x, dag.view(self.mode, reverse), edge_attr, self._dag_edge_mask(edge_index, dag))
 
-        plan = dag if isinstance(dag, DAGPlan) else DAGPlan(dag)
-        if plan.num_nodes != x.size(0):
-            raise ValueError(f"`x` has {x.size(0)} nodes but the DAG has {plan.num_nodes}")
-        if edge_attr is None and self.edge_dim is not None:
-            edge_attr = plan.dag.edge_attr
-        edge_attr = self._check_edge_attr(edge_attr, plan.dag.num_edges, "one per DAG edge")
-        return plan, edge_attr
+    def _materialize(self, x: Tensor) -> None:
+        """Fix a lazy ``in_channels=-1`` from the first input and initialise its projections."""
+        if self.in_channels != -1 or not isinstance(x, Tensor) or x.dim() != 2:
+            return  # nothing to infer, or _check_x names the problem
+        # Weights loaded from a state dict are already materialised: keep them.
+        fresh = is_lazy(self.lin_qkv.weight)
+        lazy = [self.lin_qkv, self.lin_gate] + ([self.lin_edge_gate] if self.edge_dim is None else [])
+        for lin in lazy:
+            if hasattr(lin, "_hook"):
+                lin.initialize_parameters(lin, (x,))
+        self.in_channels = x.size(1)
+        if fresh:
+            self.reset_parameters()
 
-    def _plan_from_edge_index(self, edge_index: Tensor, num_nodes: int) -> tuple[DAGPlan, Tensor]:
-        key = (num_nodes, edge_index.size(1))
-        if self._cached_structure is not None:
-            cached_key, plan, rows = self._cached_structure
+    def _structure(self, x: Tensor, edge_index: Optional[Tensor], batch: Optional[Tensor],
+                   dag: Optional[DAG]) -> DAG:
+        if dag is not None:
+            if not isinstance(dag, DAG):
+                raise ValueError(f"`dag` must be a pyg_plstm.DAG (e.g. get_dag(batch)), got {type(dag).__name__}")
+            if dag.num_nodes != x.size(0):
+                raise ValueError(f"`x` has {x.size(0)} nodes but the DAG has {dag.num_nodes}")
+            if batch is not None and (batch.shape != dag.batch.shape or not torch.equal(batch, dag.batch)):
+                raise ValueError("`batch` differs from the batch the DAG was built with; build the DAG with "
+                                 "get_dag(batch) or prepare_dag(..., batch=batch)")
+            return dag
+        if edge_index is None:
+            raise ValueError("pass `edge_index` or a prepared `dag`")
+        if not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or edge_index.size(0) != 2:
+            raise ValueError(f"`edge_index` must be a tensor of shape [2, num_edges], got {_describe(edge_index)}")
+        key = (x.size(0), edge_index.size(1))
+        if self._cached_dag is not None:
+            cached_key, cached = self._cached_dag
             if cached_key != key:
                 raise ValueError(f"a cached layer was first called on a graph with (nodes, edges) = {cached_key}, "
                                  f"now {key}; use cached=False for changing graphs")
-            return plan, rows
-        # Input column ids ride through orientation as edge features: each DAG
-        # edge comes out carrying the row of the input edge it was made from.
-        rows = torch.arange(edge_index.size(1), device=edge_index.device)
-        dag = prepare_dag(edge_index, num_nodes, edge_attr=rows, directed=False)
-        plan = DAGPlan(dataclasses.replace(dag, edge_attr=None))
+            return cached
+        dag = prepare_dag(edge_index, x.size(0), batch=batch)
         if self.cached:
-            self._cached_structure = (key, plan, dag.edge_attr)
-        return plan, dag.edge_attr
+            self._cached_dag = (key, dag)
+        return dag
+
+    def _dag_edge_attr(self, edge_attr: Optional[Tensor], edge_index: Optional[Tensor],
+                       dag: DAG) -> Optional[Tensor]:
+        """``edge_attr`` (rows like ``edge_index``) checked and gathered to the DAG edges."""
+        if self.edge_dim is None:
+            if edge_attr is not None:
+                raise ValueError("`edge_attr` was given but the layer was built with edge_dim=None; "
+                                 "pass `edge_dim` to use edge features")
+            return None
+        if edge_attr is None:
+            raise ValueError(f"the layer was built with edge_dim={self.edge_dim} but got no `edge_attr`")
+        if not isinstance(edge_attr, Tensor):
+            raise ValueError(f"`edge_attr` must be a tensor, got {type(edge_attr).__name__}")
+        if edge_attr.dim() == 1:
+            edge_attr = edge_attr.unsqueeze(-1)
+        if edge_attr.dim() != 2 or edge_attr.size(1) != self.edge_dim:
+            raise ValueError(f"`edge_attr` must have shape [num_edges, {self.edge_dim}], got {list(edge_attr.shape)}")
+        if edge_index is not None and edge_attr.size(0) != edge_index.size(1):
+            raise ValueError(f"`edge_attr` has {edge_attr.size(0)} rows but `edge_index` has {edge_index.size(1)} "
+                             "columns; edge features are indexed like edge_index (the input edges)")
+        if not edge_attr.is_floating_point():
+            raise ValueError(f"`edge_attr` must be floating point, got {edge_attr.dtype} "
+                             "(embed categorical features first)")
+        self._check_dtype("edge_attr", edge_attr)
+        return edge_attr[self._input_edges(dag, edge_attr.size(0), "edge_attr")]
+
+    def _dag_edge_mask(self, edge_index: Optional[Tensor], dag: DAG) -> Optional[Tensor]:
+        """The Explainer's edge mask (over the input edges) on the DAG edges, or ``None``."""
+        mask = self._edge_mask if self.explain else None
+        if mask is None:
+            return None
+        if edge_index is not None and mask.numel() != edge_index.size(1):
+            raise ValueError(f"the explainer's edge mask has {mask.numel()} entries but `edge_index` has "
+                             f"{edge_index.size(1)} edges")
+        if self._apply_sigmoid:
+            mask = mask.sigmoid()
+        return mask[self._input_edges(dag, mask.numel(), "the explainer's edge mask")].view(-1, 1)
+
+    @staticmethod
+    def _input_edges(dag: DAG, num_rows: int, what: str) -> Tensor:
+        """``dag.input_edge``, checked once per DAG against the ``num_rows`` rows it indexes."""
+        def check() -> Tensor:
+            if dag.input_edge is None:
+                raise ValueError(f"the DAG does not know which input edge each of its edges came from, so {what} "
+                                 "cannot be mapped; build it with ToDAG/get_dag or prepare_dag")
+            if dag.num_edges and int(dag.input_edge.max()) >= num_rows:
+                raise ValueError(f"{what} has {num_rows} rows but the DAG's edges come from input edges up to "
+                                 f"{int(dag.input_edge.max())}; pass one row per input edge (edge_index column)")
+            return dag.input_edge
+        return dag.memo(("input_edge", num_rows), check)
 
     def _check_x(self, x: Tensor) -> None:
         if not isinstance(x, Tensor) or x.dim() != 2:
+            if isinstance(x, (tuple, list)):
+                raise ValueError("PLSTMConv got a pair of node feature tensors: a relation between two node types "
+                                 "(e.g. from to_hetero) has no line graph for states to flow along; use it on "
+                                 "relations within one node type")
             raise ValueError(f"`x` must be a tensor of shape [num_nodes, {self.in_channels}], got {_describe(x)}")
         if x.size(1) != self.in_channels:
             raise ValueError(f"`x` has {x.size(1)} features per node but the layer was built with "
@@ -313,29 +385,7 @@ class PLSTMConv(torch.nn.Module):
         if t.dtype != weight_dtype and not torch.is_autocast_enabled(t.device.type):
             raise ValueError(f"`{name}` has dtype {t.dtype} but the layer's parameters are {weight_dtype}")
 
-    def _check_edge_attr(self, edge_attr: Optional[Tensor], num_rows: int, rows: str) -> Optional[Tensor]:
-        if self.edge_dim is None:
-            if edge_attr is not None:
-                raise ValueError("`edge_attr` was given but the layer was built with edge_dim=None; "
-                                 "pass `edge_dim` to use edge features")
-            return None
-        if edge_attr is None:
-            raise ValueError(f"the layer was built with edge_dim={self.edge_dim} but got no `edge_attr` "
-                             "(and the DAG carries none)")
-        if not isinstance(edge_attr, Tensor):
-            raise ValueError(f"`edge_attr` must be a tensor, got {type(edge_attr).__name__}")
-        if edge_attr.dim() == 1:
-            edge_attr = edge_attr.unsqueeze(-1)
-        if edge_attr.shape != (num_rows, self.edge_dim):
-            raise ValueError(f"`edge_attr` must have shape [{num_rows}, {self.edge_dim}] ({rows}), "
-                             f"got {list(edge_attr.shape)}")
-        if not edge_attr.is_floating_point():
-            raise ValueError(f"`edge_attr` must be floating point, got {edge_attr.dtype} "
-                             "(embed categorical features first)")
-        self._check_dtype("edge_attr", edge_attr)
-        return edge_attr
-
-    def _gates(self, x: Tensor, dag: DAG, edge_attr: Optional[Tensor]) -> PLSTMGates:
+    def _gates(self, x: Tensor, dag: DAG, edge_attr: Optional[Tensor], edge_mask: Optional[Tensor]) -> PLSTMGates:
         num_nodes, num_edges, heads = x.size(0), dag.num_edges, self.heads
         src, dst = dag.edge_index
         prev, nxt = dag.line_index
@@ -355,6 +405,8 @@ class PLSTMConv(torch.nn.Module):
 
         source = torch.sigmoid(node[src, _SOURCE] + edge[:, _SOURCE])
         mark = torch.sigmoid(node[dst, _MARK] + edge[:, _MARK])
+        if edge_mask is not None:
+            source, mark = source * edge_mask, mark * edge_mask
         direct = torch.sigmoid(node[:, _DIRECT])
         raw = edge[prev, _TRANSITION_PREV] + edge[nxt, _TRANSITION_NEXT] + node[dst[prev], _TRANSITION]
         if self.mode == "P":

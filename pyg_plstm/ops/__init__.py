@@ -1,9 +1,32 @@
-"""pLSTM operator implementations: the reference loop and the level scan.
+r"""The pLSTM operator's forms, one module each, all with one signature
+``(query, key, value, source, transition, mark, direct, dag)``:
 
-The parallel form lives in :mod:`pyg_plstm.ops.parallel` (it builds on
-:mod:`pyg_plstm.functional`, which imports this package).
+* :mod:`~pyg_plstm.ops.naive`: the reference loop, one edge at a time;
+* :mod:`~pyg_plstm.ops.scan`: the level scan, one step per topological level;
+* :mod:`~pyg_plstm.ops.parallel`: the dense quadratic form for small graphs.
+
+:mod:`~pyg_plstm.ops.common` holds the level loops two forms share and
+:mod:`~pyg_plstm.ops.schedule` what every form derives from the structure.
+:func:`pyg_plstm.functional.plstm_dag` validates and dispatches.
 """
-from pyg_plstm.ops.level_scan import LevelSchedule, edge_states, level_schedule, plstm_dag_level_scan
-from pyg_plstm.ops.reference import plstm_dag_reference
+from pyg_plstm.ops.naive import plstm_naive
+from pyg_plstm.ops.parallel import plstm_parallel
+from pyg_plstm.ops.scan import edge_states, plstm_scan
+from pyg_plstm.ops.schedule import (
+    FORMS,
+    MAX_PARALLEL_NODES,
+    LevelSchedule,
+    ParallelLayout,
+    check_operands,
+    check_structure,
+    choose_form,
+    level_schedule,
+    parallel_layout,
+    prefer_parallel,
+)
 
-__all__ = ["LevelSchedule", "edge_states", "level_schedule", "plstm_dag_level_scan", "plstm_dag_reference"]
+__all__ = [
+    "FORMS", "MAX_PARALLEL_NODES", "LevelSchedule", "ParallelLayout", "check_operands", "check_structure",
+    "choose_form", "edge_states", "level_schedule", "parallel_layout", "plstm_naive", "plstm_parallel",
+    "plstm_scan", "prefer_parallel",
+]

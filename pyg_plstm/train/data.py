@@ -24,7 +24,7 @@ class PreparedData:
     """A data set ready for :func:`~pyg_plstm.train.fit`.
 
     ``encoders`` holds the input-related keyword arguments of
-    :func:`~pyg_plstm.baselines.make_model`; ``meta`` is plain data describing
+    :func:`~pyg_plstm.models.make_model`; ``meta`` is plain data describing
     the data set (stored in checkpoints, used by ``predict``).
     """
 

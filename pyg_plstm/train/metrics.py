@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
-from typing import Any, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-__all__ = ["Task", "METRICS", "masked_loss", "evaluate", "is_better"]
+__all__ = ["Task", "METRICS", "masked_loss", "evaluate", "is_better", "check_labels"]
 
 TASK_TYPES = ("regression", "binary", "multiclass")
 # Metric name -> higher is better.
@@ -150,3 +150,53 @@ def _ogb_score(task: Task, y_true: np.ndarray, y_pred: np.ndarray) -> float:
     except RuntimeError:
         # OGB refuses a split where no task has both classes; report it as undefined like ours.
         return float("nan")
+
+
+def _column_problem(task: Task, y: Tensor) -> Optional[str]:
+    """Why one target column cannot be scored (``None`` if it can)."""
+    labelled = y[~torch.isnan(y)]
+    if labelled.numel() == 0:
+        return "has no labels"
+    if task.type == "binary":
+        classes = labelled.unique()
+        if classes.numel() < 2:
+            return f"has only class {classes.item():g} ({', '.join(task.metrics)} undefined)"
+    return None
+
+
+def check_labels(task: Task, labels: Mapping[str, Tensor], columns: Sequence[str]) -> list[str]:
+    r"""Refuse labels that cannot be trained on or scored; return notices about partly scored splits.
+
+    ``labels`` maps split names to ``[num_graphs, num_targets]`` tensors (NaN =
+    missing) and ``columns`` names the targets. Raises :class:`ValueError`
+    naming the column and the split when a target has no label in ``train``,
+    when no target of a split can be scored (no labels, or a binary target
+    with one class only; every split is scored), for an infinite label and
+    for a class outside ``0 .. num_tasks - 1``. A split where only some
+    targets cannot be scored is scored on the others, as OGB's evaluator does;
+    the notices say which.
+    """
+    notices = []
+    for split, y in labels.items():
+        if task.type == "multiclass":
+            bad = y[torch.isnan(y) | (y < 0) | (y >= task.num_tasks) | (y != y.round())]
+            if bad.numel():
+                raise ValueError(f"the {split!r} split has the class label {bad[0].item():g}; classes are the "
+                                 f"integers 0 .. {task.num_tasks - 1}")
+            continue
+        if y.size(1) != len(columns):
+            raise ValueError(f"the {split!r} split has {y.size(1)} target(s), but {len(columns)} are named "
+                             f"({list(columns)})")
+        if torch.isinf(y).any():
+            column = columns[int(torch.isinf(y).any(0).nonzero()[0])]
+            raise ValueError(f"column {column!r} has an infinite label in the {split!r} split")
+        problems = {c: p for c, p in zip(columns, (_column_problem(task, y[:, t]) for t in range(y.size(1)))) if p}
+        empty = [c for c, p in problems.items() if p == "has no labels"]
+        if split == "train" and empty:
+            raise ValueError(f"column {empty[0]!r} has no labels in the 'train' split; nothing to learn it from")
+        described = "; ".join(f"column {c!r} {p}" for c, p in problems.items())
+        if len(problems) == len(columns):
+            raise ValueError(f"the {split!r} split cannot be scored: {described}")
+        if problems:
+            notices.append(f"the {split!r} split is scored without the targets it cannot score: {described}")
+    return notices

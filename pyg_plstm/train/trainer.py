@@ -25,7 +25,7 @@ from torch.utils.data import Dataset, Subset
 from torch_geometric.loader import DataLoader
 from tqdm.auto import tqdm
 
-from pyg_plstm.baselines import make_model
+from pyg_plstm.models import make_model
 from pyg_plstm.train import distributed as D
 from pyg_plstm.train.checkpoint import check_config, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from pyg_plstm.train.metrics import Task, evaluate, is_better, masked_loss
@@ -94,16 +94,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _labels(dataset: Dataset) -> Tensor:
-    ys = [dataset[i].y for i in range(len(dataset))]
-    return torch.cat([y.reshape(1, -1) for y in ys]).double()
-
-
-def _target_norm(task: Task, train_set: Dataset, enabled: bool) -> Optional[dict[str, Tensor]]:
-    """Per-task mean/std of the training labels (regression only)."""
+def target_norm(task: Task, train_labels: Tensor, enabled: bool = True) -> Optional[dict[str, Tensor]]:
+    """Per-target mean/std of the training labels (regression only; ``None`` otherwise)."""
     if task.type != "regression" or not enabled:
         return None
-    y = _labels(train_set)
+    y = train_labels
     if y.size(1) != task.num_tasks:
         raise ValueError(f"labels have {y.size(1)} targets but the task declares {task.num_tasks}")
     labelled = ~torch.isnan(y)
@@ -115,7 +110,8 @@ def _target_norm(task: Task, train_set: Dataset, enabled: bool) -> Optional[dict
     return {"mean": mean.float(), "std": std.float()}
 
 
-def _lr_lambda(config: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
+def lr_factor(config: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
+    """The learning-rate multiplier per optimiser step: linear warm-up, then cosine decay (or constant)."""
     warmup = config.warmup_epochs * steps_per_epoch
     total = config.epochs * steps_per_epoch
 
@@ -204,7 +200,7 @@ def fit(
     once at the end, for the best epoch's weights.
 
     Args:
-        model_config: keyword arguments of :func:`~pyg_plstm.baselines.make_model`
+        model_config: keyword arguments of :func:`~pyg_plstm.models.make_model`
             (plain values; stored in checkpoints so :func:`load_model` can rebuild).
         task: what is predicted and the selection metric.
         splits: datasets ``'train'``, ``'valid'`` and optionally ``'test'``.

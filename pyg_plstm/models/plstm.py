@@ -1,17 +1,22 @@
-r"""Graph-level pLSTM model."""
+r"""Graph-level pLSTM model: pLSTM blocks between feature encoders and a pooled head."""
 from __future__ import annotations
 
 from typing import Any, Optional
 
 import torch
 from torch import Tensor
-from torch.nn import Dropout, GELU, LayerNorm, Linear, ModuleList, Sequential
+from torch.nn import GELU, Dropout, LayerNorm, Linear, ModuleList, Sequential
+from torch_geometric.nn.inits import reset
 
-from pyg_plstm.baselines import GraphPooling, _check_positive, _graph_inputs, make_encoder
+from pyg_plstm.checks import check_choice, check_dropout, check_positive
 from pyg_plstm.dag import get_dag
+from pyg_plstm.models.inputs import graph_edge_attr, graph_inputs
 from pyg_plstm.nn.block import PLSTMBlock
+from pyg_plstm.nn.encoders import make_encoder
 from pyg_plstm.nn.encoding import DegreeEncoding
-from pyg_plstm.nn.plan import DAGPlan
+from pyg_plstm.nn.pool import GraphPooling
+
+__all__ = ["CONFIGS", "POS_ENCODINGS", "PLSTMNet"]
 
 POS_ENCODINGS = ("degree", None)
 
@@ -35,7 +40,7 @@ class PLSTMNet(torch.nn.Module):
         \mathbf{y}_g &= \mathrm{MLP}\big(\mathrm{Pool}_{n \in g}\,
         \mathrm{LN}(\mathbf{h}^{(B)}_n)\big)
 
-    All blocks share one :class:`DAGPlan` per forward pass, so every view of
+    All blocks share one :class:`~pyg_plstm.DAG` per forward pass, so every view of
     the DAG is sorted into levels at most once. The model outputs one row of
     :obj:`out_channels` logits/values per graph; losses (and masking of
     missing multi-task labels) are left to the trainer.
@@ -88,14 +93,12 @@ class PLSTMNet(torch.nn.Module):
         alpha: float = 0.5,
     ) -> None:
         super().__init__()
-        _check_positive(hidden_channels=hidden_channels, out_channels=out_channels, num_blocks=num_blocks,
-                        heads=heads)
-        if pos_encoding not in POS_ENCODINGS:
-            raise ValueError(f"`pos_encoding` must be one of {POS_ENCODINGS}, got {pos_encoding!r}")
+        check_positive(hidden_channels=hidden_channels, out_channels=out_channels, num_blocks=num_blocks,
+                       heads=heads)
+        check_choice("pos_encoding", pos_encoding, POS_ENCODINGS)
         if pos_encoding == "degree" and hidden_channels % 2:
             raise ValueError(f"pos_encoding='degree' needs an even `hidden_channels`, got {hidden_channels}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"`dropout` must lie in [0, 1), got {dropout}")
+        check_dropout(dropout)
         if edge_encoder is None and edge_dim is not None:
             edge_encoder = "linear"
         self.in_channels = in_channels
@@ -115,6 +118,10 @@ class PLSTMNet(torch.nn.Module):
         self.head = Sequential(Linear(hidden_channels, hidden_channels), GELU(), Dropout(dropout),
                                Linear(hidden_channels, out_channels))
 
+    def reset_parameters(self) -> None:
+        for child in self.children():
+            reset(child)
+
     @classmethod
     def from_config(cls, name: str, in_channels: Optional[int], out_channels: int = 1,
                     **overrides: Any) -> "PLSTMNet":
@@ -133,20 +140,15 @@ class PLSTMNet(torch.nn.Module):
         return self._encode(data)[0]
 
     def _encode(self, data: Any) -> tuple[Tensor, Tensor, int]:
-        x, _, batch, num_graphs = _graph_inputs(data)
+        x, edge_index, batch, num_graphs = graph_inputs(data)
         dag = get_dag(data)
-        plan = DAGPlan(dag, batch)
         h = self.node_encoder(x)
         if self.pos_encoder is not None:
             h = h + self.pos_encoder(dag.edge_index, dag.num_nodes)
-        edge_attr = None
-        if self.edge_encoder is not None:
-            if dag.edge_attr is None:
-                raise ValueError("the model was built with an edge encoder but the graph has no `dag_edge_attr` "
-                                 "(ToDAG() copies `edge_attr` of the input graph)")
-            edge_attr = self.edge_encoder(dag.edge_attr)
+        # Edge features stay indexed like edge_index; every layer gathers them to its DAG edges.
+        edge_attr = None if self.edge_encoder is None else self.edge_encoder(graph_edge_attr(data))
         for i, block in enumerate(self.blocks):
-            h = block(h, plan, edge_attr, reverse=i % 2 == 1)
+            h = block(h, edge_index, edge_attr, dag=dag, reverse=i % 2 == 1)
         return self.norm(h), batch, num_graphs
 
     def __repr__(self) -> str:

@@ -1,4 +1,4 @@
-r"""The slow, obviously correct pLSTM operator on a DAG, kept for tests.
+r"""The slow, obviously correct pLSTM operator on a DAG: the reference every form is tested against.
 
 Per head, for every DAG edge ``e = (u -> w)`` visited in topological order:
 
@@ -12,10 +12,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from pyg_plstm.dag import node_depth
+from pyg_plstm.dag import DAG, node_depth
+
+__all__ = ["plstm_naive"]
 
 
-def plstm_dag_reference(
+def plstm_naive(
     query: Tensor,
     key: Tensor,
     value: Tensor,
@@ -23,15 +25,17 @@ def plstm_dag_reference(
     transition: Tensor,
     mark: Tensor,
     direct: Tensor,
-    dag_edge_index: Tensor,
-    line_index: Tensor,
+    dag: DAG,
 ) -> Tensor:
-    """One edge at a time, in plain Python; differentiable through autograd."""
+    """One edge at a time, in plain Python; differentiable through autograd
+    (to any order). It uses nothing of the DAG but its edges and line edges:
+    the topological order is recomputed here, independently of the levels
+    the fast forms rely on."""
     num_nodes = query.size(0)
-    src, dst = dag_edge_index.tolist()
-    depth = node_depth(dag_edge_index.cpu().numpy(), num_nodes)
+    src, dst = dag.edge_index.tolist()
+    depth = node_depth(dag.edge_index.cpu().numpy(), num_nodes)
     predecessors: list[list[tuple[int, int]]] = [[] for _ in src]
-    for j, (e_in, e_out) in enumerate(line_index.t().tolist()):
+    for j, (e_in, e_out) in enumerate(dag.line_index.t().tolist()):
         predecessors[e_out].append((j, e_in))
 
     states: dict[int, Tensor] = {}

@@ -1,0 +1,249 @@
+r"""The one structure pLSTM runs on: a (batched) DAG, its views and its caches."""
+from __future__ import annotations
+
+from typing import Any, Callable, Hashable, Optional, TypeVar
+
+import torch
+from torch import Tensor
+
+from pyg_plstm.dag.graph import check_num_nodes, edge_levels
+from pyg_plstm.dag.multitree import multitree_mask
+
+__all__ = ["DAG", "MODES"]
+
+MODES = ("P", "D")
+
+T = TypeVar("T")
+
+
+def _check_index(name: str, value: Any, rows: Optional[int], device: Optional[torch.device]) -> Tensor:
+    if not isinstance(value, Tensor) or value.is_floating_point() or value.is_complex() or value.dtype == torch.bool:
+        raise ValueError(f"`{name}` must be an integer tensor, got {getattr(value, 'dtype', type(value).__name__)}")
+    if rows is not None and (value.dim() != 2 or value.size(0) != rows):
+        raise ValueError(f"`{name}` must have shape [{rows}, *], got {list(value.shape)}")
+    if device is not None and value.device != device:
+        raise ValueError(f"`{name}` is on {value.device} but `edge_index` is on {device}")
+    return value
+
+
+class DAG:
+    r"""A (batched) DAG prepared for pLSTM, and everything derived from it.
+
+    It holds the structure of the operator
+
+    .. math::
+        C_e = \sum_{(e', e) \in \mathcal{L}} T_{e'e}\, C_{e'} + S_e\, k_u v_u^\top,
+        \qquad
+        y_n = \sum_{e:\, \mathrm{dst}(e) = n} M_e\, C_e^\top q_n + D_n (q_n^\top k_n)\, v_n:
+
+    the DAG edges :math:`e = (u \to w)`, the line graph :math:`\mathcal{L}`
+    (pairs of edges that meet at a node), the topological level of every edge
+    in both directions, the D-mode multitree pruning, the graph of every node
+    of a mini-batch and the input edge every DAG edge came from. Whatever an
+    operator form or a layer derives from the structure (level schedules,
+    padding layouts, validation) is cached on the DAG by :meth:`memo`, and
+    the views (:meth:`reverse`, :meth:`multitree`, :meth:`view`) are cached
+    too, so a model builds one DAG per forward pass with :func:`get_dag` and
+    all its layers share the work.
+
+    Users rarely build one by hand: :func:`~pyg_plstm.get_dag` reads it from
+    a batch prepared by :class:`~pyg_plstm.ToDAG`, and
+    :func:`~pyg_plstm.prepare_dag` builds it from an ``edge_index``. Levels and
+    the multitree mask, when not given, are computed on first use.
+
+    Args:
+        edge_index: ``[2, E]`` DAG edges ``src -> dst``.
+        line_index: ``[2, L]`` line-graph edges ``(e_in, e_out)`` with
+            ``dst(e_in) == src(e_out)``.
+        num_nodes: number of nodes ``N``.
+        edge_level: ``[E]`` topological level of each edge (longest path to its source).
+        edge_level_rev: ``[E]`` level of each edge in the reversed DAG.
+        multitree_mask: ``[L]`` line edges kept in D-mode (in both directions).
+        input_edge: ``[E]`` for every DAG edge, the column of the input
+            ``edge_index`` it was made from (``edge_attr`` rows follow it).
+        batch: ``[N]`` graph id of every node, sorted (PyG's ``batch``
+            vector); ``None`` for a single graph.
+        num_graphs: number of graphs (``batch.max() + 1`` when omitted; more
+            when a batch ends with graphs without nodes).
+    """
+
+    def __init__(
+        self,
+        edge_index: Tensor,
+        line_index: Tensor,
+        num_nodes: int,
+        *,
+        edge_level: Optional[Tensor] = None,
+        edge_level_rev: Optional[Tensor] = None,
+        multitree_mask: Optional[Tensor] = None,
+        input_edge: Optional[Tensor] = None,
+        batch: Optional[Tensor] = None,
+        num_graphs: Optional[int] = None,
+    ) -> None:
+        self.edge_index = _check_index("edge_index", edge_index, 2, None)
+        device = edge_index.device
+        self.line_index = _check_index("line_index", line_index, 2, device)
+        self.num_nodes = check_num_nodes(num_nodes)
+        per_edge = {"edge_level": edge_level, "edge_level_rev": edge_level_rev, "input_edge": input_edge}
+        for name, value in per_edge.items():
+            if value is not None and _check_index(name, value, None, device).shape != (self.num_edges,):
+                raise ValueError(f"`{name}` must have shape [{self.num_edges}] (one entry per DAG edge), "
+                                 f"got {list(value.shape)}")
+        if multitree_mask is not None and (
+                not isinstance(multitree_mask, Tensor) or multitree_mask.dtype != torch.bool
+                or multitree_mask.shape != (self.num_line_edges,)):
+            raise ValueError(f"`multitree_mask` must be a bool tensor of shape [{self.num_line_edges}], got "
+                             f"{getattr(multitree_mask, 'dtype', type(multitree_mask).__name__)} "
+                             f"{list(getattr(multitree_mask, 'shape', []))}")
+        self._edge_level = edge_level
+        self._edge_level_rev = edge_level_rev
+        self._multitree_mask = multitree_mask
+        self.input_edge = input_edge
+        self._batch, self.num_graphs = self._checked_batch(batch, num_graphs)
+        self._memo: dict[Hashable, Any] = {}
+
+    def _checked_batch(self, batch: Optional[Tensor], num_graphs: Optional[int]) -> tuple[Optional[Tensor], int]:
+        if num_graphs is not None and (isinstance(num_graphs, bool) or not isinstance(num_graphs, int)
+                                       or num_graphs < 0):
+            raise ValueError(f"`num_graphs` must be a non-negative int, got {num_graphs!r}")
+        if batch is None:
+            return None, 1 if num_graphs is None else num_graphs
+        if not isinstance(batch, Tensor) or batch.is_floating_point() or batch.is_complex() \
+                or batch.dtype == torch.bool:
+            raise ValueError(f"`batch` must be an integer tensor of graph ids, got "
+                             f"{getattr(batch, 'dtype', type(batch).__name__)}")
+        if batch.shape != (self.num_nodes,):
+            raise ValueError(f"`batch` must have shape [{self.num_nodes}] (one graph id per node), "
+                             f"got {list(batch.shape)}")
+        if batch.device != self.edge_index.device:
+            raise ValueError(f"`batch` is on {batch.device} but `edge_index` is on {self.edge_index.device}")
+        if not self.num_nodes:
+            return batch, 0 if num_graphs is None else num_graphs
+        first, last = int(batch[0]), int(batch[-1])
+        if first < 0:
+            raise ValueError(f"`batch` holds a negative graph id ({first})")
+        drops = batch[1:] < batch[:-1]
+        if bool(drops.any()):
+            i = int(drops.nonzero()[0]) + 1
+            raise ValueError(
+                f"the nodes of each graph must be contiguous and graphs in order (as in a PyG Batch), but "
+                f"`batch` goes from {int(batch[i - 1])} to {int(batch[i])} at node {i}")
+        if num_graphs is None:
+            return batch, last + 1
+        if last >= num_graphs:
+            raise ValueError(f"`batch` holds graph id {last} but the batch has only {num_graphs} graphs")
+        return batch, num_graphs
+
+    # Sizes ------------------------------------------------------------------
+
+    @property
+    def num_edges(self) -> int:
+        return self.edge_index.size(1)
+
+    @property
+    def num_line_edges(self) -> int:
+        return self.line_index.size(1)
+
+    @property
+    def num_levels(self) -> int:
+        return int(self.edge_level.max()) + 1 if self.num_edges else 0
+
+    # Levels and pruning (computed on first use when not given) --------------
+
+    @property
+    def edge_level(self) -> Tensor:
+        if self._edge_level is None:
+            self._edge_level = edge_levels(self.edge_index, self.num_nodes).to(self.edge_index.device)
+        return self._edge_level
+
+    @property
+    def edge_level_rev(self) -> Tensor:
+        if self._edge_level_rev is None:
+            self._edge_level_rev = edge_levels(self.edge_index, self.num_nodes, reverse=True).to(
+                self.edge_index.device)
+        return self._edge_level_rev
+
+    @property
+    def multitree_mask(self) -> Tensor:
+        if self._multitree_mask is None:
+            self._multitree_mask = multitree_mask(self.edge_index, self.line_index, self.num_nodes).to(
+                self.edge_index.device)
+        return self._multitree_mask
+
+    # Graphs of a mini-batch -------------------------------------------------
+
+    @property
+    def batch(self) -> Tensor:
+        """``[N]`` graph id of every node (zeros for a single graph)."""
+        if self._batch is None:
+            self._batch = torch.zeros(self.num_nodes, dtype=torch.long, device=self.edge_index.device)
+        return self._batch
+
+    @property
+    def graph_sizes(self) -> Tensor:
+        """``[num_graphs]`` nodes per graph."""
+        return self.memo("graph_sizes", lambda: torch.bincount(self.batch, minlength=self.num_graphs))
+
+    @property
+    def ptr(self) -> Tensor:
+        """``[num_graphs + 1]`` offsets of the graphs' nodes (PyG's ``ptr``)."""
+        return self.memo("ptr", lambda: torch.cat([self.graph_sizes.new_zeros(1), self.graph_sizes.cumsum(0)]))
+
+    @property
+    def max_graph_nodes(self) -> int:
+        """Nodes of the largest graph."""
+        return self.memo("max_graph_nodes", lambda: int(self.graph_sizes.max()) if self.num_graphs else 0)
+
+    # Views ------------------------------------------------------------------
+
+    def reverse(self) -> "DAG":
+        """The same DAG with every edge flipped (cached; the D-mode pruning is kept, not redone)."""
+        return self.memo("reverse", self._flipped)
+
+    def _flipped(self) -> "DAG":
+        flipped = DAG(
+            self.edge_index.flip(0), self.line_index.flip(0), self.num_nodes,
+            edge_level=self._edge_level_rev, edge_level_rev=self._edge_level,
+            multitree_mask=self.multitree_mask, input_edge=self.input_edge,
+            batch=self._batch, num_graphs=self.num_graphs)
+        flipped._memo["reverse"] = self
+        flipped._memo["graph_sizes"] = self.graph_sizes
+        return flipped
+
+    def multitree(self) -> "DAG":
+        """Only the line edges kept for D-mode (cached)."""
+        return self.memo("multitree", self._pruned)
+
+    def _pruned(self) -> "DAG":
+        mask = self.multitree_mask
+        pruned = DAG(
+            self.edge_index, self.line_index[:, mask], self.num_nodes,
+            edge_level=self._edge_level, edge_level_rev=self._edge_level_rev,
+            multitree_mask=torch.ones(int(mask.sum()), dtype=torch.bool, device=mask.device),
+            input_edge=self.input_edge, batch=self._batch, num_graphs=self.num_graphs)
+        pruned._memo["multitree"] = pruned
+        pruned._memo["graph_sizes"] = self.graph_sizes
+        return pruned
+
+    def view(self, mode: str, reverse: bool = False) -> "DAG":
+        """The DAG a layer of ``mode`` (``"P"``: full line graph, ``"D"``: multitree) runs on."""
+        if mode not in MODES:
+            raise ValueError(f"`mode` must be one of {MODES}, got {mode!r}")
+        dag = self.multitree() if mode == "D" else self
+        return dag.reverse() if reverse else dag
+
+    # Caches -----------------------------------------------------------------
+
+    def memo(self, key: Hashable, build: Callable[[], T]) -> T:
+        """``build()`` on the first call with ``key``, the same object afterwards.
+
+        The structure never changes, so anything derived from it (schedules,
+        layouts, validation) is built once per DAG and shared by every layer.
+        """
+        if key not in self._memo:
+            self._memo[key] = build()
+        return self._memo[key]
+
+    def __repr__(self) -> str:
+        return (f"{self.__class__.__name__}(num_nodes={self.num_nodes}, num_edges={self.num_edges}, "
+                f"num_line_edges={self.num_line_edges}, num_graphs={self.num_graphs})")

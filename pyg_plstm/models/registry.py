@@ -1,0 +1,110 @@
+r"""Models by name: :func:`make_model` builds pLSTM or a GNN baseline behind one signature.
+
+Pipelines and benchmarks compare models side by side through it, and a
+checkpoint stores its keyword arguments to rebuild the model. Every model maps
+a (batched) PyG ``data`` object to ``[num_graphs, out_channels]``. Further
+models join with :func:`register_model`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Callable, Optional
+
+from torch.nn import Module
+
+from pyg_plstm.checks import check_positive
+from pyg_plstm.models.gnn import GNNBaseline
+from pyg_plstm.models.plstm import PLSTMNet
+
+__all__ = ["ModelSpec", "make_model", "model_names", "register_model"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model: how to build it, its usual depth and the arguments it adds."""
+
+    builder: Callable[..., Module]
+    default_layers: int
+    extra_args: tuple[str, ...] = ()
+
+
+_MODELS: dict[str, ModelSpec] = {}
+
+
+def register_model(name: str, builder: Callable[..., Module], default_layers: int,
+                   extra_args: tuple[str, ...] = ()) -> None:
+    r"""Make :func:`make_model` build ``name`` with ``builder``.
+
+    Args:
+        name (str): The model's name, e.g. on the command line.
+        builder (callable): Called as ``builder(in_channels, out_channels,
+            hidden_channels=..., num_layers=..., heads=..., edge_dim=...,
+            node_encoder=..., edge_encoder=..., pooling=..., dropout=...,
+            **extra)`` and returns the model.
+        default_layers (int): The depth used when :func:`make_model` gets
+            ``num_layers=None``.
+        extra_args (tuple of str, optional): Keyword arguments the model takes
+            beyond :func:`make_model`'s; any other is refused.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"a model name must be a non-empty string, got {name!r}")
+    if name in _MODELS:
+        raise ValueError(f"a model named {name!r} is already registered")
+    if not callable(builder):
+        raise ValueError(f"the builder of model {name!r} must be callable, got {type(builder).__name__}")
+    check_positive(default_layers=default_layers)
+    _MODELS[name] = ModelSpec(builder, default_layers, tuple(extra_args))
+
+
+def model_names() -> tuple[str, ...]:
+    """Names :func:`make_model` accepts, in registration order."""
+    return tuple(_MODELS)
+
+
+def make_model(
+    name: str,
+    in_channels: Optional[int],
+    out_channels: int,
+    hidden_channels: int = 96,
+    num_layers: Optional[int] = None,
+    heads: int = 4,
+    edge_dim: Optional[int] = None,
+    node_encoder: str = "linear",
+    edge_encoder: Optional[str] = None,
+    pooling: str = "mean",
+    dropout: float = 0.0,
+    **model_kwargs: Any,
+) -> Module:
+    r"""Build the model registered as ``name`` (see :func:`model_names`).
+
+    ``num_layers`` is the number of pLSTM blocks or GNN layers; :obj:`None`
+    picks the model's usual depth (2 pLSTM blocks, 5 GNN layers as in OGB).
+    ``model_kwargs`` are the model's own arguments (for ``"plstm"``:
+    ``block``, ``pos_encoding``, ``form``, ``alpha`` of
+    :class:`~pyg_plstm.models.PLSTMNet`); other models refuse them.
+    """
+    spec = _MODELS.get(name)
+    if spec is None:
+        raise ValueError(f"unknown model {name!r}; choose one of {model_names()}")
+    refused = sorted(set(model_kwargs) - set(spec.extra_args))
+    if refused:
+        takes = f"; its own arguments are {list(spec.extra_args)}" if spec.extra_args else ""
+        raise ValueError(f"model {name!r} does not take the argument(s) {refused}{takes}")
+    return spec.builder(
+        in_channels, out_channels, hidden_channels=hidden_channels,
+        num_layers=spec.default_layers if num_layers is None else num_layers, heads=heads, edge_dim=edge_dim,
+        node_encoder=node_encoder, edge_encoder=edge_encoder, pooling=pooling, dropout=dropout, **model_kwargs,
+    )
+
+
+def _build_plstm(in_channels: Optional[int], out_channels: int, num_layers: int, **kwargs: Any) -> PLSTMNet:
+    return PLSTMNet(in_channels, out_channels=out_channels, num_blocks=num_layers, **kwargs)
+
+
+# OGB's depth for its graph-property GNNs; the pLSTM paper's graph setup uses 2 blocks.
+register_model("plstm", _build_plstm, default_layers=2, extra_args=("block", "pos_encoding", "form", "alpha"))
+register_model("gin", partial(GNNBaseline, "gin"), default_layers=5)
+register_model("gcn", partial(GNNBaseline, "gcn"), default_layers=5)
+register_model("gat", partial(GNNBaseline, "gat"), default_layers=5)
+register_model("gin-virtual", partial(GNNBaseline, "gin", virtual_node=True), default_layers=5)
