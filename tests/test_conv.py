@@ -1,16 +1,19 @@
+from pathlib import Path
+
 import pandas as pd
 import pytest
 import torch
 from torch_geometric.data import Batch
 
-from graphs import chain, family, undirected
-from pyg_plstm import get_dag, prepare_dag
+from pyg_plstm import ToDAG, get_dag, prepare_dag
 from pyg_plstm.chem import from_smiles
-from pyg_plstm.nn import DAGPlan, PLSTMConv
-from pyg_plstm.ops import plstm_dag_reference
+from pyg_plstm.nn import PLSTMConv
 from pyg_plstm.nn.conv import GATE_BIAS, TRANSITION_BIAS
+from pyg_plstm.ops import level_schedule, parallel_layout, plstm_naive
 
-SMILES = pd.read_csv("data/solubility.csv").smiles.tolist()
+from graphs import chain, family, undirected
+
+SMILES = pd.read_csv(Path(__file__).parent.parent / "data" / "solubility.csv").smiles.tolist()
 
 
 def _randomize(module: torch.nn.Module, seed: int = 0, std: float = 0.5) -> torch.nn.Module:
@@ -29,7 +32,6 @@ def _molecules(count: int, start: int = 0) -> list:
     for s in SMILES[start:start + count]:
         data = from_smiles(s)
         data.x = data.x.double()
-        data.dag_edge_attr = data.dag_edge_attr.double()
         data.edge_attr = data.edge_attr.double()
         graphs.append(data)
     return graphs
@@ -48,7 +50,7 @@ def test_plstm_conv(mode):
     conv = PLSTMConv(8, 7, heads=3, mode=mode, edge_dim=2, qk_channels=5, v_channels=4)
     out = conv(x, edge_index, torch.randn(edge_index.size(1), 2))
     assert out.size() == (6, 7)
-    assert conv.lin_out.in_features == 3 * 4
+    assert conv.lin_out.in_channels == 3 * 4
 
 
 def test_gates_follow_the_paper():
@@ -56,15 +58,15 @@ def test_gates_follow_the_paper():
     data = _molecules(1, start=300)[0]
     conv = _randomize(PLSTMConv(9, 8, heads=2, mode="D", edge_dim=3).double())
     for reverse in (False, True):
-        g = conv.gates(data.x, edge_attr=data.dag_edge_attr, dag=get_dag(data), reverse=reverse)
+        g = conv.gates(data.x, data.edge_index, data.edge_attr, dag=get_dag(data), reverse=reverse)
         src, dst = g.dag.edge_index
         prev, nxt = g.dag.line_index
-        f = data.dag_edge_attr
+        f = data.edge_attr[g.dag.input_edge]
         w_node = conv.lin_gate.weight.view(4, 2, 9)
         w_edge = conv.lin_edge_gate.weight.view(4, 2, 3)
         b = conv.lin_gate.bias.view(4, 2)
 
-        def gate(chunk, node_feats, edge_terms):
+        def gate(chunk, node_feats, edge_terms, w_node=w_node, b=b):
             return node_feats @ w_node[chunk].t() + b[chunk] + edge_terms
 
         assert torch.allclose(g.source, torch.sigmoid(gate(0, data.x[src], f @ w_edge[0].t())))
@@ -81,8 +83,9 @@ def test_edge_feature_defaults_to_endpoint_mean():
     with_mean = PLSTMConv(9, 8, heads=2, edge_dim=9).double()
     with_mean.load_state_dict(conv.state_dict())
     dag = get_dag(data)
-    mean = 0.5 * (data.x[dag.edge_index[0]] + data.x[dag.edge_index[1]])
-    assert torch.allclose(conv(data.x, dag=dag), with_mean(data.x, edge_attr=mean, dag=dag))
+    # Edge features are indexed like edge_index: give every input edge the mean of its endpoints.
+    mean = 0.5 * (data.x[data.edge_index[0]] + data.x[data.edge_index[1]])
+    assert torch.allclose(conv(data.x, dag=dag), with_mean(data.x, data.edge_index, mean, dag=dag))
 
 
 @pytest.mark.parametrize("mode", ["P", "D"])
@@ -92,10 +95,11 @@ def test_forward_is_operator_on_gates(mode, reverse, form):
     data = _molecules(1, start=500)[0]
     conv = _randomize(PLSTMConv(9, 8, heads=2, mode=mode, edge_dim=3, form=form).double())
     dag = get_dag(data)
-    g = conv.gates(data.x, dag=dag, reverse=reverse)
-    expected = plstm_dag_reference(*g[:7], g.dag.edge_index, g.dag.line_index)
+    g = conv.gates(data.x, data.edge_index, data.edge_attr, dag=dag, reverse=reverse)
+    expected = plstm_naive(*g[:7], g.dag)
     expected = conv.lin_out(conv.norm(expected).flatten(1))
-    assert torch.allclose(conv(data.x, dag=dag, reverse=reverse), expected, atol=1e-12)
+    assert torch.allclose(conv(data.x, data.edge_index, data.edge_attr, dag=dag, reverse=reverse), expected,
+                          atol=1e-12)
     line = dag.multitree() if mode == "D" else dag
     assert torch.equal(g.dag.line_index, line.reverse().line_index if reverse else line.line_index)
 
@@ -144,26 +148,42 @@ def test_batched_equals_per_graph(mode, reverse, form):
     graphs = _molecules(5, start=100)
     conv = _randomize(PLSTMConv(9, 8, heads=2, mode=mode, edge_dim=3, form=form).double())
     batch = Batch.from_data_list(graphs)
-    out = conv(batch.x, dag=DAGPlan(get_dag(batch), batch.batch), reverse=reverse)
-    expected = torch.cat([conv(g.x, dag=get_dag(g), reverse=reverse) for g in graphs])
+    out = conv(batch.x, batch.edge_index, batch.edge_attr, dag=get_dag(batch), reverse=reverse)
+    expected = torch.cat([conv(g.x, g.edge_index, g.edge_attr, dag=get_dag(g), reverse=reverse) for g in graphs])
     assert torch.allclose(out, expected, atol=1e-12)
+
+
+def test_batch_argument_gives_one_block_per_graph(monkeypatch):
+    """With `batch`, form='auto' sees many small graphs, not one graph of the batch's size."""
+    graphs = _molecules(16, start=100)
+    batch = Batch.from_data_list(graphs)
+    conv = _randomize(PLSTMConv(9, 24, heads=1, edge_dim=3).double())
+    dag = get_dag(batch)
+    assert dag.num_graphs == 16 and dag.max_graph_nodes == max(g.num_nodes for g in graphs)
+    conv(batch.x, batch.edge_index, batch.edge_attr, dag=dag)
+    layout = dag.memo("parallel_layout", lambda: None, nodes_only=True)
+    assert layout.num_graphs == 16 and layout.max_nodes == dag.max_graph_nodes
+    # The slow path with `batch` builds the same per-graph structure.
+    slow = conv(batch.x, batch.edge_index, batch.edge_attr, batch.batch)
+    assert torch.allclose(slow, conv(batch.x, batch.edge_index, batch.edge_attr, dag=prepare_dag(
+        batch.edge_index, batch.num_nodes, batch=batch.batch)), atol=1e-12)
 
 
 def test_reverse_flag_equals_reversed_dag():
     data = _molecules(1, start=200)[0]
     conv = _randomize(PLSTMConv(9, 8, heads=2, edge_dim=3).double())
-    dag = get_dag(data)
-    out = conv(data.x, dag=dag, reverse=True)
-    assert torch.allclose(out, conv(data.x, dag=dag.reverse()))
-    assert not torch.allclose(out, conv(data.x, dag=dag))
+    dag, e, f = get_dag(data), data.edge_index, data.edge_attr
+    out = conv(data.x, e, f, dag=dag, reverse=True)
+    assert torch.allclose(out, conv(data.x, e, f, dag=dag.reverse()))
+    assert not torch.allclose(out, conv(data.x, e, f, dag=dag))
 
 
 def test_slow_path_matches_prepared_dag_and_caches():
     data = _molecules(1, start=900)[0]
     conv = _randomize(PLSTMConv(9, 8, heads=2, edge_dim=3, cached=True).double())
     # The slow path orients by node index; so does a DAG prepared without an order.
-    dag = prepare_dag(data.edge_index, data.num_nodes, edge_attr=data.edge_attr)
-    expected = conv(data.x, edge_attr=dag.edge_attr, dag=dag)
+    dag = prepare_dag(data.edge_index, data.num_nodes)
+    expected = conv(data.x, data.edge_index, data.edge_attr, dag=dag)
     assert torch.allclose(conv(data.x, data.edge_index, data.edge_attr), expected)
     assert torch.allclose(conv(data.x, data.edge_index, data.edge_attr), expected)  # from the cache
     x, edge_index, edge_attr = data.x[:3], chain(3), data.edge_attr[:4]
@@ -173,21 +193,23 @@ def test_slow_path_matches_prepared_dag_and_caches():
     assert conv(x, edge_index, edge_attr).shape == (3, 8)
 
 
-def test_plan_is_shared_between_layers(monkeypatch):
-    import pyg_plstm.nn.plan as plan_module
+def test_schedules_are_shared_between_layers(monkeypatch):
+    import pyg_plstm.ops.schedule as schedule
 
     calls = []
-    for name in ("schedule_for", "parallel_schedule"):
-        original = getattr(plan_module, name)
-        monkeypatch.setattr(plan_module, name, lambda *a, f=original, **k: calls.append(1) or f(*a, **k))
+    for name in ("_sort_levels", "_layout"):
+        original = getattr(schedule, name)
+        monkeypatch.setattr(schedule, name, lambda *a, f=original, **k: calls.append(1) or f(*a, **k))
     data = _molecules(1, start=50)[0]
-    plan = DAGPlan(get_dag(data))
+    dag = get_dag(data)
     for mode in "PDPD":
         for form in ("scan", "parallel"):
-            PLSTMConv(9, 8, mode=mode, form=form).double()(data.x, dag=plan)
+            PLSTMConv(9, 8, mode=mode, form=form).double()(data.x, dag=dag)
+    # One level sort per view (P, D) and one padding layout shared by all views.
+    assert len(calls) == 3
+    PLSTMConv(9, 8, mode="P", form="parallel").double()(data.x, dag=dag, reverse=True)
     assert len(calls) == 4
-    PLSTMConv(9, 8, mode="P").double()(data.x, dag=plan, reverse=True)
-    assert len(calls) == 5
+    assert level_schedule(dag) is level_schedule(dag) and parallel_layout(dag) is parallel_layout(dag)
 
 
 def test_graph_without_edges():
@@ -200,15 +222,15 @@ def test_graph_without_edges():
 @pytest.mark.parametrize("autocast", [False, True])
 def test_deep_chain_is_finite(mode, autocast):
     n = 1000
-    plan = DAGPlan(prepare_dag(chain(n), n))
+    dag = prepare_dag(chain(n), n)
     conv = PLSTMConv(16, 16, heads=4, mode=mode)
     with torch.no_grad():  # transitions close to 1: the state survives the whole chain
         conv.lin_gate.bias.view(4, 4)[3].fill_(3.0 if mode == "D" else 100.0)
         conv.lin_gate.bias.view(4, 4)[:3].fill_(0.0)
     x = torch.randn(n, 16, requires_grad=True)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-        out = conv(x, dag=plan)
-        gates = conv.gates(x, dag=plan)
+        out = conv(x, dag=dag)
+        gates = conv.gates(x, dag=dag)
     assert out.dtype == (torch.bfloat16 if autocast else torch.float32)
     # The operator ran in float32 even under autocast.
     assert gates.transition.dtype == torch.float32 and gates.transition.min() > 0.99
@@ -222,14 +244,15 @@ def test_compile():
     # aot_eager traces forward and backward like inductor without its C++ build
     # (~30 s on CPU); inductor agrees to 1e-7 in float32 when run by hand.
     # The level schedule is host work with data-dependent shapes: building it
-    # inside the compiled region breaks the graph, so the plan is prepared first.
+    # inside the compiled region breaks the graph, so an eager call on the same
+    # DAG object builds (and caches) it first.
     data = _molecules(1, start=600)[0]
     conv = _randomize(PLSTMConv(9, 8, heads=2, edge_dim=3))
-    x, edge_attr = data.x.float().requires_grad_(), data.dag_edge_attr.float()
-    plan = DAGPlan(get_dag(data))
-    expected = conv(x, edge_attr=edge_attr, dag=plan)
+    x, edge_attr = data.x.float().requires_grad_(), data.edge_attr.float()
+    dag = get_dag(data)
+    expected = conv(x, data.edge_index, edge_attr, dag=dag)
     compiled = torch.compile(conv, backend="aot_eager", fullgraph=True)
-    out = compiled(x, edge_attr=edge_attr, dag=plan)
+    out = compiled(x, data.edge_index, edge_attr, dag=dag)
     assert torch.allclose(out, expected, atol=1e-6)
     grad, = torch.autograd.grad(out.sum(), x)
     expected_grad, = torch.autograd.grad(expected.sum(), x)
@@ -243,7 +266,8 @@ def test_state_dict_round_trip(tmp_path):
     other = PLSTMConv(9, 8, heads=2, mode="D", edge_dim=3).double()
     other.load_state_dict(torch.load(tmp_path / "conv.pt", weights_only=True))
     dag = get_dag(data)
-    assert torch.equal(other(data.x, dag=dag), conv(data.x, dag=dag))
+    assert torch.equal(other(data.x, data.edge_index, data.edge_attr, dag=dag),
+                       conv(data.x, data.edge_index, data.edge_attr, dag=dag))
 
 
 @pytest.mark.parametrize("mode", ["P", "D"])
@@ -302,11 +326,13 @@ def test_input_errors():
         conv(x, edge_index)
     with pytest.raises(ValueError, match="edge_dim=2 but got no `edge_attr`"):
         conv(x, dag=dag)
-    with pytest.raises(ValueError, match=r"\[8, 2\] \(one per column of `edge_index`\), got \[7, 2\]"):
+    with pytest.raises(ValueError, match="`edge_attr` has 7 rows but `edge_index` has 8 columns"):
         conv(x, edge_index, torch.randn(7, 2))
-    with pytest.raises(ValueError, match=r"\[4, 2\] \(one per DAG edge\), got \[8, 2\]"):
-        conv(x, edge_attr=torch.randn(8, 2), dag=dag)
-    with pytest.raises(ValueError, match=r"\[8, 2\].*got \[8, 3\]"):
+    # Self-loops first: the DAG keeps input edges 4..7, so one row per DAG edge cannot be right.
+    looped = torch.cat([torch.arange(4).repeat(2, 1), edge_index], 1)
+    with pytest.raises(ValueError, match="has 4 rows but the DAG's edges come from input edges up to 7"):
+        conv(x, edge_attr=torch.randn(4, 2), dag=prepare_dag(looped, 5))
+    with pytest.raises(ValueError, match=r"shape \[num_edges, 2\], got \[8, 3\]"):
         conv(x, edge_index, torch.randn(8, 3))
     with pytest.raises(ValueError, match="`edge_attr` must be floating point"):
         conv(x, edge_index, torch.ones(8, 2, dtype=torch.long))
@@ -314,26 +340,164 @@ def test_input_errors():
         conv(x, edge_index, torch.ones(8, 2, dtype=torch.float64))
 
 
-def test_auto_form_follows_the_measured_rule():
-    from torch_geometric.data import Batch
+def test_auto_form_follows_the_measured_rule(monkeypatch):
     from torch_geometric.utils import from_smiles as pyg_from_smiles
 
-    from pyg_plstm.dag import ToDAG, get_dag, prepare_dag
-    from pyg_plstm.nn.plan import DAGPlan
+    import pyg_plstm.functional as functional
+    from pyg_plstm.ops import choose_form
 
-    molecules = Batch.from_data_list([ToDAG()(pyg_from_smiles(s)) for s in ["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1"] * 10])
-    plan = DAGPlan(get_dag(molecules), molecules.batch)
-    assert plan.form("auto", 24, 24) == "parallel"
-    assert plan.form("scan", 24, 24) == "scan"
+    molecules = Batch.from_data_list(
+        [ToDAG()(pyg_from_smiles(s)) for s in ["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1"] * 10])
+    dag = get_dag(molecules)
+    assert choose_form(dag, 24, 24) == "parallel"
     n = 1000
-    chain = prepare_dag(torch.stack([torch.arange(n - 1), torch.arange(1, n)]), n)
-    assert DAGPlan(chain).form("auto", 24, 24) == "scan"
-    with pytest.raises(ValueError, match="resolve 'auto'"):
-        plan.schedule("P", False, "auto")
-    # The layer uses the form the plan resolves to, and both forms agree.
-    conv = PLSTMConv(9, 16, heads=2).double()
+    assert choose_form(prepare_dag(torch.stack([torch.arange(n - 1), torch.arange(1, n)]), n), 24, 24) == "scan"
+    # The layer runs the form the rule picks (spied on), and that form agrees with the reference.
+    used = []
+    for name in ("scan", "parallel"):
+        impl = functional._IMPLEMENTATIONS[name]
+        monkeypatch.setitem(functional._IMPLEMENTATIONS, name, lambda *a, f=impl, n=name: used.append(n) or f(*a))
+    conv = _randomize(PLSTMConv(9, 16, heads=2).double())
     x = molecules.x.double()
-    auto = conv(x, dag=DAGPlan(get_dag(molecules), molecules.batch))
-    conv.form = "scan"
-    scan = conv(x, dag=DAGPlan(get_dag(molecules), molecules.batch))
-    assert torch.allclose(auto, scan, atol=1e-10)
+    auto = conv(x, dag=dag)
+    assert used == ["parallel"]
+    conv.form = "reference"
+    assert torch.allclose(auto, conv(x, dag=dag), atol=1e-10)
+
+
+def test_directed_input_is_kept_on_the_slow_path():
+    # A directed chain 2 -> 1 -> 0 runs against the node order; undirected input would be flipped.
+    x = torch.randn(3, 4, dtype=torch.float64)
+    directed = torch.tensor([[2, 1], [1, 0]])
+    conv = _randomize(PLSTMConv(4, 8, heads=2).double())
+    g = conv.gates(x, directed)
+    assert g.dag.edge_index.tolist() == [[2, 1], [1, 0]]
+    assert torch.allclose(conv(x, directed), conv(x, dag=prepare_dag(directed, 3, directed=True)))
+    assert not torch.allclose(conv(x, directed), conv(x, undirected([(0, 1), (1, 2)])))
+    with pytest.raises(ValueError, match="cycle through node"):
+        conv(x, torch.tensor([[0, 1, 2], [1, 2, 0]]))
+
+
+@pytest.mark.parametrize("mode", ["P", "D"])
+@pytest.mark.parametrize("form", ["scan", "parallel", "reference"])
+def test_second_derivatives_are_exact(mode, form):
+    # A 4-node diamond: two paths from node 0 to node 3, so D-mode prunes one.
+    edge_index = undirected([(0, 1), (0, 2), (1, 3), (2, 3)])
+    dag = prepare_dag(edge_index, 4)
+    conv = _randomize(PLSTMConv(3, 4, heads=2, mode=mode, form=form).double(), std=0.3)
+    x = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradgradcheck(lambda x: conv(x, dag=dag), (x,))
+
+
+def test_lazy_in_channels():
+    data = _molecules(2, start=30)
+    batch = Batch.from_data_list(data)
+    conv = PLSTMConv(-1, 8, heads=2, edge_dim=3).double()
+    assert str(conv) == "PLSTMConv(-1, 8, heads=2, mode='P')"
+    out = conv(batch.x, batch.edge_index, batch.edge_attr, dag=get_dag(batch))
+    assert out.shape == (batch.num_nodes, 8) and conv.in_channels == 9
+    assert conv.lin_qkv.weight.shape[1] == 9 and (conv.lin_gate.bias.view(4, 2)[:3] == GATE_BIAS).all()
+    # A lazy layer loads materialised weights without re-initialising them.
+    other = PLSTMConv(-1, 8, heads=2, edge_dim=3).double()
+    other.load_state_dict(conv.state_dict())
+    assert torch.equal(other(batch.x, batch.edge_index, batch.edge_attr, dag=get_dag(batch)), out)
+
+
+def test_in_pyg_sequential():
+    from torch_geometric.nn import Sequential
+
+    data = _molecules(3, start=60)
+    batch = Batch.from_data_list(data)
+    model = Sequential("x, edge_index, edge_attr, batch", [
+        (PLSTMConv(9, 16, heads=2, edge_dim=3), "x, edge_index, edge_attr, batch -> x"),
+        torch.nn.ReLU(),
+        (PLSTMConv(16, 4, heads=2, mode="D"), "x, edge_index, batch=batch -> x"),
+    ]).double()
+    out = model(batch.x, batch.edge_index, batch.edge_attr, batch.batch)
+    assert out.shape == (batch.num_nodes, 4)
+    per_graph = torch.cat([model(g.x, g.edge_index, g.edge_attr, torch.zeros(g.num_nodes, dtype=torch.long))
+                           for g in data])
+    assert torch.allclose(out, per_graph, atol=1e-10)
+
+
+class _ExplainedModel(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = _randomize(PLSTMConv(9, 8, heads=2, edge_dim=3))
+        self.conv2 = _randomize(PLSTMConv(8, 8, heads=2, mode="D"), seed=1)
+        self.head = torch.nn.Linear(8, 1)
+
+    def forward(self, x, edge_index, edge_attr):
+        h = self.conv1(x, edge_index, edge_attr).relu()
+        return self.head(self.conv2(h, edge_index, reverse=True)).sum(0, keepdim=True)
+
+
+def test_explainer_edge_and_node_masks():
+    from torch_geometric.explain import Explainer, GNNExplainer
+
+    data = _molecules(1, start=400)[0]
+    x, edge_attr = data.x.float(), data.edge_attr.float()
+    model = _ExplainedModel()
+    explainer = Explainer(model, GNNExplainer(epochs=3), explanation_type="model", node_mask_type="attributes",
+                          edge_mask_type="object",
+                          model_config=dict(mode="regression", task_level="graph", return_type="raw"))
+    explanation = explainer(x, data.edge_index, edge_attr=edge_attr)
+    assert explanation.edge_mask.shape == (data.edge_index.size(1),)
+    assert explanation.node_mask.shape == x.shape
+    # The mask acts through the DAG edges: each bond's kept direction is attributed.
+    kept = get_dag(data).input_edge
+    assert (explanation.edge_mask[kept] != 0).all()
+    assert not model.conv1.explain and model.conv1._edge_mask is None  # the explainer cleaned up
+
+
+def test_explainer_mask_scales_source_and_mark_gates():
+    from torch_geometric.explain.algorithm.utils import clear_masks, set_masks
+
+    data = _molecules(1, start=410)[0]
+    conv = _randomize(PLSTMConv(9, 8, heads=2, edge_dim=3).double())
+    plain = conv.gates(data.x, data.edge_index, data.edge_attr)
+    mask = torch.randn(data.edge_index.size(1), dtype=torch.float64)
+    set_masks(conv, mask, data.edge_index, apply_sigmoid=True)
+    masked = conv.gates(data.x, data.edge_index, data.edge_attr)
+    clear_masks(conv)
+    factor = mask.sigmoid()[plain.dag.input_edge].view(-1, 1)
+    assert torch.allclose(masked.source, plain.source * factor)
+    assert torch.allclose(masked.mark, plain.mark * factor)
+    assert torch.equal(masked.transition, plain.transition)
+    set_masks(conv, torch.randn(3), data.edge_index)
+    with pytest.raises(ValueError, match="edge mask has 3 entries"):
+        conv(data.x, data.edge_index, data.edge_attr)
+    clear_masks(conv)
+
+
+def test_to_hetero_relations_within_one_node_type():
+    from torch_geometric.data import HeteroData
+    from torch_geometric.nn import to_hetero
+
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = PLSTMConv(-1, 8, heads=2)
+
+        def forward(self, x, edge_index):
+            return self.conv(x, edge_index)
+
+    hetero = HeteroData()
+    hetero["atom"].x = torch.randn(5, 4)
+    hetero["atom", "bond", "atom"].edge_index = undirected([(0, 1), (1, 2), (2, 3)])
+    hetero["atom", "ring", "atom"].edge_index = undirected([(0, 4), (3, 4)])
+    model = to_hetero(Net(), hetero.metadata(), aggr="sum")
+    out = model(hetero.x_dict, hetero.edge_index_dict)
+    assert out["atom"].shape == (5, 8)
+    bond, ring = model.conv["atom__bond__atom"], model.conv["atom__ring__atom"]
+    x, ei = hetero["atom"].x, hetero.edge_index_dict
+    expected = bond(x, ei["atom", "bond", "atom"]) + ring(x, ei["atom", "ring", "atom"])
+    assert torch.allclose(out["atom"], expected)
+
+    bipartite = HeteroData()
+    bipartite["atom"].x, bipartite["mol"].x = torch.randn(5, 4), torch.randn(1, 4)
+    bipartite["atom", "in", "mol"].edge_index = torch.tensor([[0, 1, 2, 3, 4], [0, 0, 0, 0, 0]])
+    bipartite["mol", "has", "atom"].edge_index = torch.tensor([[0, 0, 0, 0, 0], [0, 1, 2, 3, 4]])
+    model = to_hetero(Net(), bipartite.metadata(), aggr="sum")
+    with pytest.raises(ValueError, match="relation between two node types"):
+        model(bipartite.x_dict, bipartite.edge_index_dict)

@@ -1,13 +1,17 @@
+"""PLSTMNet: shapes, batching, encoders, forms, gradients, shared DAG caches, errors."""
+from pathlib import Path
+
 import pandas as pd
 import pytest
 import torch
 from torch_geometric.data import Batch, Data
 
-from pyg_plstm import get_dag
+from pyg_plstm import DAG, get_dag
 from pyg_plstm.chem import from_smiles
-from pyg_plstm.nn import DegreeEncoding, PLSTMBlock, PLSTMNet
+from pyg_plstm.models import PLSTMNet
+from pyg_plstm.nn import DegreeEncoding, PLSTMBlock
 
-SMILES = pd.read_csv("data/solubility.csv").smiles.tolist()
+SMILES = pd.read_csv(Path(__file__).parent.parent / "data" / "solubility.csv").smiles.tolist()
 
 
 def _molecules(count: int, start: int = 0) -> list:
@@ -35,11 +39,12 @@ def test_plstm_block():
     block = PLSTMBlock(16, heads=2, pattern="DPD", edge_dim=3)
     assert str(block) == "PLSTMBlock(16, heads=2, pattern='DPD')"
     assert [conv.mode for conv in block.convs] == ["D", "P", "D"]
-    x, edge_attr = torch.randn(data.num_nodes, 16), data.dag_edge_attr.float()
-    out = block(x, get_dag(data), edge_attr)
-    assert out.shape == x.shape
-    reversed_dag = get_dag(data, reverse=True)
-    assert torch.allclose(block(x, get_dag(data), edge_attr, reverse=True), block(x, reversed_dag, edge_attr))
+    x, edge_attr, dag = torch.randn(data.num_nodes, 16), data.edge_attr.float(), get_dag(data)
+    out = block(x, edge_attr=edge_attr, dag=dag)
+    assert out.shape == x.shape and not torch.allclose(out, x)
+    reversed_out = block(x, edge_attr=edge_attr, dag=dag, reverse=True)
+    assert not torch.allclose(reversed_out, out)
+    assert torch.allclose(reversed_out, block(x, edge_attr=edge_attr, dag=dag.reverse()))
 
 
 def test_degree_encoding():
@@ -81,20 +86,20 @@ def test_single_graph_without_batch_vector():
 def test_ogb_encoders_with_from_smiles_features():
     batch = _batch()
     model = PLSTMNet(None, hidden_channels=16, out_channels=2, heads=2, node_encoder="ogb", edge_encoder="ogb")
-    assert batch.x.dtype == torch.long and batch.dag_edge_attr.shape[1] == 3
+    assert batch.x.dtype == torch.long and batch.edge_attr.shape[1] == 3
     assert model(batch).shape == (6, 2)
     # Edge features reach the pLSTM layers (once their gate weights are not zero, as at init).
     for block in model.blocks:
         for conv in block.convs:
             torch.nn.init.normal_(conv.lin_edge_gate.weight)
-    bonds = batch.dag_edge_attr.clone()
+    bonds = batch.edge_attr.clone()
     bonds[:, 0] = (bonds[:, 0] + 1) % 4
-    assert not torch.allclose(model(batch), model(batch.clone().update({"dag_edge_attr": bonds})))
+    assert not torch.allclose(model(batch), model(batch.clone().update({"edge_attr": bonds})))
 
 
 def test_linear_edge_encoder_is_implied_by_edge_dim():
     batch = _batch()
-    batch.dag_edge_attr = batch.dag_edge_attr.float()
+    batch.edge_attr = batch.edge_attr.float()
     model = PLSTMNet(9, hidden_channels=16, heads=2, edge_dim=3)
     assert model.edge_encoder is not None
     assert all(conv.edge_dim == 16 for block in model.blocks for conv in block.convs)
@@ -110,15 +115,30 @@ def test_batched_equals_per_graph():
     assert torch.allclose(out, expected, atol=1e-12)
 
 
-@pytest.mark.parametrize("form", ["scan", "parallel"])
-def test_forms_agree(form):
+def test_scan_and_parallel_forms_agree():
     batch = _batch(start=800)
     kwargs = dict(hidden_channels=16, heads=2, node_encoder="ogb", edge_encoder="ogb")
     torch.manual_seed(0)
-    model = PLSTMNet(None, form=form, **kwargs).double()
-    torch.manual_seed(0)
-    auto = PLSTMNet(None, **kwargs).double()
-    assert torch.allclose(model(batch), auto(batch), atol=1e-10)
+    scan = PLSTMNet(None, form="scan", **kwargs).double()
+    parallel = PLSTMNet(None, form="parallel", **kwargs).double()
+    parallel.load_state_dict(scan.state_dict())
+    assert torch.allclose(scan(batch), parallel(batch), atol=1e-10)
+
+
+def _check_gradients(model: PLSTMNet, blocked: set) -> None:
+    """Finite gradients everywhere; exactly zero for ``blocked``, zero up to float noise for the
+    shift-invariant gate bias, nonzero for every other parameter."""
+    grads = {name: p.grad for name, p in model.named_parameters()}
+    scale = max(float(g.abs().max()) for g in grads.values())
+    for name, grad in grads.items():
+        assert grad.isfinite().all(), name
+        if name in blocked:
+            assert not grad.any(), name
+        elif name == "pool.attention.gate_nn.bias":
+            # Softmax over a graph's nodes ignores a constant added to every attention score.
+            assert grad.abs().max() <= 1e-5 * scale, name
+        else:
+            assert grad.abs().max() > 0, name
 
 
 def test_gradient_flows_to_all_parameters():
@@ -128,17 +148,13 @@ def test_gradient_flows_to_all_parameters():
                      pooling="attention")
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     model(batch).square().sum().backward()
-    # Gate weights start at zero, which blocks the edge encoder's gradient
-    # until the first update has moved them.
-    dead = {name for name, p in model.named_parameters() if p.grad.abs().sum() == 0}
-    assert dead == {f"edge_encoder.encoder.bond_embedding_list.{i}.weight" for i in range(3)}
+    # The edge-gate weights start at zero (the paper's init): the edge encoder's gradient is exactly
+    # zero until the first update has moved them.
+    _check_gradients(model, blocked={f"edge_encoder.encoder.bond_embedding_list.{i}.weight" for i in range(3)})
     optimizer.step()
     optimizer.zero_grad()
     model(batch).square().sum().backward()
-    for name, p in model.named_parameters():
-        # Softmax is shift invariant: the attention gate's bias has no gradient.
-        if name != "pool.attention.gate_nn.bias":
-            assert p.grad.abs().sum() > 0, name
+    _check_gradients(model, blocked=set())
 
 
 def test_blocks_alternate_direction(monkeypatch):
@@ -150,15 +166,16 @@ def test_blocks_alternate_direction(monkeypatch):
     assert seen == [False, True, False]
 
 
-def test_one_plan_per_forward(monkeypatch):
-    import pyg_plstm.nn.plan as plan_module
+def test_one_dag_and_one_schedule_per_view_per_forward(monkeypatch):
+    import pyg_plstm.models.plstm as plstm_module
 
-    calls = []
-    for name in ("schedule_for", "parallel_schedule"):
-        original = getattr(plan_module, name)
-        monkeypatch.setattr(plan_module, name, lambda *a, f=original, **k: calls.append(1) or f(*a, **k))
-    PLSTMNet(9, hidden_channels=16, num_blocks=4, heads=2)(_batch())
-    assert len(calls) == 4  # {P, D} x {forward, reversed}, for 8 layers
+    dags, built = [], []
+    monkeypatch.setattr(plstm_module, "get_dag", lambda data, f=get_dag: dags.append(1) or f(data))
+    memo = DAG.memo
+    monkeypatch.setattr(DAG, "memo", lambda self, key, build: memo(self, key, lambda: built.append(key) or build()))
+    PLSTMNet(9, hidden_channels=16, num_blocks=4, heads=2, form="scan")(_batch())
+    assert len(dags) == 1
+    assert built.count("level_schedule") == 4  # {P, D} x {forward, reversed}, for 8 layers
 
 
 def test_autocast_forward_backward():
@@ -190,15 +207,15 @@ def test_inputs_not_mutated():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(pos_encoding="laplacian"), "`pos_encoding`"),
-    (dict(hidden_channels=15), "even `hidden_channels`"),
-    (dict(block="PX"), "`pattern`"),
-    (dict(pooling="median"), "pooling"),
-    (dict(node_encoder="gnn"), "encoder"),
-    (dict(edge_encoder="linear"), "edge features needs a positive number"),
-    (dict(form="fast"), "`form`"),
-    (dict(num_blocks=0), "`num_blocks`"),
-    (dict(dropout=1.0), "`dropout`"),
+    (dict(pos_encoding="laplacian"), r"`pos_encoding` must be one of \('degree', None\), got 'laplacian'"),
+    (dict(hidden_channels=15), "pos_encoding='degree' needs an even `hidden_channels`, got 15"),
+    (dict(block="PX"), "`pattern` must be a non-empty string of the modes"),
+    (dict(pooling="median"), "`pooling` must be one of"),
+    (dict(node_encoder="gnn"), "unknown encoder 'gnn' for node features"),
+    (dict(edge_encoder="linear"), "a 'linear' encoder for edge features needs a positive number of input channels"),
+    (dict(form="fast"), "`form` must be one of"),
+    (dict(num_blocks=0), "`num_blocks` must be a positive integer, got 0"),
+    (dict(dropout=1.0), r"`dropout` must lie in \[0, 1\), got 1.0"),
 ])
 def test_constructor_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -212,8 +229,9 @@ def test_input_errors():
     with pytest.raises(ValueError, match="no prepared DAG"):
         model(Data(x=torch.randn(3, 9), edge_index=torch.tensor([[0, 1], [1, 2]])))
     batch = _batch()
-    del batch.dag_edge_attr
-    with pytest.raises(ValueError, match="`dag_edge_attr`"):
+    del batch.edge_attr
+    with pytest.raises(ValueError, match="built with an edge encoder but the graph has no `edge_attr`"):
         PLSTMNet(9, hidden_channels=16, heads=2, edge_encoder="ogb")(batch)
-    with pytest.raises(ValueError, match="9"):
-        model(_batch().update({"x": torch.randn(_batch().num_nodes, 5)}))
+    batch = _batch()
+    with pytest.raises(ValueError, match="node features have 5 channels but the model was built for 9"):
+        model(batch.update({"x": torch.randn(batch.num_nodes, 5)}))

@@ -115,10 +115,11 @@ def test_make_model_defaults_are_the_models_defaults():
         == inspect.signature(PLSTMNet).parameters["num_blocks"].default == 2
     assert len(make_model("gin", 9, 1).convs) == inspect.signature(GNNBaseline).parameters["num_layers"].default == 5
     # Every PLSTMNet argument make_model does not name is passed through for "plstm" and refused by the GNNs.
-    passed = set(inspect.signature(PLSTMNet).parameters) - set(make) - {"num_blocks"}
+    plstm = inspect.signature(PLSTMNet).parameters
+    passed = set(plstm) - set(make) - {"num_blocks"}
     assert passed == {"block", "pos_encoding", "form", "alpha"}
     for arg in sorted(passed):
-        make_model("plstm", 9, 1, hidden_channels=8, heads=2, **{arg: inspect.signature(PLSTMNet).parameters[arg].default})
+        make_model("plstm", 9, 1, hidden_channels=8, heads=2, **{arg: plstm[arg].default})
         with pytest.raises(ValueError, match=rf"model 'gcn' does not take the argument\(s\) \['{arg}'\]$"):
             make_model("gcn", 9, 1, **{arg: None})
 

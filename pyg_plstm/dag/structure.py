@@ -101,6 +101,8 @@ class DAG:
         self.input_edge = input_edge
         self._batch, self.num_graphs = self._checked_batch(batch, num_graphs)
         self._memo: dict[Hashable, Any] = {}
+        # What depends on the nodes and the batch only is shared by every view.
+        self._node_memo: dict[Hashable, Any] = {}
 
     def _checked_batch(self, batch: Optional[Tensor], num_graphs: Optional[int]) -> tuple[Optional[Tensor], int]:
         if num_graphs is not None and (isinstance(num_graphs, bool) or not isinstance(num_graphs, int)
@@ -182,17 +184,19 @@ class DAG:
     @property
     def graph_sizes(self) -> Tensor:
         """``[num_graphs]`` nodes per graph."""
-        return self.memo("graph_sizes", lambda: torch.bincount(self.batch, minlength=self.num_graphs))
+        return self.memo("graph_sizes", lambda: torch.bincount(self.batch, minlength=self.num_graphs), nodes_only=True)
 
     @property
     def ptr(self) -> Tensor:
         """``[num_graphs + 1]`` offsets of the graphs' nodes (PyG's ``ptr``)."""
-        return self.memo("ptr", lambda: torch.cat([self.graph_sizes.new_zeros(1), self.graph_sizes.cumsum(0)]))
+        return self.memo("ptr", lambda: torch.cat([self.graph_sizes.new_zeros(1), self.graph_sizes.cumsum(0)]),
+                         nodes_only=True)
 
     @property
     def max_graph_nodes(self) -> int:
         """Nodes of the largest graph."""
-        return self.memo("max_graph_nodes", lambda: int(self.graph_sizes.max()) if self.num_graphs else 0)
+        return self.memo("max_graph_nodes", lambda: int(self.graph_sizes.max()) if self.num_graphs else 0,
+                         nodes_only=True)
 
     # Views ------------------------------------------------------------------
 
@@ -207,7 +211,7 @@ class DAG:
             multitree_mask=self.multitree_mask, input_edge=self.input_edge,
             batch=self._batch, num_graphs=self.num_graphs)
         flipped._memo["reverse"] = self
-        flipped._memo["graph_sizes"] = self.graph_sizes
+        flipped._node_memo = self._node_memo
         return flipped
 
     def multitree(self) -> "DAG":
@@ -222,7 +226,7 @@ class DAG:
             multitree_mask=torch.ones(int(mask.sum()), dtype=torch.bool, device=mask.device),
             input_edge=self.input_edge, batch=self._batch, num_graphs=self.num_graphs)
         pruned._memo["multitree"] = pruned
-        pruned._memo["graph_sizes"] = self.graph_sizes
+        pruned._node_memo = self._node_memo
         return pruned
 
     def view(self, mode: str, reverse: bool = False) -> "DAG":
@@ -234,15 +238,18 @@ class DAG:
 
     # Caches -----------------------------------------------------------------
 
-    def memo(self, key: Hashable, build: Callable[[], T]) -> T:
+    def memo(self, key: Hashable, build: Callable[[], T], nodes_only: bool = False) -> T:
         """``build()`` on the first call with ``key``, the same object afterwards.
 
         The structure never changes, so anything derived from it (schedules,
         layouts, validation) is built once per DAG and shared by every layer.
+        With ``nodes_only``, the value depends on the nodes and the batch only
+        (not on the edges) and is shared by all views of the DAG.
         """
-        if key not in self._memo:
-            self._memo[key] = build()
-        return self._memo[key]
+        memo = self._node_memo if nodes_only else self._memo
+        if key not in memo:
+            memo[key] = build()
+        return memo[key]
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}(num_nodes={self.num_nodes}, num_edges={self.num_edges}, "

@@ -107,7 +107,7 @@ class ParallelLayout:
 
 def parallel_layout(dag: DAG) -> ParallelLayout:
     """The dense-block layout of ``dag``'s graphs (cached on the DAG)."""
-    return dag.memo("parallel_layout", lambda: _layout(dag))
+    return dag.memo("parallel_layout", lambda: _layout(dag), nodes_only=True)
 
 
 def _layout(dag: DAG) -> ParallelLayout:

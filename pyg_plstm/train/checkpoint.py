@@ -5,13 +5,14 @@ so checkpoints load safely without unpickling arbitrary objects.
 """
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import numpy as np
 import torch
+
+from pyg_plstm.train.files import atomic_open
 
 __all__ = ["FORMAT_VERSION", "save_checkpoint", "load_checkpoint", "rng_state", "set_rng_state", "check_config"]
 
@@ -45,11 +46,8 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
 
 def save_checkpoint(path: str | Path, payload: Mapping[str, Any]) -> None:
     """Write atomically, so an interrupted save never leaves a truncated checkpoint behind."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"format": FORMAT_VERSION, **payload}, tmp)
-    os.replace(tmp, path)
+    with atomic_open(path) as handle:
+        torch.save({"format": FORMAT_VERSION, **payload}, handle)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

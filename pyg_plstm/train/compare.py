@@ -4,21 +4,26 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 from pyg_plstm.train.data import PreparedData
+from pyg_plstm.train.metrics import Task
 from pyg_plstm.train.trainer import TrainConfig, fit
 
 __all__ = ["model_config", "compare_models"]
 
 
-def model_config(name: str, data: PreparedData, **options: Any) -> dict[str, Any]:
-    """``make_model`` arguments for ``name`` on ``data``; ``options`` (e.g. ``hidden_channels``,
-    ``num_layers``) apply to every model, pLSTM-only ones (``block``, ...) only to ``'plstm'``."""
+def model_config(name: str, task: Task, encoders: Mapping[str, Any], **options: Any) -> dict[str, Any]:
+    """``make_model`` arguments for ``name`` predicting ``task`` from inputs described by ``encoders``
+    (``in_channels``, ``edge_dim``, ``node_encoder``, ``edge_encoder``, as :attr:`PreparedData.encoders`).
+
+    ``options`` (e.g. ``hidden_channels``, ``num_layers``) apply to every model, pLSTM-only ones
+    (``block``, ...) only to ``'plstm'``.
+    """
     plstm_only = {"block", "pos_encoding", "form", "alpha"}
     shared = {k: v for k, v in options.items() if k not in plstm_only}
     extra = {k: v for k, v in options.items() if k in plstm_only} if name == "plstm" else {}
-    return {"name": name, "out_channels": data.task.out_channels, **data.encoders, **shared, **extra}
+    return {"name": name, "out_channels": task.out_channels, **encoders, **shared, **extra}
 
 
 def compare_models(
@@ -28,19 +33,23 @@ def compare_models(
     seeds: Sequence[int] = (0,),
     out_dir: Optional[str | os.PathLike] = None,
     model_options: Optional[Mapping[str, Any]] = None,
+    on_run_end: Optional[Callable[[dict[str, Any]], None]] = None,
     **fit_kwargs: Any,
 ) -> list[dict[str, Any]]:
     r"""Train every model with every seed (``config`` with its ``seed`` replaced).
 
     Runs go to ``out_dir/<model>/seed<k>/``. Returns ``{"model", "seed", "result"}``
-    dicts (``result`` as :meth:`RunResult.to_dict`); ``fit_kwargs`` go to :func:`fit`.
+    dicts (``result`` as :meth:`RunResult.to_dict`), each also passed to
+    ``on_run_end`` as soon as its run has finished; ``fit_kwargs`` go to :func:`fit`.
     """
     runs = []
     for name in models:
-        settings = model_config(name, data, **(model_options or {}))
+        settings = model_config(name, data.task, data.encoders, **(model_options or {}))
         for seed in seeds:
             run_dir = None if out_dir is None else Path(out_dir) / name / f"seed{seed}"
             result = fit(settings, data.task, data.splits, dataclasses.replace(config, seed=seed), run_dir,
                          meta=data.meta, **fit_kwargs)
             runs.append({"model": name, "seed": seed, "result": result.to_dict()})
+            if on_run_end is not None:
+                on_run_end(runs[-1])
     return runs

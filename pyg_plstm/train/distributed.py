@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from datetime import timedelta
+from typing import Any, Optional
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
-__all__ = ["DistEnv", "setup", "cleanup", "GlobalBatchSampler", "all_reduce_sum", "gather_shards",
-           "sync_buffers", "barrier"]
+__all__ = ["DistEnv", "TIMEOUT_VARIABLE", "resolve_device", "setup", "cleanup", "GlobalBatchSampler",
+           "all_reduce_sum", "gather_shards", "sync_buffers", "barrier"]
+
+# Seconds the process group may take to form (and each collective operation); see :func:`setup`.
+TIMEOUT_VARIABLE = "PYG_PLSTM_DIST_TIMEOUT"
 
 
 @dataclass(frozen=True)
@@ -49,29 +53,49 @@ def _env_int(name: str, default: int) -> int:
         raise ValueError(f"environment variable {name}={value!r} is not an integer") from None
 
 
-def setup(device: str = "auto") -> DistEnv:
-    """Join the process group described by ``torchrun``'s environment (if any) and pick the device.
-
-    ``device='auto'`` uses CUDA when available. Under ``torchrun`` each process
-    takes the GPU ``LOCAL_RANK``; the backend is NCCL on GPU and gloo on CPU.
-    """
-    world_size = _env_int("WORLD_SIZE", 1)
-    rank = _env_int("RANK", 0)
-    local_rank = _env_int("LOCAL_RANK", rank)
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``'auto'`` (CUDA when available), ``'cpu'``, ``'cuda'`` or ``'cuda:N'``, checked to exist."""
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         dev = torch.device(device)
-    except RuntimeError:
+    except (RuntimeError, TypeError):
         raise ValueError(f"unknown device {device!r} (use e.g. 'cpu', 'cuda', 'cuda:1' or 'auto')") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"device {device!r} requested but CUDA is not available")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r} requested but there are {torch.cuda.device_count()} CUDA devices")
+    return dev
+
+
+def setup(device: str = "auto", timeout: Optional[timedelta] = None) -> DistEnv:
+    """Join the process group described by ``torchrun``'s environment (if any) and pick the device.
+
+    ``device='auto'`` uses CUDA when available. Under ``torchrun`` each process
+    takes the GPU ``LOCAL_RANK``; the backend is NCCL on GPU and gloo on CPU.
+    ``timeout`` bounds the rendezvous and every collective operation (default:
+    ``$PYG_PLSTM_DIST_TIMEOUT`` seconds if set, else torch's default), so a
+    process group that cannot form fails instead of waiting indefinitely.
+    """
+    world_size = _env_int("WORLD_SIZE", 1)
+    rank = _env_int("RANK", 0)
+    local_rank = _env_int("LOCAL_RANK", rank)
+    dev = resolve_device(device)
+    if dev.type == "cuda":
         if world_size > 1:
             dev = torch.device("cuda", local_rank % torch.cuda.device_count())
         torch.cuda.set_device(dev)
     if world_size > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo", rank=rank, world_size=world_size)
+        if timeout is None and os.environ.get(TIMEOUT_VARIABLE) is not None:
+            seconds = _env_int(TIMEOUT_VARIABLE, 0)
+            if seconds <= 0:
+                raise ValueError(f"environment variable {TIMEOUT_VARIABLE} must be a positive number of seconds, "
+                                 f"got {seconds}")
+            timeout = timedelta(seconds=seconds)
+        options = {} if timeout is None else {"timeout": timeout}
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo", rank=rank, world_size=world_size,
+                                **options)
     return DistEnv(rank=rank, world_size=world_size, device=dev)
 
 

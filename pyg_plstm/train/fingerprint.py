@@ -17,7 +17,9 @@ from torch_geometric.data import Dataset as PyGDataset
 
 __all__ = ["scan_split", "data_changes"]
 
-_PARTS = ("indices", "labels", "features")
+# What a change of each digest means.
+_PARTS = {"indices": "other graphs (the split's indices changed)", "labels": "labels changed",
+          "features": "features (graph contents) changed"}
 
 
 def _update(digest: Any, key: str, value: Any) -> None:
@@ -77,7 +79,6 @@ def data_changes(saved: Optional[Mapping[str, Mapping[str, Any]]],
             changes.append(f"split {split!r}: {saved[split]['graphs']} graphs in the earlier run, "
                            f"{current[split]['graphs']} now")
         else:
-            what = {"indices": "other graphs (the split's indices changed)", "labels": "labels changed",
-                    "features": "features (graph contents) changed"}
-            changes += [f"split {split!r}: {what[part]}" for part in _PARTS if saved[split][part] != current[split][part]]
+            changes += [f"split {split!r}: {what}" for part, what in _PARTS.items()
+                        if saved[split][part] != current[split][part]]
     return changes

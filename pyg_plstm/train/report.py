@@ -4,16 +4,19 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
+from pyg_plstm.train.files import atomic_open, atomic_write
 from pyg_plstm.train.metrics import Task
 
-__all__ = ["mean_std", "format_mean_std", "summarize", "markdown_table", "write_report", "plot_curves",
-           "json_safe"]
+__all__ = ["RESULT_FILE", "REPORT_FILES", "mean_std", "format_mean_std", "summarize", "markdown_table",
+           "load_runs", "write_report", "plot_curves", "json_safe"]
 
-SPLITS = ("train", "valid", "test")
+# What a finished run leaves in its folder, and the report built over all runs of a folder.
+RESULT_FILE = "result.json"
+REPORT_FILES = ("summary.md", "summary.json", "curves.png")
 
 
 def json_safe(obj: Any) -> Any:
@@ -27,8 +30,8 @@ def json_safe(obj: Any) -> Any:
     return obj
 
 
-def mean_std(values: Sequence[float]) -> dict[str, float]:
-    """Mean, sample std (``nan`` for one value) and count."""
+def mean_std(values: Sequence[Optional[float]]) -> dict[str, float]:
+    """Mean, sample std (``nan`` for one value) and count; ``None`` (NaN read back from JSON) counts as NaN."""
     arr = np.asarray(values, dtype=float)
     # Sample std over seeds, as on the OGB leaderboard; undefined for a single seed.
     return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if arr.size > 1 else float("nan"),
@@ -39,7 +42,9 @@ def summarize(runs: Sequence[Mapping[str, Any]], task: Task) -> list[dict[str, A
     """One row per model: every metric at the best-valid epoch as mean/std over seeds, plus costs.
 
     ``runs`` are dicts ``{"model", "seed", "result"}`` with ``result`` a
-    :meth:`RunResult.to_dict`; models keep their first-seen order.
+    :meth:`RunResult.to_dict` (or any dict with its ``best``, ``best_epoch``,
+    ``num_parameters`` and time entries); models and splits keep their
+    first-seen order. A split some seeds lack is summarised over the others.
     """
     by_model: dict[str, list[Mapping[str, Any]]] = {}
     for run in runs:
@@ -48,12 +53,11 @@ def summarize(runs: Sequence[Mapping[str, Any]], task: Task) -> list[dict[str, A
     for model, results in by_model.items():
         row: dict[str, Any] = {"model": model, "seeds": len(results),
                                "num_parameters": results[0]["num_parameters"]}
-        for split in SPLITS:
-            if split in results[0]["best"]:
-                row[split] = {m: mean_std([r["best"][split][m] for r in results]) for m in task.metrics}
-        row["best_epoch"] = mean_std([r["best_epoch"] for r in results])
-        row["seconds_per_epoch"] = mean_std([r["seconds_per_epoch"] for r in results])
-        row["cpu_seconds_per_epoch"] = mean_std([r["cpu_seconds_per_epoch"] for r in results])
+        for split in dict.fromkeys(s for r in results for s in r["best"]):
+            scored = [r["best"][split] for r in results if split in r["best"]]
+            row[split] = {m: mean_std([best[m] for best in scored]) for m in task.metrics}
+        for key in ("best_epoch", "seconds_per_epoch", "cpu_seconds_per_epoch"):
+            row[key] = mean_std([r[key] for r in results])
         rows.append(row)
     return rows
 
@@ -65,17 +69,52 @@ def format_mean_std(stat: Mapping[str, float], digits: int = 4) -> str:
     return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
 
 
-def markdown_table(rows: Sequence[Mapping[str, Any]], task: Task) -> str:
-    """The headline metric per split, as a Markdown table."""
-    splits = [s for s in SPLITS if rows and s in rows[0]]
-    head = ["model", "seeds", "params"] + [f"{s} {task.metric}" for s in splits] + ["best epoch", "s/epoch"]
+def markdown_table(rows: Sequence[Mapping[str, Any]], task: Task, headers: Optional[Mapping[str, str]] = None,
+                   labels: Optional[Mapping[str, str]] = None, constant_rows: Optional[Mapping[str, float]] = None,
+                   digits: int = 4) -> str:
+    r"""The headline metric per split (mean ± std over seeds), as a Markdown table.
+
+    Args:
+        headers: the split columns and their titles (default: every split of
+            the rows, titled ``"<split> <metric>"``).
+        labels: how to name models (default: their names).
+        constant_rows: extra rows scoring a constant in every split column
+            (e.g. ``{"chance": 0.25}``).
+    """
+    if headers is None:
+        splits = dict.fromkeys(s for row in rows for s in row if isinstance(row[s], Mapping) and task.metric in row[s])
+        headers = {s: f"{s} {task.metric}" for s in splits}
+    labels = labels or {}
+    head = ["model", "seeds", "params", *headers.values(), "best epoch", "s/epoch", "CPU s/epoch"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for row in rows:
-        cells = [row["model"], str(row["seeds"]), f"{row['num_parameters']:,}"]
-        cells += [format_mean_std(row[s][task.metric]) for s in splits]
-        cells += [format_mean_std(row["best_epoch"], 1), format_mean_std(row["seconds_per_epoch"], 2)]
+        cells = [labels.get(row["model"], row["model"]), str(row["seeds"]), f"{row['num_parameters']:,}"]
+        cells += [format_mean_std(row[s][task.metric], digits) if s in row else "" for s in headers]
+        cells += [format_mean_std(row["best_epoch"], 1), format_mean_std(row["seconds_per_epoch"], 2),
+                  format_mean_std(row["cpu_seconds_per_epoch"], 2)]
         lines.append("| " + " | ".join(cells) + " |")
+    for label, value in (constant_rows or {}).items():
+        lines.append("| " + " | ".join([label, "", ""] + [f"{value:.{digits}f}"] * len(headers) + [""] * 3) + " |")
     return "\n".join(lines)
+
+
+def load_runs(out_dir: str | Path) -> list[dict[str, Any]]:
+    """The finished runs in ``out_dir``: the records ``<model>/seed<k>/result.json`` written by :func:`fit`.
+
+    Records are dicts with ``model``, ``seed``, ``result`` (a
+    :meth:`RunResult.to_dict`) and the run's settings (``config``,
+    ``model_config``, ``task``, ``meta``, ``data``), ordered by folder name.
+    """
+    runs = []
+    for path in sorted(Path(out_dir).glob(f"*/seed*/{RESULT_FILE}")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError) as err:
+            raise ValueError(f"{path} is not a readable run record: {err}") from err
+        if not isinstance(record, dict) or not {"model", "seed", "result"} <= set(record):
+            raise ValueError(f"{path} is not a pyg-plstm run record (no model, seed and result)")
+        runs.append(record)
+    return runs
 
 
 def plot_curves(runs: Sequence[Mapping[str, Any]], task: Task, path: str | Path) -> None:
@@ -94,30 +133,35 @@ def plot_curves(runs: Sequence[Mapping[str, Any]], task: Task, path: str | Path)
         first = model not in colours
         colours.setdefault(model, f"C{len(colours)}")
         style = {"color": colours[model], "alpha": 0.8, "label": model if first else None}
-        ax_loss.plot(epochs, [h["loss"] for h in history], **style)
-        ax_metric.plot(epochs, [h["valid"][task.metric] for h in history], **style)
+        ax_loss.plot(epochs, np.asarray([h["loss"] for h in history], dtype=float), **style)
+        ax_metric.plot(epochs, np.asarray([h["valid"][task.metric] for h in history], dtype=float), **style)
     ax_loss.set(xlabel="epoch", ylabel="training loss", yscale="log", title="training loss")
     ax_metric.set(xlabel="epoch", ylabel=f"valid {task.metric}", title=f"validation {task.metric}")
     for ax in (ax_loss, ax_metric):
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_open(path) as handle:
+        fig.savefig(handle, format="png", dpi=100)
     plt.close(fig)
 
 
 def write_report(out_dir: str | Path, runs: Sequence[Mapping[str, Any]], task: Task,
                  info: Mapping[str, Any]) -> str:
-    """Write ``summary.json``, ``summary.md`` and ``curves.png`` to ``out_dir``; return the table."""
+    """Write ``summary.json``, ``summary.md`` and ``curves.png`` to ``out_dir`` (each atomically); return the table.
+
+    ``summary.json`` lists every run with its best-epoch metrics, and its
+    settings where the run records them (see :func:`load_runs`).
+    """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     rows = summarize(runs, task)
     table = markdown_table(rows, task)
+    settings = ("config", "model_config")
     payload = {"info": dict(info), "task": task.to_dict(), "summary": rows,
                "runs": [{"model": r["model"], "seed": r["seed"], "best_epoch": r["result"]["best_epoch"],
-                         "best": r["result"]["best"]} for r in runs]}
-    (out / "summary.json").write_text(json.dumps(json_safe(payload), indent=2))
+                         "best": r["result"]["best"], **{k: r[k] for k in settings if k in r}} for r in runs]}
+    atomic_write(out / "summary.json", json.dumps(json_safe(payload), indent=2))
     title = f"# {info.get('dataset', 'results')}: {task.metric} at the best-validation epoch\n\n"
-    (out / "summary.md").write_text(title + table + "\n")
+    atomic_write(out / "summary.md", title + table + "\n")
     plot_curves(runs, task, out / "curves.png")
     return table

@@ -14,7 +14,7 @@ import os
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
@@ -25,15 +25,21 @@ from torch.utils.data import Dataset, Subset
 from torch_geometric.loader import DataLoader
 from tqdm.auto import tqdm
 
+from pyg_plstm.checks import check_choice, check_positive
 from pyg_plstm.models import make_model
 from pyg_plstm.train import distributed as D
 from pyg_plstm.train.checkpoint import check_config, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from pyg_plstm.train.metrics import Task, evaluate, is_better, masked_loss
-from pyg_plstm.train.report import json_safe
+from pyg_plstm.train.files import atomic_write
+from pyg_plstm.train.fingerprint import data_changes, scan_split
+from pyg_plstm.train.metrics import Task, check_labels, evaluate, is_better, masked_loss
+from pyg_plstm.train.report import RESULT_FILE, json_safe
 
-__all__ = ["TrainConfig", "RunResult", "fit", "predict", "load_model", "progress_enabled", "seed_everything"]
+__all__ = ["SCHEDULES", "TrainConfig", "RunResult", "TrainState", "fit", "build_state", "train_epoch", "evaluate_split",
+           "save_checkpoints", "resume_state", "TargetScale", "predict", "load_model", "make_target_norm", "lr_factor",
+           "progress_enabled", "seed_everything"]
 
 SPLITS = ("train", "valid", "test")
+SCHEDULES = ("cosine", "constant")
 
 
 @dataclass
@@ -41,10 +47,11 @@ class TrainConfig:
     """Optimisation settings of one run (stored in checkpoints and compared on resume).
 
     Defaults follow the pLSTM paper's protocol: AdamW, cosine decay after a
-    linear warm-up, gradient clipping at norm 1.
+    linear warm-up, gradient clipping at norm 1. These field defaults are the
+    defaults of ``pyg-plstm train`` too.
     """
 
-    epochs: int = 30
+    epochs: int = 40
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 1e-2
@@ -55,16 +62,18 @@ class TrainConfig:
     normalize_targets: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size"):
+        check_positive(epochs=self.epochs, batch_size=self.batch_size)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"`lr` must be a positive number, got {self.lr}")
+        for name in ("weight_decay", "grad_clip"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
-        if not self.lr > 0:
-            raise ValueError(f"`lr` must be positive, got {self.lr}")
-        if self.warmup_epochs < 0:
-            raise ValueError(f"`warmup_epochs` must be >= 0, got {self.warmup_epochs}")
-        if self.schedule not in ("cosine", "constant"):
-            raise ValueError(f"unknown schedule {self.schedule!r}; choose 'cosine' or 'constant'")
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"`{name}` must be a number >= 0, got {value}")
+        for name in ("warmup_epochs", "seed"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"`{name}` must be an integer >= 0, got {value!r}")
 
 
 @dataclass
@@ -94,7 +103,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def target_norm(task: Task, train_labels: Tensor, enabled: bool = True) -> Optional[dict[str, Tensor]]:
+def make_target_norm(task: Task, train_labels: Tensor, enabled: bool = True) -> Optional[dict[str, Tensor]]:
     """Per-target mean/std of the training labels (regression only; ``None`` otherwise)."""
     if task.type != "regression" or not enabled:
         return None
@@ -126,8 +135,9 @@ def lr_factor(config: TrainConfig, steps_per_epoch: int) -> Callable[[int], floa
     return factor
 
 
-class _Denormalize:
-    """Maps model outputs back to label units."""
+class TargetScale:
+    """Labels to the scale the model is trained on (:meth:`target`) and its outputs back to label units
+    (:meth:`output`); the identity without a ``norm`` (see :func:`make_target_norm`)."""
 
     def __init__(self, norm: Optional[Mapping[str, Tensor]], device: torch.device) -> None:
         self.norm = None if norm is None else {k: v.to(device) for k, v in norm.items()}
@@ -141,7 +151,7 @@ class _Denormalize:
 
 @torch.no_grad()
 def _predict(module: nn.Module, dataset: Dataset, batch_size: int, device: torch.device,
-             scale: _Denormalize, env: D.DistEnv, num_workers: int = 0, progress: bool = False,
+             scale: TargetScale, env: D.DistEnv, num_workers: int = 0, progress: bool = False,
              desc: str = "eval") -> tuple[Optional[Tensor], Tensor]:
     """Labels (``None`` for unlabelled graphs) and (denormalised) predictions, each process doing a shard."""
     module.eval()
@@ -163,13 +173,15 @@ def _predict(module: nn.Module, dataset: Dataset, batch_size: int, device: torch
 def predict(module: nn.Module, dataset: Dataset, target_norm: Optional[Mapping[str, Tensor]] = None,
             batch_size: int = 128, device: str | torch.device = "cpu") -> Tensor:
     """Predictions (in label units) for every graph of ``dataset``, in order."""
-    device = torch.device(device)
-    return _predict(module.to(device), dataset, batch_size, device, _Denormalize(target_norm, device),
+    check_positive(batch_size=batch_size)
+    device = D.resolve_device(device)
+    return _predict(module.to(device), dataset, batch_size, device, TargetScale(target_norm, device),
                     D.DistEnv(device=device))[1]
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model stored in a checkpoint; returns it (in eval mode) and the checkpoint."""
+    device = D.resolve_device(device)
     ckpt = load_checkpoint(path, map_location=device)
     model = make_model(**ckpt["model_config"])
     model.load_state_dict(ckpt["model"])
@@ -178,6 +190,136 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
 
 def _format_metrics(split: str, metrics: Mapping[str, float]) -> str:
     return " ".join(f"{split} {k} {v:.4f}" for k, v in metrics.items())
+
+
+@dataclass
+class TrainState:
+    """Everything a training run changes, i.e. what ``last.pt`` stores to resume it exactly."""
+
+    module: nn.Module  # the model itself (checkpointed)
+    model: nn.Module  # what is trained: the module, or its DDP wrapper under torchrun
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    sampler: D.GlobalBatchSampler
+    epoch: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best: Optional[dict[str, Any]] = None
+    best_state: Optional[dict[str, Tensor]] = None
+
+    def record(self, task: Task, record: dict[str, Any]) -> bool:
+        """Append an epoch's record; keep it (and the weights) if it is the best so far. Returns whether it is."""
+        self.history.append(record)
+        self.epoch = record["epoch"]
+        improved = self.best is None or is_better(task.metric, record["valid"][task.metric],
+                                                  self.best["valid"][task.metric])
+        if improved:
+            self.best = record
+            self.best_state = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
+        return improved
+
+
+def build_state(model_config: Mapping[str, Any], config: TrainConfig, num_train: int, env: D.DistEnv) -> TrainState:
+    """A fresh model (seeded with ``config.seed``), its AdamW optimiser, schedule and batch sampler."""
+    seed_everything(config.seed)
+    module = make_model(**model_config).to(env.device)
+    if env.distributed and env.device.type == "cuda":
+        module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    model: nn.Module = module
+    if env.distributed:
+        model = nn.parallel.DistributedDataParallel(
+            module, device_ids=[env.device.index] if env.device.type == "cuda" else None)
+    sampler = D.GlobalBatchSampler(num_train, config.batch_size, shuffle=True, seed=config.seed, rank=env.rank,
+                                   world_size=env.world_size)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(config, len(sampler)))
+    return TrainState(module, model, optimizer, scheduler, sampler)
+
+
+def train_epoch(state: TrainState, epoch: int, dataset: Dataset, task: Task, scale: TargetScale,
+                config: TrainConfig, env: D.DistEnv, num_workers: int = 0, progress: bool = False) -> dict[str, Any]:
+    """One pass over the training set; returns the mean loss per label, the last learning rate and the times."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    model, optimizer = state.model, state.optimizer
+    model.train()
+    state.sampler.set_epoch(epoch)
+    batches = state.sampler.batches()
+    loader = DataLoader(dataset, batch_sampler=[idx for idx, _ in batches], num_workers=num_workers)
+    loss_sum, loss_count = torch.zeros((), device=env.device), 0
+    for data, (_, weight) in zip(tqdm(loader, desc="train", leave=False, disable=not progress), batches):
+        data = data.to(env.device)
+        loss, count = masked_loss(task, model(data), scale.target(data.y))
+        count = count if weight else 0
+        total = D.all_reduce_sum([float(count)], env)[0]
+        # DDP averages gradients over processes; scaling by world_size / global count turns that
+        # into the mean over the global batch's labels, as in a single-process run.
+        factor = weight * env.world_size / total if total else 0.0
+        optimizer.zero_grad(set_to_none=True)
+        (loss * factor).backward()
+        if total:
+            if config.grad_clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+        state.scheduler.step()
+        loss_sum += loss.detach() * weight
+        loss_count += count
+    loss_sum, loss_count = D.all_reduce_sum([float(loss_sum), float(loss_count)], env)
+    return {"loss": loss_sum / max(loss_count, 1.0), "lr": optimizer.param_groups[0]["lr"],
+            "time_train": time.perf_counter() - t0, "cpu_train": time.process_time() - c0}
+
+
+def evaluate_split(module: nn.Module, dataset: Dataset, task: Task, scale: TargetScale, env: D.DistEnv,
+                   batch_size: int, num_workers: int = 0, progress: bool = False,
+                   desc: str = "eval") -> dict[str, float]:
+    """Every metric of ``task`` for ``module`` on ``dataset`` (each process predicts a shard)."""
+    y, pred = _predict(module, dataset, batch_size, env.device, scale, env, num_workers, progress, desc=desc)
+    return evaluate(task, y, pred)
+
+
+def save_checkpoints(out: Path, payload: Mapping[str, Any], state: TrainState, improved: bool) -> None:
+    """``best.pt`` (if ``improved``) and ``last.pt`` (with what resuming needs) in ``out``."""
+    if improved:
+        save_checkpoint(out / "best.pt", payload)
+    save_checkpoint(out / "last.pt", {**payload, "optimizer": state.optimizer.state_dict(),
+                                      "scheduler": state.scheduler.state_dict(), "history": state.history,
+                                      "best": state.best, "rng": rng_state()})
+
+
+def resume_state(out: Path, state: TrainState, settings: Mapping[str, Any], device: torch.device) -> bool:
+    """Load ``out/last.pt`` (and the best weights) into ``state``; ``False`` if there is none.
+
+    Raises :class:`ValueError` naming every difference when the checkpoint was
+    made on other data (fingerprints differ) or with other settings.
+    """
+    last_path = out / "last.pt"
+    if not last_path.is_file():
+        return False
+    ckpt = load_checkpoint(last_path, map_location=device)
+    changes = data_changes(ckpt.get("data"), settings["data"])
+    if changes:
+        raise ValueError(f"checkpoint {last_path} was made on other data:\n  " + "\n  ".join(changes)
+                         + "\nstart afresh (without resuming) or restore the data it was made on")
+    for key, value in settings.items():
+        if key != "data":
+            check_config(ckpt[key], value, f"checkpoint {last_path} ({key})")
+    state.module.load_state_dict(ckpt["model"])
+    state.optimizer.load_state_dict(ckpt["optimizer"])
+    state.scheduler.load_state_dict(ckpt["scheduler"])
+    state.history, state.best, state.epoch = ckpt["history"], ckpt["best"], ckpt["epoch"]
+    state.best_state = load_checkpoint(out / "best.pt", map_location=device)["model"]
+    set_rng_state(ckpt["rng"])
+    return True
+
+
+def _check_splits(splits: Mapping[str, Dataset]) -> None:
+    missing = [s for s in ("train", "valid") if s not in splits]
+    if missing:
+        raise ValueError(f"`splits` needs the split(s) {missing}; got {sorted(splits)}")
+    unknown = sorted(set(splits) - set(SPLITS))
+    if unknown:
+        raise ValueError(f"unknown split name(s) {unknown}; use {SPLITS}")
+    empty = [s for s, ds in splits.items() if len(ds) == 0]
+    if empty:
+        raise ValueError(f"split(s) {empty} are empty")
 
 
 def fit(
@@ -197,158 +339,98 @@ def fit(
     r"""Train ``make_model(**model_config)`` on ``splits['train']`` and select by ``splits['valid']``.
 
     Valid and test metrics are recorded after every epoch; the train metric
-    once at the end, for the best epoch's weights.
+    once at the end, for the best epoch's weights. Labels are checked first
+    (:func:`~pyg_plstm.train.metrics.check_labels`); a loss that turns
+    non-finite stops the run with :class:`FloatingPointError`.
 
     Args:
         model_config: keyword arguments of :func:`~pyg_plstm.models.make_model`
             (plain values; stored in checkpoints so :func:`load_model` can rebuild).
         task: what is predicted and the selection metric.
         splits: datasets ``'train'``, ``'valid'`` and optionally ``'test'``.
-        out_dir: where ``best.pt``, ``last.pt`` and ``history.json`` go (none if ``None``).
-        resume: continue from ``out_dir/last.pt`` if present; the stored settings
-            (config, model, task, ``meta``) must match this call's.
-        meta: plain data describing the dataset (name, targets, ...) kept in checkpoints.
+        out_dir: where ``best.pt``, ``last.pt`` and, once finished,
+            ``result.json`` go (none if ``None``).
+        resume: continue from ``out_dir/last.pt`` if present; the data (by its
+            fingerprint) and the stored settings (config, model, task,
+            ``meta``) must match this call's.
+        meta: plain data describing the dataset (name, ``targets``, ...) kept in checkpoints.
         on_epoch_end: called with each epoch's record (after checkpointing).
     """
-    missing = [s for s in ("train", "valid") if s not in splits]
-    if missing:
-        raise ValueError(f"`splits` needs the split(s) {missing}; got {sorted(splits)}")
-    unknown = sorted(set(splits) - set(SPLITS))
-    if unknown:
-        raise ValueError(f"unknown split name(s) {unknown}; use {SPLITS}")
-    empty = [s for s, ds in splits.items() if len(ds) == 0]
-    if empty:
-        raise ValueError(f"split(s) {empty} are empty")
-    unlabelled = [s for s, ds in splits.items() if getattr(ds[0], "y", None) is None]
-    if unlabelled:
-        raise ValueError(f"the {unlabelled} graphs have no labels `y`")
+    _check_splits(splits)
     if resume and out_dir is None:
         raise ValueError("`resume` needs an `out_dir` holding the interrupted run's last.pt")
+    model_config, meta = dict(model_config), dict(meta or {})
+    labels, fingerprint = {}, {}
+    for name, dataset in splits.items():
+        labels[name], fingerprint[name] = scan_split(name, dataset)
+    notices = check_labels(task, labels, meta.get("targets") or [f"task_{t}" for t in range(task.num_tasks)])
     env = D.setup(device)
     out = Path(out_dir) if out_dir is not None else None
     show = progress and env.is_main
-    model_config = dict(model_config)
-    meta = dict(meta or {})
+    for notice in notices if env.is_main else ():
+        log(notice)
 
-    seed_everything(config.seed)
-    module = make_model(**model_config).to(env.device)
-    if env.distributed and env.device.type == "cuda":
-        module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
-    model: nn.Module = module
-    if env.distributed:
-        model = nn.parallel.DistributedDataParallel(
-            module, device_ids=[env.device.index] if env.device.type == "cuda" else None)
-
-    norm = _target_norm(task, splits["train"], config.normalize_targets)
-    scale = _Denormalize(norm, env.device)
-    sampler = D.GlobalBatchSampler(len(splits["train"]), config.batch_size, shuffle=True, seed=config.seed,
-                                   rank=env.rank, world_size=env.world_size)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config, len(sampler)))
-
-    settings = {"config": asdict(config), "model_config": model_config, "task": task.to_dict(), "meta": meta}
-    history: list[dict[str, Any]] = []
-    best: Optional[dict[str, Any]] = None
-    best_state: Optional[dict[str, Tensor]] = None
-    start = 0
-    last_path = out / "last.pt" if out is not None else None
-    if resume and last_path is not None and last_path.is_file():
-        ckpt = load_checkpoint(last_path, map_location=env.device)
-        for key, value in settings.items():
-            check_config(ckpt[key], value, f"checkpoint {last_path} ({key})")
-        module.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        history, best, start = ckpt["history"], ckpt["best"], ckpt["epoch"]
-        best_state = load_checkpoint(out / "best.pt", map_location=env.device)["model"]
-        set_rng_state(ckpt["rng"])
+    state = build_state(model_config, config, len(splits["train"]), env)
+    norm = make_target_norm(task, labels["train"], config.normalize_targets)
+    scale = TargetScale(norm, env.device)
+    settings = {"config": asdict(config), "model_config": model_config, "task": task.to_dict(), "meta": meta,
+                "data": fingerprint}
+    if resume and resume_state(out, state, settings, env.device):
         if env.is_main:
-            log(f"resumed from {last_path} after epoch {start}")
-    elif resume and env.is_main:
-        log(f"nothing to resume in {out}; starting afresh")
+            log(f"resumed from {out / 'last.pt'} after epoch {state.epoch}")
+    elif out is not None and env.is_main:
+        if resume:
+            log(f"nothing to resume in {out}; starting afresh")
+        # A fresh run makes an earlier run's record in this folder stale.
+        (out / RESULT_FILE).unlink(missing_ok=True)
 
-    def evaluate_split(split: str) -> dict[str, float]:
-        y, pred = _predict(module, splits[split], config.batch_size * 4, env.device, scale, env, num_workers,
-                           show, desc=split)
-        return evaluate(task, y, pred)
+    def evaluate_on(split: str) -> dict[str, float]:
+        return evaluate_split(state.module, splits[split], task, scale, env, config.batch_size * 4, num_workers,
+                              show, desc=split)
 
-    def payload(epoch: int, metrics: Mapping[str, Any]) -> dict[str, Any]:
-        return {**settings, "model": module.state_dict(), "target_norm": norm, "epoch": epoch,
-                "metrics": dict(metrics)}
-
-    num_parameters = sum(p.numel() for p in module.parameters())
-    epochs_bar = tqdm(total=config.epochs, initial=start, desc=f"{model_config.get('name', 'model')} seed "
-                      f"{config.seed}", unit="epoch", disable=not show)
-    for epoch in range(start + 1, config.epochs + 1):
-        t0, c0 = time.perf_counter(), time.process_time()
-        model.train()
-        sampler.set_epoch(epoch)
-        batches = sampler.batches()
-        loader = DataLoader(splits["train"], batch_sampler=[idx for idx, _ in batches], num_workers=num_workers)
-        loss_sum, loss_count = torch.zeros((), device=env.device), 0
-        for data, (_, weight) in zip(tqdm(loader, desc="train", leave=False, disable=not show), batches):
-            data = data.to(env.device)
-            loss, count = masked_loss(task, model(data), scale.target(data.y))
-            count = count if weight else 0
-            total = D.all_reduce_sum([float(count)], env)[0]
-            # DDP averages gradients over processes; scaling by world_size / global count turns that
-            # into the mean over the global batch's labels, as in a single-process run.
-            factor = weight * env.world_size / total if total else 0.0
-            optimizer.zero_grad(set_to_none=True)
-            (loss * factor).backward()
-            if total:
-                if config.grad_clip > 0:
-                    nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                optimizer.step()
-            scheduler.step()
-            loss_sum += loss.detach() * weight
-            loss_count += count
-        loss_sum, loss_count = D.all_reduce_sum([float(loss_sum), float(loss_count)], env)
-        train_time, train_cpu = time.perf_counter() - t0, time.process_time() - c0
-
-        D.sync_buffers(module, env)
-        record: dict[str, Any] = {"epoch": epoch, "loss": loss_sum / max(loss_count, 1.0),
-                                  "lr": optimizer.param_groups[0]["lr"], "time_train": train_time,
-                                  "cpu_train": train_cpu}
-        for split in (s for s in splits if s != "train"):
-            record[split] = evaluate_split(split)
+    eval_splits = [s for s in splits if s != "train"]
+    epochs_bar = tqdm(total=config.epochs, initial=state.epoch, unit="epoch", disable=not show,
+                      desc=f"{model_config.get('name', 'model')} seed {config.seed}")
+    for epoch in range(state.epoch + 1, config.epochs + 1):
+        t0 = time.perf_counter()
+        record: dict[str, Any] = {"epoch": epoch, **train_epoch(state, epoch, splits["train"], task, scale, config,
+                                                               env, num_workers, show)}
+        if not math.isfinite(record["loss"]):
+            raise FloatingPointError(f"training diverged: the loss is {record['loss']} in epoch {epoch}; try a "
+                                     "lower learning rate or gradient clipping")
+        D.sync_buffers(state.module, env)
+        for split in eval_splits:
+            record[split] = evaluate_on(split)
         record["time_epoch"] = time.perf_counter() - t0
-        history.append(record)
-        improved = best is None or is_better(task.metric, record["valid"][task.metric],
-                                             best["valid"][task.metric])
-        if improved:
-            best = record
-            best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        improved = state.record(task, record)
         if out is not None and env.is_main:
-            if improved:
-                save_checkpoint(out / "best.pt", payload(epoch, record))
-            save_checkpoint(last_path, {**payload(epoch, record), "optimizer": optimizer.state_dict(),
-                                        "scheduler": scheduler.state_dict(), "history": history, "best": best,
-                                        "rng": rng_state()})
+            save_checkpoints(out, {**settings, "model": state.module.state_dict(), "target_norm": norm,
+                                   "epoch": epoch, "metrics": record}, state, improved)
         D.barrier(env)
         if env.is_main:
             log(f"epoch {epoch:>{len(str(config.epochs))}}/{config.epochs} | loss {record['loss']:.4f} | "
-                + " | ".join(_format_metrics(s, record[s]) for s in splits if s != "train")
+                + " | ".join(_format_metrics(s, record[s]) for s in eval_splits)
                 + f" | {record['time_epoch']:.1f}s" + (" *" if improved else ""))
         epochs_bar.update(1)
         if on_epoch_end is not None:
             on_epoch_end(record)
     epochs_bar.close()
 
-    assert best is not None and best_state is not None  # epochs >= 1, or resumed from best.pt/last.pt
     # The train metric only matters at the best epoch: one pass over the training set at the end
     # gives the same numbers as evaluating it after every epoch, at a fraction of the cost.
-    module.load_state_dict(best_state)
-    best = {**best, "train": evaluate_split("train")}
+    state.module.load_state_dict(state.best_state)
+    best = {**state.best, "train": evaluate_on("train")}
+    history = state.history
     result = RunResult(
         best_epoch=best["epoch"],
         best={s: best[s] for s in splits},
         history=history,
-        num_parameters=num_parameters,
+        num_parameters=sum(p.numel() for p in state.module.parameters()),
         seconds_per_epoch=float(np.mean([h["time_train"] for h in history])),
         cpu_seconds_per_epoch=float(np.mean([h["cpu_train"] for h in history])),
         out_dir=str(out) if out is not None else None,
     )
     if out is not None and env.is_main:
-        (out / "history.json").write_text(json.dumps(json_safe(result.to_dict()), indent=2))
+        record = {"model": model_config.get("name"), "seed": config.seed, **settings, "result": result.to_dict()}
+        atomic_write(out / RESULT_FILE, json.dumps(json_safe(record), indent=2))
     return result
