@@ -20,19 +20,16 @@ import time
 from typing import Callable
 
 import torch
+from rdkit import Chem
 from torch_geometric.data import Batch, Data
 from torch_geometric.nn import GATConv, GINConv, TransformerConv
 
-from benchmarks.harness import Table, layered_dag, loglog_slope, machine, median_time, sync, write_report
-from rdkit import Chem
-
 from pyg_plstm.chem import from_smiles, rdkit_quiet
 from pyg_plstm.dag import ToDAG, get_dag, prepare_dag
-from pyg_plstm.functional import plstm_dag, schedule_for
 from pyg_plstm.nn import PLSTMConv
-from pyg_plstm.nn.plan import DAGPlan
-from pyg_plstm.ops import plstm_dag_reference
-from pyg_plstm.ops.parallel import parallel_schedule, plstm_dag_parallel
+from pyg_plstm.ops import level_schedule, plstm_naive, plstm_parallel, plstm_scan
+
+from benchmarks.harness import Table, layered_dag, loglog_slope, machine, median_time, write_report
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEADS, HEAD_DIM, HIDDEN = 4, 24, 96
@@ -75,22 +72,19 @@ def bench_operator(args: argparse.Namespace, device: torch.device) -> list[Table
     for n in args.molecule_batches:
         batch = molecule_batch(n, device)
         dag = get_dag(batch)
-        ops = operands(batch.num_nodes, dag.num_edges, dag.line_index.size(1), device)
-        sched = schedule_for(dag.edge_index, dag.line_index, dag.num_nodes, dag.edge_level)
-        psched = parallel_schedule(dag.edge_index, dag.line_index, dag.num_nodes, batch.batch, dag.edge_level)
-        scan = median_time(fwd_bwd(lambda: plstm_dag(*ops, dag.edge_index, dag.line_index, schedule=sched)),
-                           device, args.repeats)
-        par = median_time(fwd_bwd(lambda: plstm_dag_parallel(*ops, dag.edge_index, dag.line_index,
-                                                             schedule=psched)), device, args.repeats)
+        ops = operands(batch.num_nodes, dag.num_edges, dag.num_line_edges, device)
+        # The warm-up call builds the schedules, cached on `dag` as in a model's forward pass.
+        scan = median_time(fwd_bwd(lambda: plstm_scan(*ops, dag)), device, args.repeats)
+        par = median_time(fwd_bwd(lambda: plstm_parallel(*ops, dag)), device, args.repeats)
         ref = float("nan")
         if device.type == "cpu" and n <= args.reference_max:
-            ref = median_time(fwd_bwd(lambda: plstm_dag_reference(*ops, dag.edge_index, dag.line_index)),
-                              device, repeats=1, warmup=0)
+            ref = median_time(fwd_bwd(lambda: plstm_naive(*ops, dag)), device, repeats=1, warmup=0)
         table.add(n, batch.num_nodes, dag.num_edges, dag.num_levels, ref * 1e3, scan * 1e3, par * 1e3,
                   ref / scan, ref / par)
-    table.notes.append("Level schedules are built once per batch outside the timed step (a model shares them "
-                       "across layers); the reference is the per-edge Python loop, timed once, on 128 molecules only (its autograd "
-                       "graph needs O(E * N) memory in backward: 1,024 molecules exhausted 24 GB).")
+    table.notes.append("Level schedules are built once per batch outside the timed step (cached on the DAG, "
+                       "shared by a model's layers); the reference is the per-edge Python loop, timed once, on "
+                       "128 molecules only (its autograd graph needs O(E * N) memory in backward: 1,024 "
+                       "molecules exhausted 24 GB).")
     return [table]
 
 
@@ -106,8 +100,9 @@ def bench_layer(args: argparse.Namespace, device: torch.device) -> list[Table]:
         for mode in ("P", "D"):
             for form in ("auto", "scan", "parallel"):
                 conv = PLSTMConv(HIDDEN, HIDDEN, heads=HEADS, mode=mode, form=form).to(device)
-                layers[f"PLSTMConv {mode} ({form})"] = (
-                    lambda conv=conv: conv(x, dag=DAGPlan(dag, batch.batch)))
+                layers[f"PLSTMConv {mode} ({form})"] = lambda conv=conv: conv(x, ei, dag=dag)
+        conv = PLSTMConv(HIDDEN, HIDDEN, heads=HEADS).to(device)
+        layers["PLSTMConv P (auto), structure in the step"] = lambda conv=conv: conv(x, ei, dag=get_dag(batch))
         gin = GINConv(torch.nn.Sequential(torch.nn.Linear(HIDDEN, HIDDEN), torch.nn.ReLU(),
                                           torch.nn.Linear(HIDDEN, HIDDEN))).to(device)
         gat = GATConv(HIDDEN, HIDDEN // HEADS, heads=HEADS).to(device)
@@ -118,19 +113,18 @@ def bench_layer(args: argparse.Namespace, device: torch.device) -> list[Table]:
         times = {name: median_time(fwd_bwd(fn), device, args.repeats) for name, fn in layers.items()}
         for name, t in times.items():
             table.add(n, name, t * 1e3, t / times["GATConv"])
-    table.notes.append("pLSTM timings include building the layer's DAGPlan (level sort) in every step; "
-                       "in PLSTMNet that cost is shared by all layers of a forward pass.")
+    table.notes.append("pLSTM rows reuse one DAG whose schedules the warm-up built, as when the DAG is built "
+                       "once per batch and shared by a model's layers; the 'structure in the step' row builds "
+                       "the DAG and its schedules in every step.")
     return [table]
 
 
 def _scan_step(num_nodes: int, depth: int, device: torch.device) -> tuple[dict, Callable[[], None]]:
-    dag = prepare_dag(layered_dag(num_nodes, depth), num_nodes, directed=True)
-    dag = type(dag)(**{k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in dag.__dict__.items()})
-    ops = operands(dag.num_nodes, dag.num_edges, dag.line_index.size(1), device, k=8, v=8)
-    sched = schedule_for(dag.edge_index, dag.line_index, dag.num_nodes, dag.edge_level)
-    info = {"nodes": dag.num_nodes, "edges": dag.num_edges, "line edges": dag.line_index.size(1),
-            "levels": sched.num_levels}
-    return info, fwd_bwd(lambda: plstm_dag(*ops, dag.edge_index, dag.line_index, schedule=sched))
+    dag = prepare_dag(layered_dag(num_nodes, depth).to(device), num_nodes, directed=True)
+    ops = operands(dag.num_nodes, dag.num_edges, dag.num_line_edges, device, k=8, v=8)
+    info = {"nodes": dag.num_nodes, "edges": dag.num_edges, "line edges": dag.num_line_edges,
+            "levels": level_schedule(dag).num_levels}
+    return info, fwd_bwd(lambda: plstm_scan(*ops, dag))
 
 
 def memory_probe(num_nodes: int, depth: int, device: torch.device) -> dict:
@@ -193,8 +187,8 @@ def bench_scaling(args: argparse.Namespace, device: torch.device) -> list[Table]
             info = memory_probe(n, 10, device)
         mem.add(info["nodes"], info["edges"], info["peak MiB"], info["peak MiB"] * 2**20 / info["edges"])
     mem.notes.append("CPU: peak RSS (VmHWM, reset before the step) minus RSS before the step, in a fresh "
-                     "process per size; CUDA: max_memory_allocated. The state per edge is H*K*V floats; forward keeps the "
-                     "states, backward adds their adjoints, so memory is O(E) with no O(N^2) term.")
+                     "process per size; CUDA: max_memory_allocated. The state per edge is H*K*V floats; "
+                     "forward keeps the states, backward adds their adjoints, so memory is O(E) with no O(N^2) term.")
     return [width, deep, mem]
 
 
@@ -284,7 +278,8 @@ def main(argv: list[str] | None = None) -> int:
         args.prep_molecules, args.big_dag_nodes, args.train_molecules = 20, 2000, 32
     else:
         args.molecule_batches, args.reference_max, args.repeats = [128, 1024], 128, 7
-        args.scaling_sizes, args.depths, args.depth_nodes = [100, 1000, 10_000, 100_000], [10, 100, 1000, 10_000], 10_000
+        args.scaling_sizes, args.depths = [100, 1000, 10_000, 100_000], [10, 100, 1000, 10_000]
+        args.depth_nodes = 10_000
         args.prep_molecules, args.big_dag_nodes, args.train_molecules = 1282, 100_000, 1282
     info = machine(device)
     tables: list[Table] = []

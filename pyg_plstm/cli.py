@@ -3,50 +3,72 @@ r"""The ``pyg-plstm`` command line (also ``python -m pyg_plstm``).
 Subcommands:
 
 * ``train``: train pLSTM and/or baselines on a named data set or a CSV, over
-  one or more seeds; writes checkpoints, ``summary.json``/``summary.md`` and
-  ``curves.png`` under ``--out`` and prints the best-validation table.
+  one or more seeds; writes checkpoints and a result record per run under
+  ``--out/<model>/seed<k>/``, and ``summary.json``/``summary.md``/``curves.png``
+  over every finished run in ``--out`` (earlier runs on the same data stay in
+  the table), and prints the best-validation table.
 * ``predict``: predictions of a trained checkpoint for SMILES (arguments or a
   CSV column), written as CSV.
 * ``long-range``: the synthetic long-range benchmark
   (:mod:`pyg_plstm.experiments.long_range`; its own options follow).
 
-Exit status: 0 on success; 1 when ``predict`` refused some rows (invalid
-SMILES; the other rows are still written; ``--allow-invalid`` makes this 0);
-2 for bad arguments or input (with a message naming the problem); 130 when
-interrupted (``train --resume --out DIR`` continues).
+Every file is written atomically (a crash leaves the previous version whole);
+no command writes onto one of its inputs, and ``predict`` replaces an existing
+``--out`` only with ``--overwrite``.
+
+Exit status::
+
+    0    success
+    1    predict refused some rows (invalid SMILES; the other rows are written; --allow-invalid makes this 0)
+    2    bad arguments or input, or training diverged (the message names the problem)
+    3    an output path was refused: a file where a folder is needed or the reverse, an existing
+         predict --out without --overwrite, an input of the command, or a folder holding runs
+         on other data or runs to --resume / --overwrite
+    4    a data set could not be downloaded (the message names the URL and where to put the raw files)
+    130  interrupted (train --resume --out DIR continues; long-range keeps its finished runs)
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import inspect
 import io
+import json
 import os
-import shutil
 import sys
 import time
-from dataclasses import fields
+import urllib.error
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
-from pyg_plstm.models import MODEL_NAMES, POOLINGS
+from pyg_plstm.models import MODEL_NAMES, POOLINGS, PLSTMNet, make_model
+from pyg_plstm.train.files import OutputPathError, atomic_write, check_not_an_input, check_output_dir, check_output_file
+from pyg_plstm.train.trainer import SCHEDULES, TrainConfig
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "EXIT_STATUS"]
 
-EXIT_OK, EXIT_INVALID_ROWS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-DEFAULT_EPOCHS = 40
-DEFAULT_BATCH_SIZE = 32
+EXIT_OK, EXIT_INVALID_ROWS, EXIT_USAGE, EXIT_OUTPUT, EXIT_DATA_UNAVAILABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+# The table in the module docstring, shown by --help.
+EXIT_STATUS = "exit status:\n" + __doc__.split("Exit status::\n")[1].rstrip()
+# What a failed download raises (URLError is what urllib and PyG's downloads raise offline).
+DOWNLOAD_ERRORS = (urllib.error.URLError, ConnectionError, TimeoutError)
 
 
 def _data_root() -> str:
     return os.environ.get("PYG_PLSTM_DATA", os.path.join("~", ".cache", "pyg_plstm"))
 
 
+def _default(function: Callable[..., Any], name: str) -> Any:
+    """The default of argument ``name`` of ``function``: the CLI shows the library's own defaults."""
+    return inspect.signature(function).parameters[name].default
+
+
 def _add_train(sub: argparse._SubParsersAction) -> None:
     from pyg_plstm.train.data import SPLIT_METHODS, TASK_CHOICES
-    from pyg_plstm.train.trainer import TrainConfig
 
-    defaults = {f.name: f.default for f in fields(TrainConfig)}
-    p = sub.add_parser("train", help="train pLSTM and/or baselines, print the results table",
+    defaults = TrainConfig()
+    p = sub.add_parser("train", help="train pLSTM and/or baselines, print the results table", epilog=EXIT_STATUS,
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Train models side by side over seeds; report the metrics at the "
                                    "best-validation epoch (mean ± std over seeds).")
     data = p.add_argument_group("data")
@@ -71,25 +93,32 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
     model = p.add_argument_group("model")
     model.add_argument("--model", nargs="+", choices=MODEL_NAMES, default=["plstm"], metavar="NAME",
-                       help=f"one or more of {', '.join(MODEL_NAMES)} (default: plstm)")
-    model.add_argument("--hidden", type=int, default=96, help="hidden channels (default 96)")
-    model.add_argument("--layers", type=int, help="pLSTM blocks / GNN layers (default: 2 / 5)")
-    model.add_argument("--heads", type=int, default=4, help="heads of pLSTM and GAT (default 4)")
-    model.add_argument("--dropout", type=float, default=0.0)
-    model.add_argument("--pooling", choices=POOLINGS, default="mean")
-    model.add_argument("--block", default="PD", help="pLSTM block pattern: PD, P or D (default PD)")
+                       help=f"one or more of {', '.join(MODEL_NAMES)} (default: %(default)s)")
+    model.add_argument("--hidden", type=int, default=_default(make_model, "hidden_channels"),
+                       help="hidden channels (default %(default)s)")
+    model.add_argument("--layers", type=int, help="pLSTM blocks / GNN layers (default: the model's usual depth, "
+                                                  "2 / 5)")
+    model.add_argument("--heads", type=int, default=_default(make_model, "heads"),
+                       help="heads of pLSTM and GAT (default %(default)s)")
+    model.add_argument("--dropout", type=float, default=_default(make_model, "dropout"),
+                       help="(default %(default)s)")
+    model.add_argument("--pooling", choices=POOLINGS, default=_default(make_model, "pooling"),
+                       help="(default %(default)s)")
+    model.add_argument("--block", default=_default(PLSTMNet, "block"),
+                       help="pLSTM block pattern: PD, P or D (default %(default)s)")
 
     opt = p.add_argument_group("optimisation")
-    opt.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help=f"(default {DEFAULT_EPOCHS})")
-    opt.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
-                     help=f"global batch size (default {DEFAULT_BATCH_SIZE})")
-    opt.add_argument("--lr", type=float, default=defaults["lr"], help="AdamW learning rate")
-    opt.add_argument("--weight-decay", type=float, default=defaults["weight_decay"])
-    opt.add_argument("--warmup-epochs", type=int, default=defaults["warmup_epochs"])
-    opt.add_argument("--schedule", choices=("cosine", "constant"), default=defaults["schedule"])
-    opt.add_argument("--grad-clip", type=float, default=defaults["grad_clip"], help="0 disables clipping")
-    opt.add_argument("--seeds", "--seed", nargs="+", type=int, default=[0], dest="seeds", metavar="SEED",
-                     help="one run per seed; several give mean ± std (default 0)")
+    opt.add_argument("--epochs", type=int, default=defaults.epochs, help="(default %(default)s)")
+    opt.add_argument("--batch-size", type=int, default=defaults.batch_size,
+                     help="global batch size (default %(default)s)")
+    opt.add_argument("--lr", type=float, default=defaults.lr, help="AdamW learning rate (default %(default)s)")
+    opt.add_argument("--weight-decay", type=float, default=defaults.weight_decay, help="(default %(default)s)")
+    opt.add_argument("--warmup-epochs", type=int, default=defaults.warmup_epochs, help="(default %(default)s)")
+    opt.add_argument("--schedule", choices=SCHEDULES, default=defaults.schedule, help="(default %(default)s)")
+    opt.add_argument("--grad-clip", type=float, default=defaults.grad_clip,
+                     help="gradient norm clipping, 0 disables it (default %(default)s)")
+    opt.add_argument("--seeds", "--seed", nargs="+", type=int, default=[defaults.seed], dest="seeds",
+                     metavar="SEED", help="one run per seed; several give mean ± std (default %(default)s)")
 
     run = p.add_argument_group("run")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
@@ -97,16 +126,20 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                      help="intra-op CPU threads per process (default 1: molecular graphs are too small for "
                           "more threads to pay off; on 2 cores one thread trained pLSTM about 4x faster)")
     run.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
-    run.add_argument("--out", help="output folder (default runs/<dataset>-<time>)")
+    run.add_argument("--out", help="output folder (default runs/<dataset>-<time>); runs of other models or seeds "
+                                   "on the same data may share it, and its summary covers all of them")
     run.add_argument("--resume", action="store_true",
-                     help="continue the runs in --out from their last checkpoints (finished runs are kept)")
-    run.add_argument("--overwrite", action="store_true", help="replace earlier runs in --out")
+                     help="continue the runs in --out from their last checkpoints (finished runs are kept); "
+                          "refused if the data or settings changed")
+    run.add_argument("--overwrite", action="store_true",
+                     help="start this command's model/seed runs in --out afresh (other runs are kept)")
     run.add_argument("--no-progress", action="store_true",
                      help="no progress bars (also off when CI is set or stderr is not a terminal)")
 
 
 def _add_predict(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("predict", help="predict SMILES with a trained checkpoint, write CSV",
+    p = sub.add_parser("predict", help="predict SMILES with a trained checkpoint, write CSV", epilog=EXIT_STATUS,
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Predictions of a checkpoint written by `pyg-plstm train` (best.pt or "
                                    "last.pt). Invalid SMILES are reported per row and left without a "
                                    "prediction; the exit status is then 1 unless --allow-invalid.")
@@ -115,9 +148,10 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--smiles", nargs="+", help="SMILES strings")
     src.add_argument("--csv", help="CSV file with a SMILES column")
     p.add_argument("--smiles-col", default="smiles", help="SMILES column of --csv (default: smiles)")
-    p.add_argument("--out", help="output CSV (default: standard output)")
+    p.add_argument("--out", help="output CSV file (default: standard output); never one of the inputs")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--allow-invalid", action="store_true", help="exit 0 even if some rows were refused")
 
 
@@ -125,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     from pyg_plstm import __version__
 
     parser = argparse.ArgumentParser(prog="pyg-plstm", description="pLSTM on graphs: training, prediction, "
-                                     "benchmarks.")
+                                     "benchmarks.", epilog=EXIT_STATUS,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_train(sub)
@@ -135,13 +170,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+def _check_train_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     positive = ["epochs", "batch_size", "hidden", "heads", "threads"] + (["layers"] if args.layers is not None else [])
     for name in positive:
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    if args.num_workers < 0:
+        parser.error(f"--num-workers must be >= 0, got {args.num_workers}")
+    if min(args.seeds) < 0:
+        parser.error(f"--seeds must be >= 0, got {args.seeds}")
     if args.csv is None and (args.target_col or args.split_col):
         parser.error("--target-col/--split-col describe a --csv file; pass --csv too")
+    if args.split_col and args.split not in ("auto", "file"):
+        parser.error(f"--split-col is used by --split auto or file, not by --split {args.split}")
     if args.resume and args.out is None:
         parser.error("--resume needs --out, the folder of the run to continue")
     if args.resume and args.overwrite:
@@ -152,14 +193,53 @@ def _check_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> No
         parser.error(f"--model has duplicates: {args.model}")
 
 
-def _prepare_out(args: argparse.Namespace, run_dirs: list[Path]) -> None:
+def _check_out(args: argparse.Namespace, out: Path, run_dirs: list[Path]) -> None:
+    """Refuse an ``--out`` that is a file, would replace an input or holds runs not meant to be replaced."""
+    from pyg_plstm.train.report import REPORT_FILES, RESULT_FILE
+
+    check_output_dir(out)
+    for name in REPORT_FILES:
+        check_not_an_input(out / name, [args.csv])
     earlier = [d for d in run_dirs if (d / "last.pt").exists()]
     if earlier and not (args.resume or args.overwrite):
-        raise ValueError(f"{args.out} already holds runs ({earlier[0] / 'last.pt'}); pass --resume to "
-                         "continue them, --overwrite to start over, or another --out")
-    if args.overwrite:
-        for d in earlier:
-            shutil.rmtree(d)
+        raise OutputPathError(f"{out} already holds runs ({earlier[0] / 'last.pt'}); pass --resume to continue "
+                              "them, --overwrite to start them over, or choose another --out")
+    foreign = [out / name for name in REPORT_FILES if (out / name).exists()]
+    if foreign and not any(out.glob(f"*/seed*/{RESULT_FILE}")) and not args.overwrite:
+        raise OutputPathError(f"{foreign[0]} exists but {out} holds no finished pyg-plstm run; pass --overwrite "
+                              "to replace it, or choose another --out")
+
+
+def _same_data(records: list[dict[str, Any]], data: Any, out: Path) -> None:
+    """Refuse to merge runs into ``out`` whose records show another data set, task, split or data content."""
+    from pyg_plstm.train.fingerprint import data_changes, scan_split
+    from pyg_plstm.train.report import json_safe
+
+    if not records:
+        return
+    # Compare as stored: JSON turns tuples into lists and NaN into null.
+    task, meta = json.loads(json.dumps(json_safe([data.task.to_dict(), data.meta])))
+    fingerprint = {split: scan_split(split, dataset)[1] for split, dataset in data.splits.items()}
+    for record in records:
+        conflicts = [f"task: {record['task']} there, {task} now"] if record.get("task") != task else []
+        saved = record.get("meta", {})
+        # The CSV's path may be spelled differently; its contents are compared by fingerprint.
+        conflicts += [f"{key}: {saved.get(key)!r} there, {meta.get(key)!r} now"
+                      for key in sorted((set(saved) | set(meta)) - {"csv"}) if saved.get(key) != meta.get(key)]
+        conflicts += data_changes(record.get("data"), fingerprint)
+        if conflicts:
+            raise OutputPathError(
+                f"{out} holds a finished run on other data ({record['model']} seed {record['seed']}):\n  "
+                + "\n  ".join(conflicts) + "\nits results cannot share a table with this run's; choose another --out")
+
+
+def _sorted_runs(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Runs in the order of :data:`MODEL_NAMES` (models registered later after them), then by seed."""
+    def key(record: dict[str, Any]) -> tuple[int, str, int]:
+        name = record["model"]
+        return (MODEL_NAMES.index(name) if name in MODEL_NAMES else len(MODEL_NAMES), name, record["seed"])
+
+    return sorted(records, key=key)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -168,8 +248,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from pyg_plstm.train import distributed as D
     from pyg_plstm.train.compare import compare_models
     from pyg_plstm.train.data import prepare_data
-    from pyg_plstm.train.report import write_report
-    from pyg_plstm.train.trainer import TrainConfig, progress_enabled
+    from pyg_plstm.train.report import load_runs, write_report
+    from pyg_plstm.train.trainer import progress_enabled
 
     threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
@@ -179,10 +259,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.out is None:
             # Every process must write to the folder rank 0 picked.
             args.out = D.gather_shards(f"runs/{name}-{time.strftime('%Y%m%d-%H%M%S')}", env)[0]
-        out = Path(args.out)
-        run_dirs = [out / m / f"seed{s}" for m in args.model for s in args.seeds]
-        if env.is_main:
-            _prepare_out(args, run_dirs)
+        out = Path(args.out).expanduser()
+        # Read-only checks, on every process: they must all stop if one does.
+        _check_out(args, out, [out / m / f"seed{s}" for m in args.model for s in args.seeds])
         # Rank 0 processes the raw data first so that the others only read the result.
         if not env.is_main:
             D.barrier(env)
@@ -190,6 +269,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                             args.target_col, args.split_col, args.split, args.split_seed, args.task)
         if env.is_main:
             D.barrier(env)
+        _same_data(load_runs(out), data, out)
+        if env.is_main:
             sizes = ", ".join(f"{k} {v}" for k, v in data.meta["sizes"].items())
             print(f"data: {name} ({data.meta['split']} split: {sizes}); task: {data.task.type}, "
                   f"{data.task.num_tasks} {'classes' if data.task.type == 'multiclass' else 'target(s)'}, "
@@ -199,18 +280,22 @@ def cmd_train(args: argparse.Namespace) -> int:
                              schedule=args.schedule, grad_clip=args.grad_clip)
         options = {"hidden_channels": args.hidden, "num_layers": args.layers, "heads": args.heads,
                    "pooling": args.pooling, "dropout": args.dropout, "block": args.block}
-        runs = compare_models(data, args.model, config, args.seeds, out, options, resume=args.resume,
-                              device=args.device, num_workers=args.num_workers,
-                              progress=progress_enabled(not args.no_progress))
+
+        def report(_: Any = None) -> str:
+            # Rebuilt from every finished run in the folder, so a shared --out keeps earlier runs.
+            return write_report(out, _sorted_runs(load_runs(out)), data.task, data.meta)
+
+        compare_models(data, args.model, config, args.seeds, out, options, on_run_end=report if env.is_main else None,
+                       resume=args.resume, device=args.device, num_workers=args.num_workers,
+                       progress=progress_enabled(not args.no_progress))
         if env.is_main:
-            info = {**data.meta, "arguments": vars(args), "devices": env.world_size}
-            table = write_report(out, runs, data.task, info)
-            print(f"\n{name}: {data.task.metric} at the best-validation epoch\n{table}\n"
+            print(f"\n{name}: {data.task.metric} at the best-validation epoch\n{report()}\n"
                   f"written to {out}/summary.md, summary.json, curves.png", flush=True)
         return EXIT_OK
     except KeyboardInterrupt:
         if env.is_main:
-            print(f"\ninterrupted; continue with: pyg-plstm train ... --resume --out {args.out}", file=sys.stderr)
+            print(f"\ninterrupted; finished runs are in {args.out}/summary.md; continue with: pyg-plstm train ... "
+                  f"--resume --out {args.out}", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
         D.cleanup(env)
@@ -234,6 +319,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from pyg_plstm.chem import MolToDAG
     from pyg_plstm.train.trainer import load_model, predict
 
+    if args.batch_size <= 0:
+        raise ValueError(f"--batch-size must be positive, got {args.batch_size}")
+    # Refuse an unusable --out before any work is done.
+    out = None if args.out is None else check_output_file(args.out, [args.checkpoint, args.csv], args.overwrite)
     model, ckpt = load_model(args.checkpoint, args.device)
     featurizer = ckpt["meta"].get("featurizer")
     # Only SMILES-featurised (regression / binary) models can predict from SMILES.
@@ -263,9 +352,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     writer.writerow(["row", "smiles"] + columns + ["error"])
     for row, s in enumerate(smiles):
         writer.writerow([row, s] + by_row.get(row, [""] * len(columns)) + [errors.get(row, "")])
-    if args.out:
-        Path(args.out).write_text(buf.getvalue())
-        print(f"{len(ok)} of {len(smiles)} rows predicted; written to {args.out}", file=sys.stderr)
+    if out is not None:
+        atomic_write(out, buf.getvalue())
+        print(f"{len(ok)} of {len(smiles)} rows predicted; written to {out}", file=sys.stderr)
     else:
         sys.stdout.write(buf.getvalue())
     return EXIT_INVALID_ROWS if errors and not args.allow_invalid else EXIT_OK
@@ -278,19 +367,26 @@ def _long_range(argv: list[str]) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the command line; returns the exit status."""
+    """Run the command line; returns the exit status (see :data:`EXIT_STATUS`)."""
     os.environ.setdefault("OUTDATED_IGNORE", "1")
     argv = list(sys.argv[1:] if argv is None else argv)
     # The benchmark parses its own options (including --help).
     if argv and argv[0] == "long-range":
-        return _long_range(argv[1:])
-    parser = build_parser()
-    args = parser.parse_args(argv)
+        command, run = "long-range", lambda: _long_range(argv[1:])
+    else:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        command = args.command
+        if command == "train":
+            _check_train_args(args, parser)
+        run = lambda: cmd_train(args) if command == "train" else cmd_predict(args)  # noqa: E731
     try:
-        if args.command == "train":
-            _check_args(args, parser)
-            return cmd_train(args)
-        return cmd_predict(args)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"pyg-plstm {args.command}: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return run()
+    except KeyboardInterrupt:
+        print(f"\npyg-plstm {command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (ValueError, OSError, FloatingPointError) as err:
+        # Most specific first: an output refusal is a ValueError, a failed download an OSError.
+        codes = ((OutputPathError, EXIT_OUTPUT), (DOWNLOAD_ERRORS, EXIT_DATA_UNAVAILABLE), (Exception, EXIT_USAGE))
+        print(f"pyg-plstm {command}: error: {err}", file=sys.stderr)
+        return next(code for kind, code in codes if isinstance(err, kind))

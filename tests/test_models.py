@@ -303,3 +303,12 @@ def test_graph_inputs_of_single_graphs_and_batches():
     out = model(with_empty)
     assert torch.allclose(out[1], model.head.bias)  # an empty graph pools to zero
     assert torch.allclose(out[[0, 2]], model(Batch.from_data_list(plain)), atol=1e-6)
+
+
+def test_graph_inputs_on_different_devices_are_refused():
+    on_meta = torch.zeros(2, 9, dtype=torch.long, device="meta")
+    with pytest.raises(ValueError, match="`edge_index` is on cpu but the node features `x` are on meta"):
+        graph_inputs(Data(x=on_meta, edge_index=torch.tensor([[0], [1]])))
+    no_edges = torch.zeros(2, 0, dtype=torch.long, device="meta")
+    with pytest.raises(ValueError, match="`batch` is on cpu but the node features `x` are on meta"):
+        graph_inputs(Data(x=on_meta, edge_index=no_edges, batch=torch.zeros(2, dtype=torch.long)))

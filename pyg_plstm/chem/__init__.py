@@ -1,10 +1,12 @@
 r"""RDKit molecules to prepared pLSTM DAG graphs (OGB or PyG atom/bond features)."""
 from pyg_plstm.chem.convert import (
     FEATURES,
+    MAX_SMILES_ATOMS,
     ORDERS,
     MolToDAG,
     as_target,
     atom_order,
+    count_heavy_atoms,
     from_rdmol,
     from_smiles,
     parse_smiles,
@@ -14,10 +16,12 @@ from pyg_plstm.chem.convert import (
 
 __all__ = [
     "FEATURES",
+    "MAX_SMILES_ATOMS",
     "ORDERS",
     "MolToDAG",
     "as_target",
     "atom_order",
+    "count_heavy_atoms",
     "from_rdmol",
     "from_smiles",
     "parse_smiles",

@@ -12,10 +12,18 @@ A molecule becomes a :class:`~pyg_plstm.dag.DAGData` in three steps:
    ``edge_attr: [2B, 3]`` (both directions of every bond), in the vocabulary of
    OGB (:func:`ogb.utils.features.atom_to_feature_vector`, so
    :class:`ogb.graphproppred.mol_encoder.AtomEncoder` / ``BondEncoder`` apply)
-   or of PyG's :func:`torch_geometric.utils.from_smiles`.
+   or of PyG's :func:`torch_geometric.utils.from_smiles`. The values are
+   exactly those of the two reference functions, read once per molecule into
+   NumPy arrays and looked up column by column.
 
 Edges are sorted by ``(src, dst)``, so with ``order='canonical'`` the same
 molecule gives identical tensors however its SMILES is written.
+
+Size guard: RDKit needs seconds for a SMILES of 10,000 atoms and crashes the
+whole process (a segmentation fault, not an exception) on a chain of about
+20,000. SMILES with more heavy atoms than ``max_atoms`` (default
+:data:`MAX_SMILES_ATOMS`) are therefore refused by counting their atoms in
+the text, before RDKit reads them.
 """
 from __future__ import annotations
 
@@ -26,27 +34,32 @@ from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass
 from numbers import Real
-from typing import Iterator, Optional, Sequence, Union
+from typing import Callable, Iterator, Optional, Sequence, Union
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch_geometric.data import Data
-from torch_geometric.utils import from_rdmol as _pyg_from_rdmol
+from torch_geometric.utils.smiles import e_map as pyg_bond_vocabulary
+from torch_geometric.utils.smiles import x_map as pyg_atom_vocabulary
 
+from pyg_plstm.checks import check_positive
 from pyg_plstm.dag import DAGData, ToDAG
 
 # Importing ogb checks PyPI for a newer release unless told not to.
 os.environ.setdefault("OUTDATED_IGNORE", "1")
 
-from ogb.utils.features import atom_to_feature_vector, bond_to_feature_vector  # noqa: E402
+from ogb.utils.features import allowable_features as ogb_vocabulary  # noqa: E402
 from rdkit import Chem, rdBase  # noqa: E402
 
 __all__ = [
     "FEATURES",
+    "MAX_SMILES_ATOMS",
     "ORDERS",
     "MolToDAG",
     "as_target",
     "atom_order",
+    "count_heavy_atoms",
     "from_rdmol",
     "from_smiles",
     "parse_smiles",
@@ -56,6 +69,10 @@ __all__ = [
 
 FEATURES = ("ogb", "pyg")
 ORDERS = ("canonical", "input", "bfs")
+#: Heavy atoms of the largest SMILES handed to RDKit when ``max_atoms`` is not
+#: set. Far above drug-like molecules (MoleculeNet's largest have ~500),
+#: far below where RDKit becomes slow (seconds at 10,000) or crashes.
+MAX_SMILES_ATOMS = 2000
 
 Target = Union[Real, None, Sequence[Optional[Real]], Tensor]
 
@@ -106,26 +123,58 @@ def _diagnose(text: str) -> str:
     return "RDKit cannot sanitise it"
 
 
-def parse_smiles(smiles: str) -> Chem.Mol:
+def _quote(smiles: str, limit: int = 80) -> str:
+    r"""``repr(smiles)``, shortened for very long strings (error messages, reports)."""
+    if len(smiles) <= limit:
+        return repr(smiles)
+    return f"{smiles[:limit // 2]!r}... ({len(smiles)} characters)"
+
+
+# Every atom of a SMILES string is one of these tokens: a bracket atom or an
+# organic-subset symbol (two-letter ones first).
+_ATOM_TOKEN = re.compile(r"\[[^\]]*\]|Br|Cl|[BCNOSPFIbcnosp*]")
+_HYDROGEN_TOKEN = re.compile(r"\[\d*H(?![a-z])")  # [H], [2H], [H+]; not [Hg], [He], ...
+
+
+def count_heavy_atoms(smiles: str) -> int:
+    r"""The number of heavy (non-hydrogen) atoms written in a SMILES string, counted in the text.
+
+    For a valid SMILES this equals RDKit's ``GetNumHeavyAtoms()`` (dummy atoms
+    ``*`` count too); it never runs RDKit, so it is safe on huge input.
+    """
+    return sum(1 for token in _ATOM_TOKEN.findall(smiles) if not _HYDROGEN_TOKEN.match(token))
+
+
+def parse_smiles(smiles: str, max_heavy_atoms: int = MAX_SMILES_ATOMS) -> Chem.Mol:
     r"""Parse and sanitise a SMILES string (hydrogens implicit).
 
     Unlike :func:`rdkit.Chem.MolFromSmiles` (which returns ``None``) or PyG's
     ``from_smiles`` (which returns an empty molecule), failure is never silent:
     a :class:`ValueError` quoting the string and RDKit's reason is raised.
     Surrounding whitespace is ignored; inner whitespace is rejected (RDKit
-    would silently read everything after it as a molecule name).
+    would silently read everything after it as a molecule name). A SMILES
+    with more than ``max_heavy_atoms`` heavy atoms (see
+    :func:`count_heavy_atoms`) is refused before RDKit sees it.
     """
     if not isinstance(smiles, str):
         raise TypeError(f"SMILES must be a str, got {type(smiles).__name__}")
     text = smiles.strip()
     if not text:
         raise ValueError(f"empty SMILES {smiles!r}")
-    if not all(33 <= ord(c) <= 126 for c in text):
-        raise ValueError(f"invalid SMILES {smiles!r}: only printable ASCII without spaces is allowed")
+    # Printable ASCII without spaces (codes 33 to 126).
+    if not (text.isascii() and text.isprintable()) or " " in text:
+        raise ValueError(f"invalid SMILES {_quote(smiles)}: only printable ASCII without spaces is allowed")
+    # A string of n characters holds at most n atoms: only long ones need counting.
+    if len(text) > max_heavy_atoms:
+        heavy = count_heavy_atoms(text)
+        if heavy > max_heavy_atoms:
+            raise ValueError(f"SMILES {_quote(smiles)} has {heavy} heavy atoms, more than the limit of "
+                             f"{max_heavy_atoms} (RDKit is slow on huge molecules and crashes on chains of "
+                             "~20,000 atoms; raise the limit with max_atoms)")
     with rdkit_quiet():
         mol = Chem.MolFromSmiles(text)
         if mol is None:
-            raise ValueError(f"invalid SMILES {smiles!r}: {_diagnose(text)}")
+            raise ValueError(f"invalid SMILES {_quote(smiles)}: {_diagnose(text)}")
     return mol
 
 
@@ -153,6 +202,16 @@ def _bfs_rank(mol: Chem.Mol, root: int) -> list[int]:
     return rank
 
 
+def _atom_rank(mol: Chem.Mol, order: str, root: int) -> np.ndarray:
+    if order == "canonical":
+        return np.array(Chem.CanonicalRankAtoms(mol, breakTies=True), dtype=np.int64)
+    if order == "input":
+        return np.arange(mol.GetNumAtoms(), dtype=np.int64)
+    if order == "bfs":
+        return np.array(_bfs_rank(mol, root), dtype=np.int64)
+    raise ValueError(f"unknown atom order {order!r}; choose one of {ORDERS}")
+
+
 def atom_order(mol: Chem.Mol, order: str = "canonical", root: int = 0) -> Tensor:
     r"""The rank of every atom of ``mol`` (a permutation of ``0 .. N-1``).
 
@@ -164,60 +223,139 @@ def atom_order(mol: Chem.Mol, order: str = "canonical", root: int = 0) -> Tensor
       ascending index; unreachable fragments follow, each from its
       lowest-index atom.
     """
-    if order == "canonical":
-        rank = list(Chem.CanonicalRankAtoms(mol, breakTies=True))
-    elif order == "input":
-        rank = list(range(mol.GetNumAtoms()))
-    elif order == "bfs":
-        rank = _bfs_rank(mol, root)
-    else:
-        raise ValueError(f"unknown atom order {order!r}; choose one of {ORDERS}")
-    return torch.tensor(rank, dtype=torch.long)
+    return torch.from_numpy(_atom_rank(mol, order, root))
 
 
-def _ogb_features(mol: Chem.Mol) -> tuple[Tensor, Tensor, Tensor]:
-    x = torch.tensor([atom_to_feature_vector(a) for a in mol.GetAtoms()], dtype=torch.long)
-    src: list[int] = []
-    dst: list[int] = []
-    attr: list[list[int]] = []
-    for bond in mol.GetBonds():
-        i, j = bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()
-        feat = bond_to_feature_vector(bond)
-        src += [i, j]
-        dst += [j, i]
-        attr += [feat, feat]
-    edge_index = torch.tensor([src, dst], dtype=torch.long)
-    edge_attr = torch.tensor(attr, dtype=torch.long).view(-1, 3)
-    return x.view(-1, 9), edge_index, edge_attr
+# ------------------------------------------------------------------ features
+
+@dataclass(frozen=True)
+class _Column:
+    r"""One feature column: how to read the raw value and where it sits in a vocabulary."""
+
+    name: str
+    read: Callable
+    index: dict  # raw value -> feature index
+    other: int  # index of values outside the vocabulary; -1 refuses them
 
 
-def _pyg_features(mol: Chem.Mol) -> tuple[Tensor, Tensor, Tensor]:
-    try:
-        data = _pyg_from_rdmol(mol)
-    except ValueError as e:  # PyG looks values up with list.index()
-        raise ValueError(f"an atom or bond property is outside PyG's feature vocabulary ({e})") from None
-    return data.x, data.edge_index.to(torch.long), data.edge_attr
+def _column(name: str, read: Callable, choices: Sequence, enum: Optional[type], other: bool) -> _Column:
+    if enum is None:
+        index = {value: i for i, value in enumerate(choices)}
+    else:  # vocabularies name enum members, e.g. 'CHI_TETRAHEDRAL_CW'
+        index = {member: choices.index(str(member)) for member in enum.values.values() if str(member) in choices}
+    return _Column(name, read, index, len(choices) - 1 if other else -1)
+
+
+_ATOM_PROPERTIES = (
+    ("atomic number", Chem.Atom.GetAtomicNum, None),
+    ("chirality", Chem.Atom.GetChiralTag, Chem.rdchem.ChiralType),
+    ("degree", Chem.Atom.GetTotalDegree, None),
+    ("formal charge", Chem.Atom.GetFormalCharge, None),
+    ("hydrogen count", Chem.Atom.GetTotalNumHs, None),
+    ("radical electrons", Chem.Atom.GetNumRadicalElectrons, None),
+    ("hybridization", Chem.Atom.GetHybridization, Chem.rdchem.HybridizationType),
+    ("aromaticity", Chem.Atom.GetIsAromatic, None),
+    ("ring membership", Chem.Atom.IsInRing, None),
+)
+_BOND_PROPERTIES = (
+    ("bond type", Chem.Bond.GetBondType, Chem.rdchem.BondType),
+    ("bond stereo", Chem.Bond.GetStereo, Chem.rdchem.BondStereo),
+    ("conjugation", Chem.Bond.GetIsConjugated, None),
+)
+
+
+def _columns(properties: Sequence[tuple], vocabularies: Sequence[Sequence], other: Sequence[bool]) -> tuple:
+    return tuple(_column(name, read, choices, enum, fallback)
+                 for (name, read, enum), choices, fallback in zip(properties, vocabularies, other))
+
+
+# OGB maps unknown values to its last entry ('misc', safe_index) except for the
+# flags and the bond stereo, which it looks up with list.index (so they raise);
+# PyG looks everything up with list.index.
+_OGB_ATOMS = _columns(_ATOM_PROPERTIES, [ogb_vocabulary[k] for k in (
+    "possible_atomic_num_list", "possible_chirality_list", "possible_degree_list", "possible_formal_charge_list",
+    "possible_numH_list", "possible_number_radical_e_list", "possible_hybridization_list",
+    "possible_is_aromatic_list", "possible_is_in_ring_list")], [True] * 7 + [False] * 2)
+_OGB_BONDS = _columns(_BOND_PROPERTIES, [ogb_vocabulary[k] for k in (
+    "possible_bond_type_list", "possible_bond_stereo_list", "possible_is_conjugated_list")], [True, False, False])
+_PYG_ATOMS = _columns(_ATOM_PROPERTIES, list(pyg_atom_vocabulary.values()), [False] * 9)
+_PYG_BONDS = _columns(_BOND_PROPERTIES, list(pyg_bond_vocabulary.values()), [False] * 3)
+_VOCABULARIES = {"ogb": ("OGB", _OGB_ATOMS, _OGB_BONDS), "pyg": ("PyG", _PYG_ATOMS, _PYG_BONDS)}
+
+
+def _encode(items: Sequence, columns: Sequence[_Column], what: str, vocabulary: str) -> np.ndarray:
+    r"""Feature indices ``[len(items), len(columns)]`` of RDKit atoms or bonds."""
+    values = np.array([[column.index.get(v, column.other) for v in map(column.read, items)] for column in columns],
+                      dtype=np.int64).reshape(len(columns), len(items))
+    if (values < 0).any():
+        col, item = (int(i[0]) for i in np.nonzero(values < 0))
+        column = columns[col]
+        raise ValueError(f"{what} {item}: {column.name} {column.read(items[item])} is outside {vocabulary}'s "
+                         "feature vocabulary")
+    return np.ascontiguousarray(values.T)
+
+
+def _features(mol: Chem.Mol, features: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    vocabulary, atom_columns, bond_columns = _VOCABULARIES[features]
+    x = _encode(list(mol.GetAtoms()), atom_columns, "atom", vocabulary)
+    bonds = list(mol.GetBonds())
+    ends = np.array([list(map(Chem.Bond.GetBeginAtomIdx, bonds)), list(map(Chem.Bond.GetEndAtomIdx, bonds))],
+                    dtype=np.int64).reshape(2, len(bonds))
+    bond_attr = _encode(bonds, bond_columns, "bond", vocabulary)
+    # Both directions of every bond; the order is fixed by the sort in _reorder.
+    return x, np.concatenate([ends, ends[::-1]], axis=1), np.concatenate([bond_attr, bond_attr])
+
+
+def _reorder(
+    x: np.ndarray, edge_index: np.ndarray, edge_attr: Optional[np.ndarray], rank: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+    num_nodes = x.shape[0]
+    node_of_rank = np.argsort(rank, kind="stable")
+    if rank.shape != (num_nodes,) or not np.array_equal(rank[node_of_rank], np.arange(num_nodes)):
+        raise ValueError(f"`rank` must be a permutation of 0 .. {num_nodes - 1} (one entry per node), "
+                         f"got {rank.tolist() if rank.size <= 20 else f'an array of shape {rank.shape}'}")
+    edge_index = rank[edge_index]
+    perm = np.argsort(edge_index[0] * num_nodes + edge_index[1], kind="stable")
+    return x[node_of_rank], edge_index.take(perm, axis=1), None if edge_attr is None else edge_attr[perm]
 
 
 def reorder_nodes(
     x: Tensor, edge_index: Tensor, edge_attr: Optional[Tensor], rank: Tensor
 ) -> tuple[Tensor, Tensor, Optional[Tensor]]:
-    r"""Renumber node ``i`` as ``rank[i]`` and sort edges by ``(src, dst)``."""
-    num_nodes = x.size(0)
-    out_x = torch.empty_like(x)
-    out_x[rank] = x
-    edge_index = rank[edge_index]
-    perm = (edge_index[0] * num_nodes + edge_index[1]).argsort()
-    return out_x, edge_index[:, perm], None if edge_attr is None else edge_attr[perm]
+    r"""Renumber node ``i`` as ``rank[i]`` and sort edges by ``(src, dst)``.
+
+    ``rank`` must be a permutation of ``0 .. N-1`` (:class:`ValueError`
+    otherwise); the inputs are not modified.
+    """
+    as_numpy = lambda t: t.detach().cpu().numpy()  # noqa: E731
+    out = _reorder(as_numpy(x), as_numpy(edge_index), None if edge_attr is None else as_numpy(edge_attr),
+                   as_numpy(rank).astype(np.int64, copy=False))
+    return tuple(None if a is None else torch.from_numpy(a).to(t.device)  # type: ignore[return-value]
+                 for a, t in zip(out, (x, edge_index, edge_attr)))
 
 
 def as_target(y: Target) -> Tensor:
-    r"""Targets as a float tensor of shape ``[1, T]``; ``None`` becomes NaN (missing)."""
+    r"""Targets as a float tensor of shape ``[1, T]``; ``None`` or NaN mark a missing value.
+
+    Infinite values and values beyond the float32 range raise
+    :class:`ValueError` (they would turn every loss into ``inf``/``nan``).
+    """
     if isinstance(y, Tensor):
-        return y.detach().to(torch.float).reshape(1, -1)
-    if y is None or isinstance(y, Real):
-        y = [y]
-    return torch.tensor([math.nan if v is None else float(v) for v in y], dtype=torch.float).view(1, -1)
+        values = y.detach().to(torch.float).reshape(1, -1)
+    else:
+        if isinstance(y, (str, bytes)):
+            raise TypeError(f"targets must be numbers, a sequence of numbers or a tensor, got {y!r}")
+        if y is None or isinstance(y, Real):
+            y = [y]
+        try:
+            values = torch.tensor([math.nan if v is None else float(v) for v in y], dtype=torch.float).view(1, -1)
+        except (TypeError, ValueError):
+            raise ValueError(f"targets must be numbers or None, got {y!r}") from None
+    # Values beyond the float32 range become inf here too.
+    if torch.isinf(values).any():
+        raise ValueError(f"targets must be finite float32 numbers (NaN marks a missing value), got "
+                         f"{values.view(-1).tolist()}")
+    return values
 
 
 @dataclass(frozen=True)
@@ -244,14 +382,18 @@ class MolToDAG:
             (atoms keep their aromatic flag, as in PyG).
         largest_fragment: keep only the largest fragment (most heavy atoms,
             then most atoms, then canonical SMILES) instead of all of them.
-        max_atoms: reject molecules with more nodes than this.
+        max_atoms: reject molecules with more nodes than this. It also bounds
+            the heavy atoms of a SMILES before RDKit reads it (with
+            ``largest_fragment``, the whole SMILES may hold up to
+            ``max(max_atoms, MAX_SMILES_ATOMS)``). ``None``: no limit on the
+            nodes, and at most :data:`MAX_SMILES_ATOMS` (2,000) heavy atoms,
+            which keeps RDKit from crashing on huge input.
 
     Edge cases: an unparsable SMILES, a molecule without atoms, or one without
     heavy atoms when ``add_hs=False`` (e.g. ``'[H][H]'``) raises
     :class:`ValueError`. A single atom gives one node and an empty DAG.
     Disconnected fragments (salts, mixtures) stay in one graph as a DAG
-    forest. There is no size limit unless ``max_atoms`` is set; cost grows
-    linearly with the number of bonds.
+    forest. Cost grows linearly with the number of bonds.
     """
 
     features: str = "ogb"
@@ -267,6 +409,21 @@ class MolToDAG:
             raise ValueError(f"unknown feature set {self.features!r}; choose one of {FEATURES}")
         if self.order not in ORDERS:
             raise ValueError(f"unknown atom order {self.order!r}; choose one of {ORDERS}")
+        if not isinstance(self.root, int) or isinstance(self.root, bool) or self.root < 0:
+            raise ValueError(f"`root` must be a non-negative integer (an atom index), got {self.root!r}")
+        for name in ("add_hs", "kekulize", "largest_fragment"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"`{name}` must be True or False, got {getattr(self, name)!r}")
+        if self.max_atoms is not None:
+            check_positive(max_atoms=self.max_atoms)
+
+    @property
+    def max_heavy_atoms(self) -> int:
+        r"""The most heavy atoms a SMILES or molecule may have before RDKit processes it."""
+        if self.max_atoms is None:
+            return MAX_SMILES_ATOMS
+        # The largest fragment may be within max_atoms while the whole SMILES is not.
+        return max(self.max_atoms, MAX_SMILES_ATOMS) if self.largest_fragment else self.max_atoms
 
     def __call__(self, mol: Union[str, Chem.Mol], y: Target = None) -> DAGData:
         if isinstance(mol, str):
@@ -283,13 +440,16 @@ class MolToDAG:
         canonical SMILES of the input."""
         if not isinstance(mol, Chem.Mol):
             raise TypeError(f"expected an rdkit.Chem.Mol, got {type(mol).__name__}")
+        if mol.GetNumHeavyAtoms() > self.max_heavy_atoms:
+            raise ValueError(f"the molecule has {mol.GetNumHeavyAtoms()} heavy atoms, more than the limit of "
+                             f"{self.max_heavy_atoms} (raise it with max_atoms)")
         with rdkit_quiet():
             try:
                 mol = Chem.RemoveHs(mol)  # a sanitised copy
                 smiles = Chem.MolToSmiles(mol)
             except (ValueError, RuntimeError) as e:
                 raise ValueError(f"RDKit cannot sanitise the molecule: {e}") from None
-        return _TO_DAG(self._convert(mol, smiles, y, label=f"molecule {smiles!r}")[0])
+        return _TO_DAG(self._convert(mol, smiles, y, label=f"molecule {_quote(smiles)}")[0])
 
     def graph_from_smiles(self, smiles: str, y: Target = None) -> tuple[Data, str]:
         r"""The molecular graph of :meth:`from_smiles` *before* the DAG
@@ -299,8 +459,8 @@ class MolToDAG:
         <pyg_plstm.dag.ToDAG.prepare_many>` prepares a list of such graphs
         much faster than one :class:`~pyg_plstm.dag.ToDAG` call per graph.
         """
-        mol = parse_smiles(smiles)
-        return self._convert(mol, smiles, y, label=f"SMILES {smiles!r}")
+        mol = parse_smiles(smiles, self.max_heavy_atoms)
+        return self._convert(mol, smiles, y, label=f"SMILES {_quote(smiles)}")
 
     def _prepare(self, mol: Chem.Mol) -> tuple[Chem.Mol, str]:
         if self.largest_fragment:
@@ -315,7 +475,7 @@ class MolToDAG:
             # the input was written. Canonical ranks alone do not achieve that.
             mol = Chem.MolFromSmiles(canonical)
             if mol is None:
-                raise ValueError(f"RDKit cannot re-read its own canonical SMILES {canonical!r}")
+                raise ValueError(f"RDKit cannot re-read its own canonical SMILES {_quote(canonical)}")
         if mol.GetNumAtoms() == 0:
             raise ValueError("the molecule has no atoms")
         if mol.GetNumHeavyAtoms() == 0 and not self.add_hs:
@@ -332,12 +492,12 @@ class MolToDAG:
         with rdkit_quiet():
             try:
                 mol, canonical = self._prepare(mol)
-                rank = atom_order(mol, self.order, self.root)
-                feats = _ogb_features(mol) if self.features == "ogb" else _pyg_features(mol)
+                rank = _atom_rank(mol, self.order, self.root)
+                x, edge_index, edge_attr = _reorder(*_features(mol, self.features), rank)
             except (ValueError, RuntimeError) as e:  # RDKit raises both kinds
                 raise ValueError(f"{label}: {e}") from None
-        x, edge_index, edge_attr = reorder_nodes(*feats, rank)
-        data = Data(x=x, edge_index=edge_index, edge_attr=edge_attr, smiles=smiles)
+        data = Data(x=torch.from_numpy(x), edge_index=torch.from_numpy(edge_index),
+                    edge_attr=torch.from_numpy(edge_attr), smiles=smiles)
         if y is not None:
             data.y = as_target(y)
         return data, canonical

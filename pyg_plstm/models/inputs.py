@@ -44,13 +44,15 @@ def graph_inputs(data: Any) -> GraphInputs:
     if not isinstance(x, Tensor) or x.dim() == 0:
         raise ValueError(f"node features `x` must be a tensor with one row per node, got {_describe(x)}")
     num_nodes = x.size(0)
-    edge_index = _checked_edge_index(getattr(data, "edge_index", None), num_nodes)
+    edge_index = _checked_edge_index(getattr(data, "edge_index", None), num_nodes, x.device)
     batch = getattr(data, "batch", None)
     if batch is None:
         return GraphInputs(x, edge_index, torch.zeros(num_nodes, dtype=torch.long, device=x.device), 1)
     if not isinstance(batch, Tensor) or not _is_integer(batch) or batch.shape != (num_nodes,):
         raise ValueError(f"`batch` must be an integer tensor of shape [{num_nodes}] (one graph id per node), "
                          f"got {_describe(batch)}")
+    if batch.device != x.device:
+        raise ValueError(f"`batch` is on {batch.device} but the node features `x` are on {x.device}")
     num_graphs = getattr(data, "num_graphs", None)
     if num_graphs is None:
         raise ValueError(_BATCHED_BEFORE_PREPARATION)
@@ -81,12 +83,14 @@ def graph_edge_attr(data: Any) -> Tensor:
     return edge_attr
 
 
-def _checked_edge_index(edge_index: Any, num_nodes: int) -> Tensor:
+def _checked_edge_index(edge_index: Any, num_nodes: int, device: torch.device) -> Tensor:
     if edge_index is None:
         raise ValueError("the graph has no `edge_index`")
     if not isinstance(edge_index, Tensor) or not _is_integer(edge_index) or edge_index.dim() != 2 \
             or edge_index.size(0) != 2:
         raise ValueError(f"`edge_index` must be an integer tensor of shape [2, num_edges], got {_describe(edge_index)}")
+    if edge_index.device != device:
+        raise ValueError(f"`edge_index` is on {edge_index.device} but the node features `x` are on {device}")
     if edge_index.numel():
         low, high = (int(v) for v in torch.aminmax(edge_index))
         if low < 0 or high >= num_nodes:

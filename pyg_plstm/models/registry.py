@@ -17,11 +17,11 @@ from pyg_plstm.checks import check_positive
 from pyg_plstm.models.gnn import GNNBaseline
 from pyg_plstm.models.plstm import PLSTMNet
 
-__all__ = ["ModelSpec", "make_model", "model_names", "register_model"]
+__all__ = ["make_model", "model_names", "register_model"]
 
 
 @dataclass(frozen=True)
-class ModelSpec:
+class _ModelSpec:
     """A registered model: how to build it, its usual depth and the arguments it adds."""
 
     builder: Callable[..., Module]
@@ -29,7 +29,7 @@ class ModelSpec:
     extra_args: tuple[str, ...] = ()
 
 
-_MODELS: dict[str, ModelSpec] = {}
+_MODELS: dict[str, _ModelSpec] = {}
 
 
 def register_model(name: str, builder: Callable[..., Module], default_layers: int,
@@ -54,7 +54,7 @@ def register_model(name: str, builder: Callable[..., Module], default_layers: in
     if not callable(builder):
         raise ValueError(f"the builder of model {name!r} must be callable, got {type(builder).__name__}")
     check_positive(default_layers=default_layers)
-    _MODELS[name] = ModelSpec(builder, default_layers, tuple(extra_args))
+    _MODELS[name] = _ModelSpec(builder, default_layers, tuple(extra_args))
 
 
 def model_names() -> tuple[str, ...]:
