@@ -1,11 +1,19 @@
-"""Small graph families shared by the tests (plain functions, no fixtures magic)."""
+"""Small graph families and operands shared by the tests (plain functions, no fixture magic)."""
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import networkx as nx
+import pandas as pd
 import torch
 from torch import Tensor
+from torch_geometric.data import Batch, Data
+from torch_geometric.utils import from_smiles
+
+from pyg_plstm.dag import DAG, ToDAG, get_dag
+
+FREESOLV = Path(__file__).parents[1] / "data" / "freesolv.csv"
 
 
 def undirected(edges: list[tuple[int, int]]) -> Tensor:
@@ -34,6 +42,12 @@ def diamond_stack(k: int) -> tuple[Tensor, int]:
     return undirected(edges), top + 1
 
 
+def tailed_diamond() -> tuple[Tensor, int]:
+    """A diamond with an edge before and after it: the smallest DAG whose line
+    graph has two paths between two line nodes, so the multitree view prunes."""
+    return undirected([(0, 1), (1, 2), (1, 3), (2, 4), (3, 4), (4, 5)]), 6
+
+
 def random_dag(num_nodes: int, p: float, generator: torch.Generator) -> Tensor:
     """Directed edges i -> j (i < j) with probability p: multi-parent DAGs."""
     i, j = torch.triu_indices(num_nodes, num_nodes, 1)
@@ -55,6 +69,22 @@ def family(generator: torch.Generator) -> list[tuple[str, Tensor, int]]:
     ]
 
 
+def molecules(count: int) -> list[Data]:
+    """Ring molecules of FreeSolv as structure-only graphs (so they batch with featureless graphs)."""
+    smiles = pd.read_csv(FREESOLV)["smiles"]
+    rings = [s for s in smiles if sum(c.isdigit() for c in s) >= 4]  # fused or several rings
+    return [Data(edge_index=g.edge_index, num_nodes=g.num_nodes) for g in map(from_smiles, rings[:count])]
+
+
+def prepared_batch(graphs: list[Data]) -> Batch:
+    """The PyG batch of the graphs, each prepared by :class:`~pyg_plstm.ToDAG`."""
+    return Batch.from_data_list([ToDAG()(g) for g in graphs])
+
+
+def batched_dag(graphs: list[Data]) -> DAG:
+    return get_dag(prepared_batch(graphs))
+
+
 def random_operands(num_nodes: int, num_edges: int, num_lines: int, heads: int = 2, k: int = 3,
                     v: int = 4, dtype: torch.dtype = torch.float64, generator: torch.Generator | None = None,
                     requires_grad: bool = True) -> list[Tensor]:
@@ -70,6 +100,11 @@ def random_operands(num_nodes: int, num_edges: int, num_lines: int, heads: int =
         torch.rand(num_nodes, heads, dtype=dtype, generator=g),
     ]
     return [t.requires_grad_(requires_grad) for t in ops]
+
+
+def operands_for(dag: DAG, **kwargs) -> list[Tensor]:
+    """:func:`random_operands` sized for ``dag``."""
+    return random_operands(dag.num_nodes, dag.num_edges, dag.num_line_edges, **kwargs)
 
 
 def is_multitree(num_line_nodes: int, line_edges: list) -> bool:

@@ -297,8 +297,9 @@ def _encode(items: Sequence, columns: Sequence[_Column], what: str, vocabulary: 
 
 def _features(mol: Chem.Mol, features: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     vocabulary, atom_columns, bond_columns = _VOCABULARIES[features]
-    x = _encode(list(mol.GetAtoms()), atom_columns, "atom", vocabulary)
-    bonds = list(mol.GetBonds())
+    # (Indexing is several times faster than RDKit's Python-level GetAtoms()/GetBonds() iterators.)
+    x = _encode(list(map(mol.GetAtomWithIdx, range(mol.GetNumAtoms()))), atom_columns, "atom", vocabulary)
+    bonds = list(map(mol.GetBondWithIdx, range(mol.GetNumBonds())))
     ends = np.array([list(map(Chem.Bond.GetBeginAtomIdx, bonds)), list(map(Chem.Bond.GetEndAtomIdx, bonds))],
                     dtype=np.int64).reshape(2, len(bonds))
     bond_attr = _encode(bonds, bond_columns, "bond", vocabulary)

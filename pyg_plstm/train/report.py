@@ -12,7 +12,7 @@ from pyg_plstm.train.files import atomic_open, atomic_write
 from pyg_plstm.train.metrics import Task
 
 __all__ = ["RESULT_FILE", "REPORT_FILES", "mean_std", "format_mean_std", "summarize", "markdown_table",
-           "load_runs", "write_report", "plot_curves", "json_safe"]
+           "load_runs", "run_settings", "settings_changes", "write_report", "plot_curves", "json_safe"]
 
 # What a finished run leaves in its folder, and the report built over all runs of a folder.
 RESULT_FILE = "result.json"
@@ -115,6 +115,23 @@ def load_runs(out_dir: str | Path) -> list[dict[str, Any]]:
             raise ValueError(f"{path} is not a pyg-plstm run record (no model, seed and result)")
         runs.append(record)
     return runs
+
+
+def run_settings(config: Mapping[str, Any], model_config: Mapping[str, Any]) -> dict[str, Any]:
+    """What makes runs of one model comparable across seeds: its ``make_model`` arguments and its
+    :class:`TrainConfig` fields but the seed, as stored in JSON."""
+    settings = {"model_config": dict(model_config), "config": {k: v for k, v in config.items() if k != "seed"}}
+    return json.loads(json.dumps(json_safe(settings)))
+
+
+def settings_changes(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """Every setting that differs between two :func:`run_settings`, as ``"name: <saved> there, <current> now"``."""
+    changes = []
+    for group in ("model_config", "config"):
+        old, new = saved.get(group, {}), current.get(group, {})
+        changes += [f"{key}: {old.get(key, '<unset>')!r} there, {new.get(key, '<unset>')!r} now"
+                    for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+    return changes
 
 
 def plot_curves(runs: Sequence[Mapping[str, Any]], task: Task, path: str | Path) -> None:
