@@ -38,6 +38,7 @@ import os
 import sys
 import time
 import urllib.error
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
@@ -210,10 +211,12 @@ def _check_out(args: argparse.Namespace, out: Path, run_dirs: list[Path]) -> Non
                               "to replace it, or choose another --out")
 
 
-def _same_data(records: list[dict[str, Any]], data: Any, out: Path) -> None:
-    """Refuse to merge runs into ``out`` whose records show another data set, task, split or data content."""
+def _check_mergeable(records: list[dict[str, Any]], data: Any, out: Path, planned: dict[str, dict[str, Any]],
+                     seeds: Sequence[int]) -> None:
+    """Refuse to add runs to ``out`` whose table they cannot share: finished runs there on another data set,
+    task, split or data content, or runs of a planned model (other seeds) made with other settings."""
     from pyg_plstm.train.fingerprint import data_changes, scan_split
-    from pyg_plstm.train.report import json_safe
+    from pyg_plstm.train.report import json_safe, run_settings, settings_changes
 
     if not records:
         return
@@ -231,6 +234,15 @@ def _same_data(records: list[dict[str, Any]], data: Any, out: Path) -> None:
             raise OutputPathError(
                 f"{out} holds a finished run on other data ({record['model']} seed {record['seed']}):\n  "
                 + "\n  ".join(conflicts) + "\nits results cannot share a table with this run's; choose another --out")
+        # This command's own runs are checked by --resume (or replaced by --overwrite).
+        if record["model"] in planned and record["seed"] not in seeds:
+            changes = settings_changes(run_settings(record.get("config", {}), record.get("model_config", {})),
+                                       planned[record["model"]])
+            if changes:
+                raise OutputPathError(
+                    f"{out} holds {record['model']} seed {record['seed']} made with other settings:\n  "
+                    + "\n  ".join(changes) + "\nthe seeds of one model must share their settings to share a "
+                    "table; choose another --out")
 
 
 def _sorted_runs(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -246,9 +258,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
     from pyg_plstm.train import distributed as D
-    from pyg_plstm.train.compare import compare_models
+    from pyg_plstm.train.compare import compare_models, model_config
     from pyg_plstm.train.data import prepare_data
-    from pyg_plstm.train.report import load_runs, write_report
+    from pyg_plstm.train.report import load_runs, run_settings, write_report
     from pyg_plstm.train.trainer import progress_enabled
 
     threads = torch.get_num_threads()
@@ -260,6 +272,11 @@ def cmd_train(args: argparse.Namespace) -> int:
             # Every process must write to the folder rank 0 picked.
             args.out = D.gather_shards(f"runs/{name}-{time.strftime('%Y%m%d-%H%M%S')}", env)[0]
         out = Path(args.out).expanduser()
+        config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                             weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs,
+                             schedule=args.schedule, grad_clip=args.grad_clip)
+        options = {"hidden_channels": args.hidden, "num_layers": args.layers, "heads": args.heads,
+                   "pooling": args.pooling, "dropout": args.dropout, "block": args.block}
         # Read-only checks, on every process: they must all stop if one does.
         _check_out(args, out, [out / m / f"seed{s}" for m in args.model for s in args.seeds])
         # Rank 0 processes the raw data first so that the others only read the result.
@@ -269,17 +286,14 @@ def cmd_train(args: argparse.Namespace) -> int:
                             args.target_col, args.split_col, args.split, args.split_seed, args.task)
         if env.is_main:
             D.barrier(env)
-        _same_data(load_runs(out), data, out)
+        planned = {m: run_settings(asdict(config), model_config(m, data.task, data.encoders, **options))
+                   for m in args.model}
+        _check_mergeable(load_runs(out), data, out, planned, args.seeds)
         if env.is_main:
             sizes = ", ".join(f"{k} {v}" for k, v in data.meta["sizes"].items())
             print(f"data: {name} ({data.meta['split']} split: {sizes}); task: {data.task.type}, "
                   f"{data.task.num_tasks} {'classes' if data.task.type == 'multiclass' else 'target(s)'}, "
                   f"metric {data.task.metric}; output: {out}", flush=True)
-        config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                             weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs,
-                             schedule=args.schedule, grad_clip=args.grad_clip)
-        options = {"hidden_channels": args.hidden, "num_layers": args.layers, "heads": args.heads,
-                   "pooling": args.pooling, "dropout": args.dropout, "block": args.block}
 
         def report(_: Any = None) -> str:
             # Rebuilt from every finished run in the folder, so a shared --out keeps earlier runs.

@@ -4,11 +4,20 @@ from __future__ import annotations
 from torch import Tensor
 
 from pyg_plstm.dag import DAG
-from pyg_plstm.ops import FORMS, check_operands, check_structure, choose_form, plstm_naive, plstm_parallel, plstm_scan
+from pyg_plstm.ops import (
+    FORMS,
+    check_operands,
+    check_structure,
+    choose_form,
+    plstm_naive,
+    plstm_parallel,
+    plstm_scan,
+    plstm_sparse,
+)
 
 __all__ = ["plstm_dag", "FORMS"]
 
-_IMPLEMENTATIONS = {"scan": plstm_scan, "parallel": plstm_parallel, "reference": plstm_naive}
+_IMPLEMENTATIONS = {"scan": plstm_scan, "parallel": plstm_parallel, "sparse": plstm_sparse, "reference": plstm_naive}
 
 
 def plstm_dag(
@@ -45,7 +54,8 @@ def plstm_dag(
             or a view of one); its schedules are cached on it and shared by every call.
         form: ``"scan"`` (one step per topological level, linear memory),
             ``"parallel"`` (dense per-graph quadratic form, paper Eq. 7, for
-            small graphs), ``"reference"`` (the per-edge loop, for tests) or
+            small graphs), ``"sparse"`` (the same sum over reachable pairs only,
+            for small graphs), ``"reference"`` (the per-edge loop, for tests) or
             ``"auto"`` (:func:`~pyg_plstm.ops.prefer_parallel`, a measured rule on
             the batch's graph sizes and ``K``, ``V``). All are equal up to rounding
             and differentiable to any order.

@@ -197,7 +197,7 @@ def test_schedules_are_shared_between_layers(monkeypatch):
     import pyg_plstm.ops.schedule as schedule
 
     calls = []
-    for name in ("_sort_levels", "_layout"):
+    for name in ("sort_levels", "_layout"):
         original = getattr(schedule, name)
         monkeypatch.setattr(schedule, name, lambda *a, f=original, **k: calls.append(1) or f(*a, **k))
     data = _molecules(1, start=50)[0]

@@ -1,196 +1,68 @@
-from pathlib import Path
+"""What is specific to the forms beyond their values (those are in
+test_operator.py): the parallel form's memory refusal, the measured rule that
+picks a form, and the schedules and layouts cached on the DAG."""
+from __future__ import annotations
 
-import pandas as pd
+import resource
+from collections import Counter
+
 import pytest
 import torch
-from torch import Tensor
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from torch_geometric.data import Batch, Data
-from torch_geometric.utils import from_smiles
+from torch_geometric.data import Data
 
-from graphs import chain, family, random_dag, random_operands
-from pyg_plstm.dag import ToDAG, get_dag, prepare_dag
+from graphs import batched_dag, binary_tree, chain, molecules, operands_for, random_dag, undirected
+from pyg_plstm.dag import DAG, line_graph, prepare_dag
 from pyg_plstm.functional import plstm_dag
-from pyg_plstm.ops import plstm_dag_reference
-from pyg_plstm.ops.parallel import MAX_PARALLEL_NODES, parallel_schedule, plstm_dag_parallel, prefer_parallel
+from pyg_plstm.ops import (
+    MAX_PARALLEL_NODES,
+    choose_form,
+    level_schedule,
+    parallel_layout,
+    plstm_parallel,
+    prefer_parallel,
+)
+from pyg_plstm.ops.schedule import PARALLEL_MEMORY_LIMIT, parallel_memory
 
-GRAD_NAMES = ["query", "key", "value", "source", "transition", "mark", "direct"]
-VARIANTS = {
-    "full": lambda d: d,
-    "multitree": lambda d: d.multitree(),
-    "reversed": lambda d: d.reverse(),
-    "reversed multitree": lambda d: d.multitree().reverse(),
-}
-
-
-def _molecules(count: int) -> list[Data]:
-    smiles = pd.read_csv(Path(__file__).parents[1] / "data" / "freesolv.csv")["smiles"]
-    rings = [s for s in smiles if sum(c.isdigit() for c in s) >= 4]  # fused or several rings
-    # Structure only, so that molecules batch with the featureless test graphs.
-    return [Data(edge_index=g.edge_index, num_nodes=g.num_nodes) for g in map(from_smiles, rings[:count])]
+# The parallel form's memory refusal ---------------------------------------
 
 
-def _batch(graphs: list[Data]) -> Batch:
-    return Batch.from_data_list([ToDAG()(g) for g in graphs])
+@pytest.fixture(scope="module", params=["chain", "tree"])
+def large_dag(request) -> DAG:
+    """A 10^5-node chain or binary tree, built without the (slow) multitree pruning it does not need."""
+    n = 10**5
+    if request.param == "chain":
+        ei = torch.stack([torch.arange(n - 1), torch.arange(1, n)])
+    else:
+        ei = torch.stack([(torch.arange(1, n) - 1) // 2, torch.arange(1, n)])
+    return DAG(ei, line_graph(ei, n), n)
 
 
-def _grads(out: Tensor, ops: list[Tensor], weight: Tensor) -> list[Tensor]:
-    if not out.requires_grad:  # the reference returns a constant for an empty batch
-        return [torch.zeros_like(o) for o in ops]
-    grads = torch.autograd.grad((out * weight).sum(), ops, allow_unused=True)
-    # Operands without elements (gates of a graph without edges) come back as "unused".
-    return [torch.zeros_like(o) if g is None else g for o, g in zip(ops, grads)]
+@pytest.mark.parametrize("call", ["plstm_dag", "plstm_parallel"])
+def test_forced_parallel_refuses_large_graphs_before_allocating(large_dag, call):
+    dag = large_dag
+    ops = operands_for(dag, heads=1, k=2, v=2, dtype=torch.float32)
+    assert choose_form(dag, 2, 2) == "scan"  # what form="auto" would run
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    with pytest.raises(ValueError, match=r"about \d+\.\d GiB for 1 dense block\(s\) of 100000 x 100000 nodes "
+                                         r"\(limit 4 GiB\); use form='scan'"):
+        if call == "plstm_dag":
+            plstm_dag(*ops, dag, form="parallel")
+        else:
+            plstm_parallel(*ops, dag)
+    # The dense blocks would take hundreds of GiB; the refusal comes before any of it.
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 2**20
 
 
-def _compare(dag, batch, gen, reference=True, tol=1e-10):
-    ops = random_operands(dag.num_nodes, dag.num_edges, dag.line_index.size(1), generator=gen)
-    out = plstm_dag_parallel(*ops, dag.edge_index, dag.line_index, batch, dag.edge_level)
-    expected = [plstm_dag(*ops, dag.edge_index, dag.line_index, dag.edge_level)]
-    if reference:
-        expected.append(plstm_dag_reference(*ops, dag.edge_index, dag.line_index))
-    weight = torch.randn(out.shape, dtype=out.dtype, generator=gen)
-    g_out = _grads(out, ops, weight)
-    for exp in expected:
-        assert out.shape == exp.shape
-        assert torch.allclose(out, exp, atol=tol, rtol=0)
-        for name, a, b in zip(GRAD_NAMES, g_out, _grads(exp, ops, weight)):
-            assert torch.allclose(a, b, atol=tol, rtol=0), name
+def test_parallel_memory_limit_sits_between_molecules_and_large_graphs():
+    # 512 molecules of up to 47 nodes, H = 4, K = V = 24, float32: well inside the limit.
+    assert parallel_memory(6898, 512, 47, 4, 24, 24, 4) < PARALLEL_MEMORY_LIMIT / 20
+    # One chain of 3 * 10^4 nodes: over it even with a single head of size 1.
+    assert parallel_memory(3 * 10**4, 1, 3 * 10**4, 1, 1, 1, 4) > PARALLEL_MEMORY_LIMIT
+    # Linear in the element size (float64 needs twice float32).
+    assert parallel_memory(100, 4, 30, 2, 8, 8, 8) == 2 * parallel_memory(100, 4, 30, 2, 8, 8, 4)
 
 
-@pytest.mark.parametrize("index", range(7))
-@pytest.mark.parametrize("variant", VARIANTS)
-def test_single_graph_matches_reference(index, variant):
-    gen = torch.Generator().manual_seed(index)
-    _, ei, n = family(gen)[index]
-    _compare(VARIANTS[variant](prepare_dag(ei, n)), None, gen)
-
-
-@pytest.mark.parametrize("variant", VARIANTS)
-def test_mixed_batch_matches_reference(variant):
-    gen = torch.Generator().manual_seed(5)
-    graphs = [Data(edge_index=ei, num_nodes=n) for _, ei, n in family(gen)]
-    graphs += _molecules(3) + [Data(edge_index=random_dag(12, 0.3, gen), num_nodes=12)]
-    order = torch.randperm(len(graphs), generator=gen).tolist()
-    batch = _batch([graphs[i] for i in order])
-    _compare(VARIANTS[variant](get_dag(batch)), batch.batch, gen)
-
-
-def test_molecule_batch_matches_level_scan():
-    gen = torch.Generator().manual_seed(1)
-    batch = _batch(_molecules(24))
-    for variant in VARIANTS.values():
-        _compare(variant(get_dag(batch)), batch.batch, gen, reference=False)
-
-
-def test_graph_ids_with_gaps():
-    # A graph without nodes leaves its id out of `batch`; its block stays empty.
-    gen = torch.Generator().manual_seed(3)
-    batch = _batch([Data(edge_index=chain(4), num_nodes=4), Data(edge_index=chain(0), num_nodes=0),
-                    Data(edge_index=random_dag(5, 0.6, gen), num_nodes=5)])
-    assert batch.batch.unique().tolist() == [0, 2]
-    _compare(get_dag(batch), batch.batch, gen)
-
-
-@settings(max_examples=20, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 9), st.floats(0.0, 0.8)), min_size=1, max_size=5),
-       st.integers(0, 10_000), st.booleans())
-def test_property_random_batches(sizes, seed, reverse):
-    gen = torch.Generator().manual_seed(seed)
-    batch = _batch([Data(edge_index=random_dag(n, p, gen), num_nodes=n) for n, p in sizes])
-    _compare(get_dag(batch, reverse=reverse), batch.batch, gen)
-
-
-def test_shared_schedule_gives_the_same_result():
-    gen = torch.Generator().manual_seed(7)
-    batch = _batch(_molecules(4))
-    dag = get_dag(batch)
-    ops = random_operands(dag.num_nodes, dag.num_edges, dag.line_index.size(1), generator=gen)
-    sched = parallel_schedule(dag.edge_index, dag.line_index, dag.num_nodes, batch.batch, dag.edge_level)
-    assert sched.num_graphs == 4 and sched.max_nodes == int(torch.bincount(batch.batch).max())
-    shared = plstm_dag_parallel(*ops, dag.edge_index, dag.line_index, schedule=sched)
-    assert torch.equal(shared, plstm_dag_parallel(*ops, dag.edge_index, dag.line_index, batch.batch))
-    unchecked = plstm_dag_parallel(*ops, dag.edge_index, dag.line_index, batch.batch, validate=False)
-    assert torch.equal(shared, unchecked)
-
-
-def test_gradcheck():
-    gen = torch.Generator().manual_seed(2)
-    batch = _batch([Data(edge_index=random_dag(5, 0.6, gen), num_nodes=5),
-                    Data(edge_index=chain(3), num_nodes=3)])
-    dag = get_dag(batch)
-    ops = random_operands(dag.num_nodes, dag.num_edges, dag.line_index.size(1), heads=2, k=2, v=2, generator=gen)
-    assert torch.autograd.gradcheck(
-        lambda *a: plstm_dag_parallel(*a, dag.edge_index, dag.line_index, batch.batch), ops)
-
-
-@pytest.mark.parametrize("with_batch", [False, True])
-def test_empty_batch(with_batch):
-    ops = random_operands(0, 0, 0)
-    ei = torch.zeros(2, 0, dtype=torch.long)
-    out = plstm_dag_parallel(*ops, ei, ei, torch.zeros(0, dtype=torch.long) if with_batch else None)
-    assert out.shape == (0, 2, 4)
-    out.sum().backward()
-    assert all(o.grad is not None and o.grad.shape == o.shape for o in ops[:3])
-
-
-def _valid():
-    batch = _batch([Data(edge_index=chain(3), num_nodes=3), Data(edge_index=chain(4), num_nodes=4)])
-    dag = get_dag(batch)
-    ops = random_operands(dag.num_nodes, dag.num_edges, dag.line_index.size(1), requires_grad=False)
-    return ops, dag, batch.batch
-
-
-@pytest.mark.parametrize("bad,match", [
-    (lambda b: b.float(), "`batch` must be an integer tensor"),
-    (lambda b: b[:-1], r"`batch` must have shape \[7\]"),
-    (lambda b: b - 1, "negative graph ids"),
-    (lambda b: b.flip(0), "must be contiguous"),
-    (lambda b: torch.tensor([0, 1, 0, 1, 1, 1, 1]), "goes from 1 to 0 at node 2"),
-])
-def test_batch_errors(bad, match):
-    ops, dag, batch = _valid()
-    with pytest.raises(ValueError, match=match):
-        plstm_dag_parallel(*ops, dag.edge_index, dag.line_index, bad(batch))
-
-
-def test_structure_errors():
-    ops, dag, batch = _valid()
-    # Node 3 starts the second chain; moving it to graph 0 makes edge 3 -> 4 cross.
-    crossing = batch.clone()
-    crossing[3] = 0
-    with pytest.raises(ValueError, match="joins graph 0 to graph 1"):
-        plstm_dag_parallel(*ops, dag.edge_index, dag.line_index, crossing)
-    # A line edge from the first graph's last edge into the second graph's first.
-    li = torch.cat([dag.line_index, torch.tensor([[1], [2]])], 1)
-    t_ops = ops[:4] + [torch.rand(li.size(1), 2, dtype=torch.float64)] + ops[5:]
-    with pytest.raises(ValueError, match="do not share a node"):
-        plstm_dag_parallel(*t_ops, dag.edge_index, li, batch)
-    with pytest.raises(ValueError, match="`transition` must have shape"):
-        plstm_dag_parallel(*ops[:4], ops[4][:-1], *ops[5:], dag.edge_index, dag.line_index, batch)
-    with pytest.raises(ValueError, match="points outside"):
-        plstm_dag_parallel(*ops, dag.edge_index + 10, dag.line_index, batch)
-    cyc = torch.tensor([[0, 1, 2], [1, 2, 0]])
-    with pytest.raises(ValueError, match="cycle"):
-        plstm_dag_parallel(*random_operands(3, 3, 3, requires_grad=False), cyc, cyc)
-
-
-def test_schedule_mismatch():
-    ops, dag, batch = _valid()
-    other = prepare_dag(chain(5), 5)
-    sched = parallel_schedule(other.edge_index, other.line_index, 5)
-    with pytest.raises(ValueError, match="`schedule` was built for 5 nodes"):
-        plstm_dag_parallel(*ops, dag.edge_index, dag.line_index, schedule=sched)
-
-
-def test_inputs_not_mutated():
-    ops, dag, batch = _valid()
-    args = ops + [dag.edge_index, dag.line_index, batch, dag.edge_level]
-    copies = [t.clone() for t in args]
-    plstm_dag_parallel(*args)
-    for a, b in zip(args, copies):
-        assert torch.equal(a, b)
-
+# The rule that picks a form -----------------------------------------------
 
 @pytest.mark.parametrize("edges,graphs,max_nodes,dim,expected", [
     (1782, 128, 31, 24, True),     # 128 ESOL molecules
@@ -223,15 +95,92 @@ def test_prefer_parallel_rejects_bad_sizes(bad):
         prefer_parallel(10, 1, bad, 24, 24)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_matches_cpu():
-    gen = torch.Generator().manual_seed(4)
-    batch = _batch(_molecules(6))
-    dag = get_dag(batch)
-    ops = random_operands(dag.num_nodes, dag.num_edges, dag.line_index.size(1), generator=gen)
-    cpu = plstm_dag_parallel(*ops, dag.edge_index, dag.line_index, batch.batch)
-    cuda_ops = [t.detach().cuda().requires_grad_() for t in ops]
-    gpu = plstm_dag_parallel(*cuda_ops, dag.edge_index.cuda(), dag.line_index.cuda(), batch.batch.cuda())
-    assert torch.allclose(cpu, gpu.cpu(), atol=1e-10)
-    for a, b in zip(torch.autograd.grad(cpu.sum(), ops), torch.autograd.grad(gpu.sum(), cuda_ops)):
-        assert torch.allclose(a, b.cpu(), atol=1e-10)
+def test_choose_form_counts_padding_and_empty_graphs():
+    """choose_form sees the batch the parallel form would pad: every graph, the largest one's size."""
+    small = [Data(edge_index=chain(8), num_nodes=8) for _ in range(32)]
+    assert choose_form(batched_dag(small), 24, 24) == "parallel"
+    # One 128-node tree makes every one of the 33 blocks 128 x 128.
+    assert choose_form(batched_dag(small + [Data(edge_index=binary_tree(128), num_nodes=128)]), 24, 24) == "scan"
+
+
+# Schedules and layouts cached on the DAG ----------------------------------
+
+class CountingDAG(DAG):
+    """A DAG that counts how often each cached piece is built."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.builds: Counter = Counter()
+
+    def memo(self, key, build, **kwargs):
+        def counted():
+            self.builds[key] += 1
+            return build()
+        return super().memo(key, counted, **kwargs)
+
+
+def test_schedule_layout_and_validation_are_built_once_per_dag():
+    dag = batched_dag(molecules(4))  # a DAG of a batch, with its batch vector
+    counting = CountingDAG(dag.edge_index, dag.line_index, dag.num_nodes, edge_level=dag.edge_level,
+                           batch=dag.batch, num_graphs=dag.num_graphs)
+    ops = operands_for(counting, requires_grad=False)
+    outs = [plstm_dag(*ops, counting, form=form) for form in ("scan", "parallel", "auto", "scan", "parallel")]
+    assert counting.builds["level_schedule"] == 1
+    assert counting.builds["parallel_layout"] == 1
+    assert counting.builds["checked"] == 1
+    assert max(counting.builds.values()) == 1
+    assert torch.equal(outs[0], outs[3]) and torch.equal(outs[1], outs[4])
+
+
+def test_views_have_their_own_schedules_and_share_graph_sizes():
+    dag = batched_dag([Data(edge_index=undirected([(0, 1), (1, 2), (1, 3), (2, 4), (3, 4), (4, 5)]), num_nodes=6),
+                       Data(edge_index=chain(3), num_nodes=3)])
+    assert level_schedule(dag) is level_schedule(dag)
+    assert parallel_layout(dag) is parallel_layout(dag)
+    for view in (dag.reverse(), dag.multitree(), dag.multitree().reverse()):
+        assert level_schedule(view) is not level_schedule(dag)
+        # What depends on the nodes and the batch only is built once for all views.
+        assert view.graph_sizes is dag.graph_sizes
+        assert parallel_layout(view) is parallel_layout(dag)
+    # The reversed view's schedule is the one of a DAG built from the flipped edges.
+    flipped = DAG(dag.edge_index.flip(0), dag.line_index.flip(0), dag.num_nodes)
+    ours, fresh = level_schedule(dag.reverse()), level_schedule(flipped)
+    for name in ("edge_perm", "edge_pos", "line_perm", "line_src", "line_dst", "bwd_perm"):
+        assert torch.equal(getattr(ours, name), getattr(fresh, name)), name
+    assert (ours.fwd_ptr, ours.bwd_ptr, ours.edge_ptr) == (fresh.fwd_ptr, fresh.bwd_ptr, fresh.edge_ptr)
+
+
+def test_level_schedule_is_a_level_order():
+    dag = prepare_dag(random_dag(14, 0.3, torch.Generator().manual_seed(6)), 14)
+    sched = level_schedule(dag)
+    level = dag.edge_level
+    assert sched.num_levels == dag.num_levels > 2
+    assert torch.equal(sched.edge_pos[sched.edge_perm], torch.arange(dag.num_edges))
+    for lvl in range(sched.num_levels):
+        block = sched.edge_perm[sched.edge_ptr[lvl]:sched.edge_ptr[lvl + 1]]
+        assert bool((level[block] == lvl).all())
+        fed = sched.line_dst[sched.fwd_ptr[lvl]:sched.fwd_ptr[lvl + 1]]
+        assert bool((level[sched.edge_perm[fed]] == lvl).all())
+        feeding = sched.line_src[sched.bwd_perm[sched.bwd_ptr[lvl]:sched.bwd_ptr[lvl + 1]]]
+        assert bool((level[sched.edge_perm[feeding]] == lvl).all())
+    # Positions of the line edges, in line_perm order, name the edges of line_index.
+    li = dag.line_index[:, sched.line_perm]
+    assert torch.equal(sched.edge_perm[sched.line_src], li[0])
+    assert torch.equal(sched.edge_perm[sched.line_dst], li[1])
+    assert sorted(sched.bwd_perm.tolist()) == list(range(dag.num_line_edges))
+
+
+def test_long_chain_is_sequential_in_depth_only():
+    n = 300
+    sched = level_schedule(prepare_dag(chain(n), n))
+    assert sched.num_levels == n - 1
+    assert sched.edge_ptr == list(range(n))
+
+
+def test_parallel_layout_of_a_batch_with_empty_graphs():
+    empty = Data(edge_index=chain(0), num_nodes=0)
+    dag = batched_dag([Data(edge_index=chain(4), num_nodes=4), empty, Data(edge_index=chain(5), num_nodes=5), empty])
+    layout = parallel_layout(dag)
+    assert (layout.num_graphs, layout.max_nodes) == (4, 5)
+    assert layout.node_local.tolist() == [0, 1, 2, 3, 0, 1, 2, 3, 4]
+    assert layout.node_slot.tolist() == [0, 1, 2, 3, 10, 11, 12, 13, 14]

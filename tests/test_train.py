@@ -1,56 +1,22 @@
 """Trainer: determinism, exact resume, checkpoints, masked losses/metrics, schedules."""
+import json
 import math
-import os.path as osp
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from ogb.graphproppred import Evaluator
+from torch_geometric.data import InMemoryDataset
 
-from pyg_plstm.chem import from_smiles
 from pyg_plstm.train import Task, TrainConfig, evaluate, fit, load_model, masked_loss, predict
 from pyg_plstm.train.checkpoint import check_config, load_checkpoint
-from pyg_plstm.train.distributed import GlobalBatchSampler
-from pyg_plstm.train.trainer import _lr_lambda
+from pyg_plstm.train.distributed import GlobalBatchSampler, resolve_device
+from pyg_plstm.train.files import OutputPathError, atomic_open, atomic_write, check_output_dir, check_output_file
+from pyg_plstm.train.metrics import check_labels
+from pyg_plstm.train.trainer import lr_factor
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """One intra-op thread: much faster for tiny graphs on a small, busy machine (restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+pytestmark = pytest.mark.usefixtures("single_thread")
 TIMING_KEYS = ("time_train", "cpu_train", "time_epoch")
-
-
-def tiny_molecules(n: int = 40, binary: bool = False) -> list:
-    """The first ``n`` valid molecules of the shipped solubility set, with their labels."""
-    frame = pd.read_csv(osp.join(REPO, "data", "solubility.csv"))
-    graphs = []
-    for smiles, y in zip(frame.smiles, frame.log_solubility):
-        try:
-            graphs.append(from_smiles(smiles, y=float(y > -2) if binary else float(y)))
-        except ValueError:
-            continue
-        if len(graphs) == n:
-            break
-    return graphs
-
-
-def tiny_splits(n: int = 40, binary: bool = False) -> dict:
-    graphs = tiny_molecules(n, binary)
-    k = n // 5
-    return {"train": graphs[:n - 2 * k], "valid": graphs[n - 2 * k:n - k], "test": graphs[n - k:]}
-
-
-def plstm_config(**overrides) -> dict:
-    config = dict(name="plstm", in_channels=None, out_channels=1, hidden_channels=16, num_layers=1, heads=2,
-                  node_encoder="ogb", edge_encoder="ogb", dropout=0.1)
-    return {**config, **overrides}
 
 
 def strip_timing(history: list) -> list:
@@ -66,14 +32,14 @@ def assert_same_weights(a: dict, b: dict) -> None:
 REGRESSION = Task("regression", 1)
 
 
-def test_same_seed_gives_bit_identical_run(tmp_path):
-    splits = tiny_splits()
+def test_same_seed_gives_bit_identical_run(tmp_path, molecule_splits, tiny_plstm):
+    splits = molecule_splits()
     config = TrainConfig(epochs=2, batch_size=8, warmup_epochs=1, seed=3)
-    runs = [fit(plstm_config(), REGRESSION, splits, config, tmp_path / str(i)) for i in range(2)]
+    runs = [fit(tiny_plstm(), REGRESSION, splits, config, tmp_path / str(i)) for i in range(2)]
     assert strip_timing(runs[0].history) == strip_timing(runs[1].history)
     assert_same_weights(load_checkpoint(tmp_path / "0" / "last.pt")["model"],
                         load_checkpoint(tmp_path / "1" / "last.pt")["model"])
-    other = fit(plstm_config(), REGRESSION, splits, TrainConfig(epochs=2, batch_size=8, warmup_epochs=1, seed=4))
+    other = fit(tiny_plstm(), REGRESSION, splits, TrainConfig(epochs=2, batch_size=8, warmup_epochs=1, seed=4))
     assert strip_timing(other.history) != strip_timing(runs[0].history)
 
 
@@ -81,21 +47,37 @@ class Interrupt(Exception):
     pass
 
 
-def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
-    splits = tiny_splits()
+def stop_after(epoch: int):
+    def callback(record: dict) -> None:
+        if record["epoch"] == epoch:
+            raise Interrupt
+
+    return callback
+
+
+class GraphList(InMemoryDataset):
+    """An in-memory PyG data set of the given graphs (its subsets know their indices)."""
+
+    def __init__(self, graphs: list) -> None:
+        super().__init__()
+        self.data, self.slices = self.collate(graphs)
+
+
+def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, molecule_splits, tiny_plstm):
+    splits = molecule_splits()
     config = TrainConfig(epochs=4, batch_size=8, warmup_epochs=1, seed=0)
-    straight = fit(plstm_config(), REGRESSION, splits, config, tmp_path / "straight")
+    straight = fit(tiny_plstm(), REGRESSION, splits, config, tmp_path / "straight")
 
     def stop_after_two(record: dict) -> None:
         if record["epoch"] == 2:
             raise Interrupt
 
     with pytest.raises(Interrupt):
-        fit(plstm_config(), REGRESSION, splits, config, tmp_path / "resumed", on_epoch_end=stop_after_two)
+        fit(tiny_plstm(), REGRESSION, splits, config, tmp_path / "resumed", on_epoch_end=stop_after_two)
     assert load_checkpoint(tmp_path / "resumed" / "last.pt")["epoch"] == 2
     # Anything drawn from the global generators in between must not matter.
     torch.rand(7), np.random.rand(3)
-    resumed = fit(plstm_config(), REGRESSION, splits, config, tmp_path / "resumed", resume=True)
+    resumed = fit(tiny_plstm(), REGRESSION, splits, config, tmp_path / "resumed", resume=True)
 
     assert strip_timing(resumed.history) == strip_timing(straight.history)
     assert resumed.best == straight.best and resumed.best_epoch == straight.best_epoch
@@ -109,13 +91,13 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
         assert torch.equal(a[key]["exp_avg_sq"], b[key]["exp_avg_sq"])
 
     # A finished run resumes to the same result without training further.
-    again = fit(plstm_config(), REGRESSION, splits, config, tmp_path / "resumed", resume=True)
+    again = fit(tiny_plstm(), REGRESSION, splits, config, tmp_path / "resumed", resume=True)
     assert again.best == straight.best and len(again.history) == 4
 
 
-def test_checkpoints_load_weights_only_and_rebuild_the_model(tmp_path):
-    splits = tiny_splits()
-    result = fit(plstm_config(), REGRESSION, splits, TrainConfig(epochs=2, batch_size=8), tmp_path,
+def test_checkpoints_load_weights_only_and_rebuild_the_model(tmp_path, molecule_splits, tiny_plstm):
+    splits = molecule_splits()
+    result = fit(tiny_plstm(), REGRESSION, splits, TrainConfig(epochs=2, batch_size=8), tmp_path,
                  meta={"dataset": "x"})
     for name in ("best.pt", "last.pt"):
         ckpt = torch.load(tmp_path / name, weights_only=True)
@@ -132,14 +114,14 @@ def test_checkpoints_load_weights_only_and_rebuild_the_model(tmp_path):
     assert ckpt["epoch"] == result.best_epoch
 
 
-def test_resume_with_other_settings_names_every_mismatch(tmp_path):
-    splits = tiny_splits()
-    fit(plstm_config(), REGRESSION, splits, TrainConfig(epochs=1, batch_size=8), tmp_path)
+def test_resume_with_other_settings_names_every_mismatch(tmp_path, molecule_splits, tiny_plstm):
+    splits = molecule_splits()
+    fit(tiny_plstm(), REGRESSION, splits, TrainConfig(epochs=1, batch_size=8), tmp_path)
     with pytest.raises(ValueError, match="hidden_channels: checkpoint has 16, this run has 32"):
-        fit(plstm_config(hidden_channels=32), REGRESSION, splits, TrainConfig(epochs=1, batch_size=8), tmp_path,
+        fit(tiny_plstm(hidden_channels=32), REGRESSION, splits, TrainConfig(epochs=1, batch_size=8), tmp_path,
             resume=True)
     with pytest.raises(ValueError) as err:
-        fit(plstm_config(), REGRESSION, splits, TrainConfig(epochs=1, batch_size=4, lr=0.1), tmp_path, resume=True)
+        fit(tiny_plstm(), REGRESSION, splits, TrainConfig(epochs=1, batch_size=4, lr=0.1), tmp_path, resume=True)
     assert "batch_size" in str(err.value) and "lr" in str(err.value) and "epochs" not in str(err.value)
 
 
@@ -157,8 +139,8 @@ def test_check_config_and_bad_checkpoint_files(tmp_path):
         load_checkpoint(tmp_path / "foreign.pt")
 
 
-def test_binary_training_with_missing_labels_and_gin(tmp_path):
-    splits = tiny_splits(binary=True)
+def test_binary_training_with_missing_labels_and_gin(tmp_path, molecule_splits):
+    splits = molecule_splits(binary=True)
     splits["train"][0].y = torch.tensor([[math.nan]])
     model = dict(name="gin", in_channels=None, out_channels=1, hidden_channels=16, num_layers=2,
                  node_encoder="ogb", edge_encoder="ogb")
@@ -200,7 +182,7 @@ def test_metrics_match_ogb_evaluator_on_multitask_nan_labels():
     assert math.isnan(single_class["rocauc"])
 
 
-def test_task_and_config_validation():
+def test_task_and_config_validation(molecule_splits, tiny_plstm):
     with pytest.raises(ValueError, match="unknown task type 'ranking'"):
         Task("ranking", 1)
     with pytest.raises(ValueError, match="metric 'rocauc' does not apply to regression"):
@@ -208,24 +190,29 @@ def test_task_and_config_validation():
     assert Task("binary", 3).metrics == ("rocauc", "ap")
     with pytest.raises(ValueError, match="`epochs` must be a positive integer"):
         TrainConfig(epochs=0)
-    with pytest.raises(ValueError, match="unknown schedule"):
+    with pytest.raises(ValueError, match="`schedule` must be one of"):
         TrainConfig(schedule="step")
-    splits = tiny_splits()
+    for field, value in (("grad_clip", -1.0), ("weight_decay", -0.1), ("lr", math.nan)):
+        with pytest.raises(ValueError, match=f"`{field}` must be"):
+            TrainConfig(**{field: value})
+    with pytest.raises(ValueError, match="`seed` must be an integer >= 0, got -1"):
+        TrainConfig(seed=-1)
+    splits = molecule_splits()
     with pytest.raises(ValueError, match=r"needs the split\(s\) \['valid'\]"):
-        fit(plstm_config(), REGRESSION, {"train": splits["train"]}, TrainConfig(epochs=1))
+        fit(tiny_plstm(), REGRESSION, {"train": splits["train"]}, TrainConfig(epochs=1))
     with pytest.raises(ValueError, match=r"split\(s\) \['test'\] are empty"):
-        fit(plstm_config(), REGRESSION, {**splits, "test": []}, TrainConfig(epochs=1))
+        fit(tiny_plstm(), REGRESSION, {**splits, "test": []}, TrainConfig(epochs=1))
     with pytest.raises(ValueError, match="`resume` needs an `out_dir`"):
-        fit(plstm_config(), REGRESSION, splits, TrainConfig(epochs=1), resume=True)
+        fit(tiny_plstm(), REGRESSION, splits, TrainConfig(epochs=1), resume=True)
 
 
 def test_warmup_then_cosine_schedule():
-    factor = _lr_lambda(TrainConfig(epochs=10, warmup_epochs=2), steps_per_epoch=5)
+    factor = lr_factor(TrainConfig(epochs=10, warmup_epochs=2), steps_per_epoch=5)
     assert [factor(s) for s in range(3)] == pytest.approx([0.1, 0.2, 0.3])
     assert factor(10) == pytest.approx(1.0)
     assert factor(30) == pytest.approx(0.5)
     assert factor(49) < 0.01
-    constant = _lr_lambda(TrainConfig(epochs=10, warmup_epochs=0, schedule="constant"), steps_per_epoch=5)
+    constant = lr_factor(TrainConfig(epochs=10, warmup_epochs=0, schedule="constant"), steps_per_epoch=5)
     assert constant(0) == constant(49) == 1.0
 
 
@@ -242,3 +229,144 @@ def test_global_batch_sampler_shards_union_to_the_single_process_batches(world_s
     sampler.set_epoch(1)
     assert sampler.batches() != single
     assert GlobalBatchSampler(11, 4, shuffle=False).batches()[0] == ([0, 1, 2, 3], 1.0)
+
+
+def test_resume_refuses_other_data_naming_the_split_and_what_changed(tmp_path, molecule_splits, tiny_plstm):
+    splits = molecule_splits()
+    config = TrainConfig(epochs=2, batch_size=8, warmup_epochs=1)
+    with pytest.raises(Interrupt):
+        fit(tiny_plstm(), REGRESSION, splits, config, tmp_path, on_epoch_end=stop_after(1))
+    relabelled = {**splits, "train": [g.clone() for g in splits["train"]]}
+    relabelled["train"][3].y = relabelled["train"][3].y + 1.0
+    with pytest.raises(ValueError, match="split 'train': labels changed") as err:
+        fit(tiny_plstm(), REGRESSION, relabelled, config, tmp_path, resume=True)
+    assert "features" not in str(err.value) and "'valid'" not in str(err.value)
+    edited = {**splits, "valid": [g.clone() for g in splits["valid"]]}
+    edited["valid"][0].x = edited["valid"][0].x.flip(0)
+    with pytest.raises(ValueError, match="split 'valid': features"):
+        fit(tiny_plstm(), REGRESSION, edited, config, tmp_path, resume=True)
+    with pytest.raises(ValueError, match="split 'test': 8 graphs in the earlier run, 7 now"):
+        fit(tiny_plstm(), REGRESSION, {**splits, "test": splits["test"][:-1]}, config, tmp_path, resume=True)
+    resumed = fit(tiny_plstm(), REGRESSION, splits, config, tmp_path, resume=True)
+    assert [h["epoch"] for h in resumed.history] == [1, 2]
+
+
+def test_resume_refuses_a_split_of_other_graphs_with_the_same_contents(tmp_path, molecule_splits, tiny_plstm):
+    graphs = molecule_splits(10)["train"]
+    dataset = GraphList([graphs[0]] + graphs)  # graphs 0 and 1 are the same molecule
+    config = TrainConfig(epochs=2, batch_size=4, warmup_epochs=1)
+    split = {"train": dataset[torch.tensor([0, 2, 3])], "valid": dataset[torch.tensor([4, 5])]}
+    with pytest.raises(Interrupt):
+        fit(tiny_plstm(), REGRESSION, split, config, tmp_path, on_epoch_end=stop_after(1))
+    moved = {**split, "train": dataset[torch.tensor([1, 2, 3])]}
+    with pytest.raises(ValueError, match=r"split 'train': other graphs \(the split's indices changed\)") as err:
+        fit(tiny_plstm(), REGRESSION, moved, config, tmp_path, resume=True)
+    assert "labels" not in str(err.value) and "features" not in str(err.value)
+
+
+def test_a_fresh_run_drops_the_stale_record_of_an_earlier_one(tmp_path, molecule_splits, tiny_plstm):
+    splits = molecule_splits(20)
+    config = TrainConfig(epochs=2, batch_size=8, warmup_epochs=1)
+    fit(tiny_plstm(), REGRESSION, splits, config, tmp_path)
+    record = json.loads((tmp_path / "result.json").read_text())
+    assert record["model"] == "plstm" and record["seed"] == 0 and set(record["data"]) == {"train", "valid", "test"}
+    assert record["result"]["best_epoch"] in (1, 2)
+    with pytest.raises(Interrupt):
+        fit(tiny_plstm(hidden_channels=8), REGRESSION, splits, config, tmp_path, on_epoch_end=stop_after(1))
+    assert not (tmp_path / "result.json").exists()
+
+
+def test_labels_that_cannot_be_learnt_or_scored_are_refused_before_training(molecule_splits, tiny_plstm):
+    splits = molecule_splits(20)
+    config = TrainConfig(epochs=1, batch_size=8)
+
+    def with_labels(split: str, make_y) -> dict:
+        changed = {**splits, split: [g.clone() for g in splits[split]]}
+        for i, g in enumerate(changed[split]):
+            g.y = make_y(i, g.y)
+        return changed
+
+    all_missing = with_labels("train", lambda i, y: torch.full_like(y, math.nan))
+    with pytest.raises(ValueError, match="column 'logS' has no labels in the 'train' split"):
+        fit(tiny_plstm(), REGRESSION, all_missing, config, meta={"targets": ["logS"]})
+    one_class = with_labels("valid", lambda i, y: torch.ones_like(y))
+    binary = {s: [g.clone() for g in d] for s, d in one_class.items()}
+    for split in ("train", "test"):
+        for i, g in enumerate(binary[split]):
+            g.y = torch.full_like(g.y, float(i % 2))
+    with pytest.raises(ValueError, match=r"the 'valid' split cannot be scored: column 'active' has only class 1"):
+        fit(tiny_plstm(), Task("binary", 1), binary, config, meta={"targets": ["active"]})
+    empty_extra = {s: [g.clone() for g in d] for s, d in splits.items()}
+    for graphs in empty_extra.values():
+        for g in graphs:
+            g.y = torch.cat([g.y, torch.full_like(g.y, math.nan)], 1)
+    with pytest.raises(ValueError, match="column 'empty' has no labels in the 'train' split"):
+        fit(tiny_plstm(out_channels=2), Task("regression", 2), empty_extra, config, meta={"targets": ["logS", "empty"]})
+
+
+def test_check_labels_notices_partly_scored_splits_and_refuses_bad_classes():
+    task = Task("binary", 2)
+    both = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+    half = torch.tensor([[0.0, 1.0], [1.0, 1.0]])
+    notices = check_labels(task, {"train": both, "valid": half}, ["a", "b"])
+    assert notices == ["the 'valid' split is scored without the targets it cannot score: column 'b' has only "
+                       "class 1 (rocauc, ap undefined)"]
+    with pytest.raises(ValueError, match="the 'train' split has the class label 3; classes are the integers 0 .. 2"):
+        check_labels(Task("multiclass", 3), {"train": torch.tensor([[0.0], [3.0]])}, [])
+    with pytest.raises(ValueError, match="column 'a' has an infinite label in the 'valid' split"):
+        check_labels(REGRESSION, {"train": torch.ones(2, 1), "valid": torch.tensor([[math.inf]])}, ["a"])
+
+
+def test_a_diverging_run_stops_with_a_clear_error(tmp_path, molecule_splits, tiny_plstm):
+    splits = {s: [g.clone() for g in d] for s, d in molecule_splits(20).items()}
+    for graphs in splits.values():
+        for g in graphs:
+            g.y = g.y * 1e30  # squared errors overflow float32
+    config = TrainConfig(epochs=2, batch_size=8, normalize_targets=False)
+    with pytest.raises(FloatingPointError, match="training diverged: the loss is inf in epoch 1"):
+        fit(tiny_plstm(), REGRESSION, splits, config, tmp_path)
+    assert not (tmp_path / "last.pt").exists()
+
+
+def test_atomic_write_leaves_the_old_file_whole_when_interrupted(tmp_path):
+    path = tmp_path / "table.md"
+    atomic_write(path, "old")
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_open(path) as handle:
+            handle.write(b"new, half written")
+            raise KeyboardInterrupt
+    assert path.read_text() == "old" and sorted(tmp_path.iterdir()) == [path]  # no temporary file left
+    atomic_write(tmp_path / "new" / "folder" / "t.md", "made")
+    assert (tmp_path / "new" / "folder" / "t.md").read_text() == "made"
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OutputPathError, match="is a file, not a folder"):
+        atomic_write(tmp_path / "file" / "t.md", "y")
+
+
+def test_output_paths_are_refused_with_the_reason(tmp_path):
+    source = tmp_path / "in.csv"
+    source.write_text("smiles\nC\n")
+    (tmp_path / "link.csv").symlink_to(source)
+    for target in (source, tmp_path / "link.csv", tmp_path / "." / "in.csv"):
+        with pytest.raises(OutputPathError, match="it is an input of this command"):
+            check_output_file(target, [source], overwrite=True)
+    with pytest.raises(OutputPathError, match="already exists; pass --overwrite"):
+        check_output_file(source, [])
+    assert check_output_file(source, [], overwrite=True) == source
+    with pytest.raises(OutputPathError, match="is a folder"):
+        check_output_file(tmp_path, [])
+    with pytest.raises(OutputPathError, match="is a file; the output must be a folder"):
+        check_output_dir(source)
+    with pytest.raises(OutputPathError, match="in.csv is a file, not a folder"):
+        check_output_dir(source / "sub")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the messages of a machine without CUDA")
+def test_unavailable_devices_are_named(tmp_path, molecule_splits, tiny_plstm):
+    with pytest.raises(ValueError, match="'cuda:1' requested but CUDA is not available"):
+        resolve_device("cuda:1")
+    with pytest.raises(ValueError, match="unknown device 'gpu'"):
+        resolve_device("gpu")
+    fit(tiny_plstm(), REGRESSION, molecule_splits(10), TrainConfig(epochs=1, batch_size=8), tmp_path)
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        load_model(tmp_path / "best.pt", device="cuda")

@@ -9,58 +9,76 @@ Each row becomes a :class:`~pyg_plstm.dag.DAGData` through
 for a missing value) and the input ``smiles``. Processing happens once per set
 of options: the processed files live in ``<root>/processed/dag_<key>/`` where
 ``key`` hashes the CSV contents, the column choice, the featuriser and the
-``pre_transform``/``pre_filter`` (by ``repr``; plain functions by name and
-bytecode), so changing any of them re-processes instead of silently reusing
-stale graphs. Objects whose ``repr`` omits their settings (PyG's default
-``BaseTransform`` repr) cannot be told apart: pass ``force_reload=True``
-after changing them.
+``pre_transform``/``pre_filter`` (their code, defaults, captured values and
+state; see :mod:`pyg_plstm.datasets.processing`), so changing any of them
+re-processes instead of silently reusing stale graphs. Processed files are
+read with ``torch.load(weights_only=True)`` only.
 
 CSV handling:
 
 * read with pandas (quoted fields with commas are fine), every cell as text;
-  column names are stripped of surrounding whitespace;
+  column names are stripped of surrounding whitespace; a name that occurs
+  twice in the header, or a row with more cells than the header, raises
+  :class:`ValueError` (pandas would silently rename the column or shift the
+  row);
 * encoding: UTF-8 (a byte-order mark is accepted), falling back to Latin-1
   with a warning; an explicit ``encoding`` is used as is and a decoding
   failure raises :class:`ValueError` naming file and encoding;
 * a missing column raises :class:`ValueError` naming it and listing the
   available ones; rows whose cells are all empty are dropped (counted);
 * target cells that are empty or ``nan``/``na``/``n/a``/``none``/``null``
-  (any case) are missing (NaN); anything else that is not a finite number is
-  a row error, like an invalid SMILES;
+  (any case) are missing (NaN); anything else that is not a finite float32
+  number is a row error, like an invalid SMILES or one too large for RDKit
+  (see :data:`~pyg_plstm.chem.MAX_SMILES_ATOMS`);
 * row errors are skipped with one warning (count and first examples) when
   ``on_error='skip'``, or raise :class:`ValueError` naming the row (0-based
   data row, header and blank lines not counted) and column when
   ``on_error='raise'``;
 * duplicate molecules (same canonical SMILES) are kept and counted.
 
+``num_workers > 0`` converts the rows in that many processes; the graphs are
+identical, in the same order, to those of ``num_workers=0``.
+
 The summary is in ``dataset.report`` (a dict, also stored as JSON next to the
 processed data).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
+import multiprocessing
 import os.path as osp
-import types
 import warnings
-from typing import Any, Callable, Optional, Sequence, Union
+from functools import partial
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
 from torch_geometric.data import Data, InMemoryDataset
 from tqdm import tqdm
 
-from pyg_plstm.chem import MolToDAG, rdkit_quiet
+from pyg_plstm.chem import MolToDAG
 from pyg_plstm.dag import DAGData, ToDAG
+from pyg_plstm.datasets.processing import (
+    ProcessedDataset,
+    apply_pre_transform,
+    atomic_save,
+    check_num_workers,
+    file_hash,
+    options_key,
+)
 from pyg_plstm.splits import column_split, random_split, scaffold_split
 
 __all__ = [
     "FreeSolvDataset",
     "MoleculeCSVDataset",
+    "MoleculeSplits",
     "SolubilityDataset",
+    "check_columns",
+    "convert_rows",
     "molecules_from_csv",
     "parse_target",
     "read_csv",
@@ -71,6 +89,7 @@ log = logging.getLogger(__name__)
 
 ON_ERROR = ("skip", "raise")
 _MISSING = frozenset({"", "nan", "na", "n/a", "none", "null"})
+_FLOAT32_MAX = float(torch.finfo(torch.float32).max)
 _EXAMPLES = 5  # failures quoted in a warning
 _REPORTED = 20  # failures / duplicates kept in the report
 
@@ -86,6 +105,8 @@ def parse_target(text: str) -> float:
         raise ValueError(f"{text!r} is not a number") from None
     if not math.isfinite(number):
         raise ValueError(f"{text!r} is not a finite number")
+    if abs(number) > _FLOAT32_MAX:
+        raise ValueError(f"{text!r} is outside the float32 range of the targets")
     return number
 
 
@@ -96,7 +117,10 @@ def read_csv(path: str, encoding: Optional[str] = None) -> pd.DataFrame:
     encodings = [encoding] if encoding else ["utf-8-sig", "latin-1"]
     for enc in encodings:
         try:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=enc)
+            # header=None: pandas would otherwise rename a repeated column
+            # ('y' -> 'y.1') and turn the first column into the index when
+            # the rows are longer than the header, both silently.
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=enc, header=None)
             break
         except UnicodeDecodeError as e:
             if enc == encodings[-1]:
@@ -106,15 +130,21 @@ def read_csv(path: str, encoding: Optional[str] = None) -> pd.DataFrame:
         except pd.errors.EmptyDataError:
             raise ValueError(f"{path} is empty (not even a header row)") from None
         except pd.errors.ParserError as e:
-            raise ValueError(f"cannot parse {path} as CSV: {e}") from None
+            raise ValueError(f"cannot parse {path} as CSV (is a row longer than the header?): {e}") from None
     if enc != encodings[0]:
         warnings.warn(f"{path} is not valid UTF-8; read it as {enc}", stacklevel=2)
-    frame.columns = [str(c).strip() for c in frame.columns]
+    names = [str(c).strip() for c in frame.iloc[0].fillna("")]
+    repeated = sorted({n for n in names if n and names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"{path}: the header names column(s) {repeated} more than once; rename them")
+    frame = frame.iloc[1:].reset_index(drop=True)
+    frame.columns = names
     # Short rows are padded with NaN whatever keep_default_na says.
     return frame.fillna("")
 
 
-def _columns(frame: pd.DataFrame, names: Sequence[str], path: str) -> None:
+def check_columns(frame: pd.DataFrame, names: Sequence[str], path: str) -> None:
+    r"""Raise :class:`ValueError` naming the first of ``names`` that ``frame`` (from ``path``) lacks."""
     for name in names:
         if name not in frame.columns:
             raise ValueError(f"column {name!r} not found in {path}; available columns: {list(frame.columns)}")
@@ -126,7 +156,51 @@ def _as_list(cols: Union[str, Sequence[str], None]) -> list[str]:
     return [cols] if isinstance(cols, str) else list(cols)
 
 
-def _convert_rows(
+def _convert_row(featurizer: MolToDAG, target_names: Sequence[str],
+                 row: tuple[str, Optional[Sequence[str]]]) -> tuple[Optional[Data], str]:
+    r"""``(graph, canonical SMILES)`` of one row, or ``(None, the reason it failed)``."""
+    smiles, cells = row
+    try:
+        y = None
+        if cells is not None:
+            y = []
+            for name, cell in zip(target_names, cells):
+                try:
+                    y.append(parse_target(cell))
+                except ValueError as e:
+                    raise ValueError(f"column {name!r}: {e}") from None
+        return featurizer.graph_from_smiles(smiles, y)
+    except ValueError as e:
+        return None, str(e)
+
+
+def _convert_row_to_arrays(featurizer: MolToDAG, target_names: Sequence[str],
+                           row: tuple[str, Optional[Sequence[str]]]) -> tuple[Optional[dict], str]:
+    # Tensors sent between processes travel as shared-memory handles, one file
+    # descriptor each; NumPy arrays travel as plain bytes.
+    graph, text = _convert_row(featurizer, target_names, row)
+    if graph is None:
+        return None, text
+    return {k: v.numpy() if isinstance(v, Tensor) else v for k, v in graph.to_dict().items()}, text
+
+
+def _from_arrays(graph: dict) -> Data:
+    return Data(**{k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in graph.items()})
+
+
+def _converted(featurizer: MolToDAG, target_names: Sequence[str], rows: Sequence[tuple], num_workers: int,
+               ) -> Iterator[tuple[Optional[Data], str]]:
+    if num_workers == 0:
+        yield from map(partial(_convert_row, featurizer, target_names), rows)
+        return
+    chunk = max(1, min(256, len(rows) // (4 * num_workers)))
+    with multiprocessing.get_context().Pool(num_workers) as pool:
+        # imap keeps the input order, so the result does not depend on the workers.
+        for graph, text in pool.imap(partial(_convert_row_to_arrays, featurizer, target_names), rows, chunk):
+            yield (None if graph is None else _from_arrays(graph)), text
+
+
+def convert_rows(
     source: str,
     rows: Sequence[int],
     smiles: Sequence[str],
@@ -136,37 +210,39 @@ def _convert_rows(
     on_error: str,
     pre_filter: Optional[Callable] = None,
     pre_transform: Optional[Callable] = None,
+    num_workers: int = 0,
 ) -> tuple[list[DAGData], dict[str, Any]]:
-    r"""Shared row loop of the CSV and MoleculeNet data sets: graphs plus a report."""
+    r"""The row loop of the CSV and MoleculeNet data sets: graphs plus a report.
+
+    ``rows[k]`` is the row number that messages name for ``smiles[k]`` and
+    ``targets[k]`` (the target cells as text, in the order of
+    ``target_names``); see the module notes for errors and ``num_workers``.
+    """
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+    if not isinstance(featurizer, MolToDAG):
+        raise TypeError(f"featurizer must be a pyg_plstm.chem.MolToDAG, got {type(featurizer).__name__}")
+    check_num_workers(num_workers)
     graphs: list[Data] = []
     canonicals: list[str] = []
     positions: list[int] = []
     failed: list[dict[str, Any]] = []
     num_failed = 0
-    with rdkit_quiet():
-        for k in tqdm(range(len(rows)), desc=f"Processing {osp.basename(source)}", unit="mol", disable=None):
-            try:
-                y = None
-                if targets is not None:
-                    y = []
-                    for name, cell in zip(target_names, targets[k]):
-                        try:
-                            y.append(parse_target(cell))
-                        except ValueError as e:
-                            raise ValueError(f"column {name!r}: {e}") from None
-                graph, canonical = featurizer.graph_from_smiles(smiles[k], y)
-            except ValueError as e:
-                if on_error == "raise":
-                    raise ValueError(f"{source}, row {rows[k]}: {e}") from None
-                num_failed += 1
-                if len(failed) < _REPORTED:
-                    failed.append({"row": rows[k], "smiles": smiles[k], "error": str(e)})
-                continue
-            graphs.append(graph)
-            canonicals.append(canonical)
-            positions.append(k)
+    tasks: Iterable = zip(smiles, targets if targets is not None else [None] * len(smiles))
+    results = _converted(featurizer, target_names, list(tasks), num_workers)
+    progress = tqdm(results, total=len(rows), desc=f"Processing {osp.basename(source)}", unit="mol", disable=None)
+    for k, (graph, text) in enumerate(progress):
+        if graph is None:
+            if on_error == "raise":
+                progress.close()
+                raise ValueError(f"{source}, row {rows[k]}: {text}")
+            num_failed += 1
+            if len(failed) < _REPORTED:
+                failed.append({"row": rows[k], "smiles": smiles[k], "error": text})
+            continue
+        graphs.append(graph)
+        canonicals.append(text)
+        positions.append(k)
 
     data_list: list[DAGData] = []
     kept: list[int] = []
@@ -183,9 +259,9 @@ def _convert_rows(
             num_filtered += 1
             continue
         y = data.get("y")
-        if pre_transform is not None:
-            data = pre_transform(data)
         row = rows[k]
+        if pre_transform is not None:
+            data = apply_pre_transform(pre_transform, data, f"{source}, row {row}")
         if canonical in first_row:
             num_duplicates += 1
             if len(duplicates) < _REPORTED:
@@ -234,6 +310,7 @@ def molecules_from_csv(
     encoding: Optional[str] = None,
     pre_filter: Optional[Callable] = None,
     pre_transform: Optional[Callable] = None,
+    num_workers: int = 0,
 ) -> tuple[list[DAGData], dict[str, Any]]:
     r"""Convert a CSV of SMILES and targets into a list of DAG graphs and a report, in memory.
 
@@ -243,10 +320,10 @@ def molecules_from_csv(
     featurizer = featurizer or MolToDAG()
     targets = _as_list(target_cols)
     frame = read_csv(csv_path, encoding)
-    _columns(frame, [smiles_col, *targets, *_as_list(split_col)], csv_path)
+    check_columns(frame, [smiles_col, *targets, *_as_list(split_col)], csv_path)
     blank = frame.apply(lambda column: column.str.strip().eq("")).all(axis=1)
     rows = [i for i, is_blank in enumerate(blank.tolist()) if not is_blank]
-    data_list, report = _convert_rows(
+    data_list, report = convert_rows(
         csv_path,
         rows,
         frame[smiles_col].iloc[rows].tolist(),
@@ -256,6 +333,7 @@ def molecules_from_csv(
         on_error,
         pre_filter,
         pre_transform,
+        num_workers,
     )
     report["num_blank"] = len(frame) - len(rows)
     if split_col is not None:
@@ -263,43 +341,7 @@ def molecules_from_csv(
     return data_list, report
 
 
-def _describe(obj: Any) -> str:
-    r"""A text identifying a transform/filter that is stable across runs (no memory addresses)."""
-    if obj is None:
-        return "None"
-    if hasattr(obj, "__qualname__"):  # functions and classes
-        name = f"{getattr(obj, '__module__', '')}.{obj.__qualname__}"
-        code = getattr(obj, "__code__", None)
-        if code is None:
-            return name
-        # Bytecode, constants and names tell apart two lambdas (same qualified
-        # name) and notice an edited function body.
-        # (frozenset constants from `x in {...}` are sorted: their order is
-        # randomised per process.)
-        consts = tuple(sorted(map(repr, c)) if isinstance(c, frozenset) else repr(c)
-                       for c in code.co_consts if not isinstance(c, types.CodeType))
-        digest = hashlib.sha1(code.co_code + repr((consts, code.co_names)).encode()).hexdigest()
-        return f"{name}:{digest[:8]}"
-    if type(obj).__repr__ is object.__repr__:
-        return f"{type(obj).__module__}.{type(obj).__qualname__}"
-    return repr(obj)
-
-
-def options_key(**parts: Any) -> str:
-    r"""A short hash of processing options (used to name processed directories)."""
-    text = json.dumps(parts, sort_keys=True, default=_describe)
-    return hashlib.sha1(text.encode()).hexdigest()[:12]
-
-
-def _file_hash(path: str) -> str:
-    digest = hashlib.sha1()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-class _MoleculeSplits:
+class MoleculeSplits:
     r"""``get_idx_split`` for data sets with a ``report`` holding ``smiles`` (and maybe ``split``)."""
 
     report: dict[str, Any]
@@ -335,7 +377,7 @@ class _MoleculeSplits:
         raise ValueError(f"unknown split method {method!r}; choose 'auto', 'file', 'scaffold' or 'random'")
 
 
-class MoleculeCSVDataset(_MoleculeSplits, InMemoryDataset):
+class MoleculeCSVDataset(MoleculeSplits, ProcessedDataset):
     r"""Any CSV of SMILES and numeric targets as an in-memory data set of DAG graphs.
 
     Args:
@@ -352,7 +394,10 @@ class MoleculeCSVDataset(_MoleculeSplits, InMemoryDataset):
             ``'raise'`` for rows that cannot be converted.
         encoding: file encoding; ``None`` tries UTF-8, then Latin-1.
         transform, pre_transform, pre_filter, force_reload, log: as in
-            :class:`~torch_geometric.data.InMemoryDataset`.
+            :class:`~torch_geometric.data.InMemoryDataset`; ``pre_transform``
+            must return the graph.
+        num_workers: processes converting the rows (``0``: this one); the
+            result does not depend on it.
 
     Example::
 
@@ -376,11 +421,14 @@ class MoleculeCSVDataset(_MoleculeSplits, InMemoryDataset):
         pre_filter: Optional[Callable] = None,
         force_reload: bool = False,
         log: bool = True,
+        num_workers: int = 0,
     ) -> None:
         if on_error not in ON_ERROR:
             raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
         if not osp.isfile(csv_path):
             raise FileNotFoundError(f"CSV file not found: {csv_path}")
+        if featurizer is not None and not isinstance(featurizer, MolToDAG):
+            raise TypeError(f"featurizer must be a pyg_plstm.chem.MolToDAG, got {type(featurizer).__name__}")
         self.csv_path = csv_path
         self.smiles_col = smiles_col
         self.target_cols = _as_list(target_cols)
@@ -388,23 +436,21 @@ class MoleculeCSVDataset(_MoleculeSplits, InMemoryDataset):
         self.featurizer = featurizer or MolToDAG()
         self.on_error = on_error
         self.encoding = encoding
+        self.num_workers = check_num_workers(num_workers)
         # Known before InMemoryDataset.__init__ asks for processed_dir.
-        self.key = options_key(
-            version=1,
-            csv=_file_hash(csv_path),
+        self.key, opaque = options_key(
+            version=2,
+            csv=file_hash(csv_path),
             smiles_col=smiles_col,
             target_cols=self.target_cols,
             split_col=split_col,
-            featurizer=repr(self.featurizer),
+            featurizer=self.featurizer,
             on_error=on_error,
             encoding=encoding,
-            pre_transform=_describe(pre_transform),
-            pre_filter=_describe(pre_filter),
+            pre_transform=pre_transform,
+            pre_filter=pre_filter,
         )
-        super().__init__(root, transform, pre_transform, pre_filter, log=log, force_reload=force_reload)
-        self.load(self.processed_paths[0], data_cls=DAGData)
-        with open(self.processed_paths[1], encoding="utf-8") as f:
-            self.report: dict[str, Any] = json.load(f)
+        self.setup(root, transform, pre_transform, pre_filter, force_reload, opaque, log)
 
     @property
     def processed_dir(self) -> str:
@@ -418,6 +464,11 @@ class MoleculeCSVDataset(_MoleculeSplits, InMemoryDataset):
     def processed_file_names(self) -> list[str]:
         return ["data.pt", "report.json"]
 
+    def load_processed(self) -> None:
+        self.load(self.processed_paths[0])
+        with open(self.processed_paths[1], encoding="utf-8") as f:
+            self.report: dict[str, Any] = json.load(f)
+
     def process(self) -> None:
         data_list, report = molecules_from_csv(
             self.csv_path,
@@ -429,10 +480,10 @@ class MoleculeCSVDataset(_MoleculeSplits, InMemoryDataset):
             self.encoding,
             self.pre_filter,
             self.pre_transform,
+            self.num_workers,
         )
-        self.save(data_list, self.processed_paths[0])
-        with open(self.processed_paths[1], "w", encoding="utf-8") as f:
-            json.dump(report, f)
+        self.save_graphs(data_list, self.processed_paths[0])
+        atomic_save(report, self.processed_paths[1])
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({len(self)}, {osp.basename(self.csv_path)})"
@@ -471,9 +522,10 @@ class SolubilityDataset(MoleculeCSVDataset):
 
     def __init__(self, root: str, featurizer: Optional[MolToDAG] = None, on_error: str = "skip",
                  transform: Optional[Callable] = None, pre_transform: Optional[Callable] = None,
-                 pre_filter: Optional[Callable] = None, force_reload: bool = False, log: bool = True) -> None:
+                 pre_filter: Optional[Callable] = None, force_reload: bool = False, log: bool = True,
+                 num_workers: int = 0) -> None:
         super().__init__(root, shipped_csv("solubility"), "smiles", ["log_solubility"], "split", featurizer,
-                         on_error, None, transform, pre_transform, pre_filter, force_reload, log)
+                         on_error, None, transform, pre_transform, pre_filter, force_reload, log, num_workers)
 
 
 class FreeSolvDataset(MoleculeCSVDataset):
@@ -487,6 +539,7 @@ class FreeSolvDataset(MoleculeCSVDataset):
 
     def __init__(self, root: str, featurizer: Optional[MolToDAG] = None, on_error: str = "skip",
                  transform: Optional[Callable] = None, pre_transform: Optional[Callable] = None,
-                 pre_filter: Optional[Callable] = None, force_reload: bool = False, log: bool = True) -> None:
+                 pre_filter: Optional[Callable] = None, force_reload: bool = False, log: bool = True,
+                 num_workers: int = 0) -> None:
         super().__init__(root, shipped_csv("freesolv"), "smiles", ["expt_kcal_mol"], None, featurizer,
-                         on_error, None, transform, pre_transform, pre_filter, force_reload, log)
+                         on_error, None, transform, pre_transform, pre_filter, force_reload, log, num_workers)

@@ -3,10 +3,14 @@ r"""Long-range DAG benchmark: pLSTM (P, D, PD blocks) against message passing.
 Trains every model on a task of :mod:`pyg_plstm.datasets.synthetic` with walk
 lengths ``--train-depth`` and reports test accuracy in distribution (same
 depths) and in extrapolation (``--test-depth``, longer walks on larger graphs),
-as mean ± std over seeds, with the chance level. Writes ``results.json``,
-``results.md`` (the table) and ``accuracy_by_depth.png`` to ``--out``, and
-states how often the label's walk survives D-mode's multitree pruning (where
-it does not, a D-mode layer cannot carry the label along it).
+as mean ± std over seeds, with the chance level. Every finished run is
+recorded at once in ``--out/runs/<model>/seed<k>.json``; ``results.json``,
+``results.md`` (the table) and ``accuracy_by_depth.png`` are rebuilt from all
+records in ``--out`` after each run, so an interrupted benchmark keeps what it
+finished, running the same command again trains only the missing runs, and
+several commands (e.g. one per model) may share a folder. The table states how
+often the label's walk survives D-mode's multitree pruning (where it does not,
+a D-mode layer cannot carry the label along it).
 
 Models (``--models``):
 
@@ -31,22 +35,29 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
 from torch_geometric.data import Data
 
 from pyg_plstm.datasets.synthetic import KINDS, TASKS, long_range_dataset, marked_walk
+from pyg_plstm.models import POOLINGS
 from pyg_plstm.train import Task, TrainConfig, fit, load_model, predict
-from pyg_plstm.train.report import format_mean_std, json_safe, mean_std
+from pyg_plstm.train.compare import model_config as train_model_config
+from pyg_plstm.train.files import OutputPathError, atomic_open, atomic_write, check_output_dir
+from pyg_plstm.train.report import json_safe, markdown_table, mean_std, run_settings, settings_changes, summarize
 
-__all__ = ["MODELS", "LongRangeConfig", "message_passing_view", "model_config", "walk_survives_multitree", "run",
-           "summarize",
-           "markdown_table", "plot_accuracy_by_depth", "write_outputs", "build_parser", "main"]
+__all__ = ["MODELS", "RESULT_FILES", "LongRangeConfig", "message_passing_view", "model_config",
+           "walk_survives_multitree", "run", "load_records", "summarize_records", "results_table",
+           "plot_accuracy_by_depth", "write_outputs", "build_parser", "main"]
 
 MODELS = ("plstm-P", "plstm-D", "plstm-PD", "gin", "gat", "gin-deep")
-POOLINGS = ("mean", "sum", "attention")
+RESULT_FILES = ("results.json", "results.md", "accuracy_by_depth.png")
+# The fields that define the graphs: one table only holds runs on the same ones.
+DATA_FIELDS = ("task", "kind", "train_depth", "test_depth", "width", "num_classes", "max_degree", "num_train",
+               "num_eval")
+_TRAIN = TrainConfig()
 
 
 @dataclass(frozen=True)
@@ -55,6 +66,10 @@ class LongRangeConfig:
 
     ``num_eval`` graphs each are drawn for validation, in-distribution test
     and extrapolation test; split ``k`` of seed ``s`` uses data seed ``4 s + k``.
+    Batch size and learning rate are :class:`~pyg_plstm.train.TrainConfig`'s
+    defaults; the epochs, the warm-up of :meth:`train_config` and the model
+    sizes are this benchmark's protocol (that of the README's recorded
+    results), fixed here so that library defaults can change without changing it.
     """
 
     task: str = "source_class"
@@ -69,8 +84,8 @@ class LongRangeConfig:
     models: tuple[str, ...] = MODELS
     seeds: tuple[int, ...] = (0, 1, 2)
     epochs: int = 30
-    batch_size: int = 32
-    lr: float = 1e-3
+    batch_size: int = _TRAIN.batch_size
+    lr: float = _TRAIN.lr
     hidden_channels: int = 32
     heads: int = 4
     plstm_blocks: int = 2
@@ -86,8 +101,8 @@ class LongRangeConfig:
             lo, hi = getattr(self, name)
             if not 1 <= lo <= hi:
                 raise ValueError(f"`{name}` must be a range 1 <= min <= max, got {(lo, hi)}")
-        for name in ("width", "num_classes", "max_degree", "num_train", "num_eval", "epochs", "batch_size",
-                     "hidden_channels", "heads", "plstm_blocks", "gnn_layers"):
+        for name in ("width", "num_classes", "max_degree", "num_train", "num_eval", "hidden_channels", "heads",
+                     "plstm_blocks", "gnn_layers"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
@@ -99,13 +114,12 @@ class LongRangeConfig:
             raise ValueError(f"`models` must be a non-empty selection of {MODELS}, got {self.models!r}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0:
             raise ValueError(f"`seeds` must be distinct non-negative integers, got {self.seeds!r}")
-        if not self.lr > 0:
-            raise ValueError(f"`lr` must be positive, got {self.lr}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"unknown pooling {self.pooling!r}; choose one of {POOLINGS}")
         if self.hidden_channels % self.heads:
             raise ValueError(f"`hidden_channels` ({self.hidden_channels}) must be divisible by `heads` "
                              f"({self.heads}) for GAT")
+        self.train_config(0)  # TrainConfig checks epochs, batch size and learning rate
 
     @property
     def chance(self) -> float:
@@ -116,6 +130,20 @@ class LongRangeConfig:
     def deep_layers(self) -> int:
         """Layers of ``gin-deep``: the longest training walk."""
         return self.train_depth[1]
+
+    @property
+    def task_spec(self) -> Task:
+        """What the models predict: one of ``num_classes`` classes, scored by accuracy."""
+        return Task("multiclass", self.num_classes)
+
+    def data_settings(self) -> dict[str, Any]:
+        """The settings that define the graphs (as stored in JSON)."""
+        return json.loads(json.dumps({name: getattr(self, name) for name in DATA_FIELDS}))
+
+    def train_config(self, seed: int) -> TrainConfig:
+        """The optimisation settings of one run: a short warm-up (2 epochs), the library's other defaults."""
+        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+                           warmup_epochs=min(2, self.epochs - 1), seed=seed)
 
 
 def message_passing_view(data: Data) -> Data:
@@ -137,24 +165,25 @@ def walk_survives_multitree(data: Data) -> bool:
 
 
 def model_config(model: str, config: LongRangeConfig) -> dict[str, Any]:
-    """:func:`~pyg_plstm.models.make_model` arguments of ``model``."""
-    shared = dict(in_channels=config.num_classes + 1, out_channels=config.num_classes,
-                  hidden_channels=config.hidden_channels, heads=config.heads, pooling=config.pooling)
-    if model.startswith("plstm-"):
-        return dict(name="plstm", num_layers=config.plstm_blocks, edge_dim=1, block=model.split("-")[1],
-                    **shared)
-    if model == "gin-deep":
-        return dict(name="gin", num_layers=config.deep_layers, edge_dim=2, **shared)
-    if model in ("gin", "gat"):
-        return dict(name=model, num_layers=config.gnn_layers, edge_dim=2, **shared)
-    raise ValueError(f"unknown model {model!r}; choose one of {MODELS}")
+    """:func:`~pyg_plstm.models.make_model` arguments of ``model``, built by
+    :func:`pyg_plstm.train.compare.model_config` as for ``pyg-plstm train``."""
+    if model not in MODELS:
+        raise ValueError(f"unknown model {model!r}; choose one of {MODELS}")
+    plstm = model.startswith("plstm-")
+    name = "plstm" if plstm else "gin" if model == "gin-deep" else model
+    layers = config.plstm_blocks if plstm else config.deep_layers if model == "gin-deep" else config.gnn_layers
+    # pLSTM reads the mark on the directed edges; message passing also gets the direction (see the module doc).
+    inputs = {"in_channels": config.num_classes + 1, "edge_dim": 1 if plstm else 2}
+    return train_model_config(name, config.task_spec, inputs, hidden_channels=config.hidden_channels,
+                              heads=config.heads, pooling=config.pooling, num_layers=layers,
+                              block=model.split("-")[1] if plstm else None)
 
 
-def _label(model: str, config: LongRangeConfig) -> str:
-    if model.startswith("plstm-"):
-        return f"pLSTM-{model.split('-')[1]} ({config.plstm_blocks} blocks)"
-    layers = config.deep_layers if model == "gin-deep" else config.gnn_layers
-    return f"{'GAT' if model == 'gat' else 'GIN'} ({layers} layers)"
+def _label(row: Mapping[str, Any]) -> str:
+    settings = row["model_config"]
+    if settings["name"] == "plstm":
+        return f"pLSTM-{settings['block']} ({settings['num_layers']} blocks)"
+    return f"{'GAT' if settings['name'] == 'gat' else 'GIN'} ({settings['num_layers']} layers)"
 
 
 def _splits(config: LongRangeConfig, seed: int) -> dict[str, list[Data]]:
@@ -172,87 +201,151 @@ def _accuracy_by_depth(correct: np.ndarray, depth: np.ndarray) -> dict[int, floa
     return {int(d): float(correct[depth == d].mean()) for d in np.unique(depth)}
 
 
+def _accuracy_by_depth(correct: np.ndarray, depth: np.ndarray) -> dict[str, float]:
+    # String keys, as JSON stores them.
+    return {str(int(d)): float(correct[depth == d].mean()) for d in np.unique(depth)}
+
+
 def _run_one(model: str, seed: int, splits: dict[str, list[Data]], config: LongRangeConfig,
              log: Callable[[str], None]) -> dict[str, Any]:
+    """Train ``model`` with ``seed``; the record of its scores at the best-validation epoch."""
     settings = model_config(model, config)
-    train_config = TrainConfig(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
-                               warmup_epochs=min(2, config.epochs - 1), seed=seed)
-    task = Task("multiclass", config.num_classes)
+    train_config = config.train_config(seed)
     with tempfile.TemporaryDirectory() as tmp:
-        result = fit(settings, task, {"train": splits["train"], "valid": splits["valid"]}, train_config,
+        result = fit(settings, config.task_spec, {"train": splits["train"], "valid": splits["valid"]}, train_config,
                      out_dir=tmp, log=log)
         best, _ = load_model(Path(tmp) / "best.pt")
-    record: dict[str, Any] = {"model": model, "seed": seed, "best_epoch": result.best_epoch,
-                              "valid": result.best["valid"]["acc"], "num_parameters": result.num_parameters,
-                              "seconds_per_epoch": result.seconds_per_epoch,
-                              "cpu_seconds_per_epoch": result.cpu_seconds_per_epoch}
+    scores = {"valid": result.best["valid"]}
     correct, depth = [], []
     for split in ("test_id", "test_ood"):
         data = splits[split]
         y = torch.cat([d.y for d in data])
         hit = (predict(best, data).argmax(-1) == y).numpy()
-        record[split] = float(hit.mean())
+        scores[split] = {"acc": float(hit.mean())}
         correct.append(hit)
         depth.append(torch.cat([d.depth for d in data]).numpy())
-    record["by_depth"] = _accuracy_by_depth(np.concatenate(correct), np.concatenate(depth))
-    return record
+    return {"model": model, "seed": seed, "data": config.data_settings(),
+            **run_settings(dataclasses.asdict(train_config), settings),
+            "result": {"best_epoch": result.best_epoch, "best": scores, "num_parameters": result.num_parameters,
+                       "seconds_per_epoch": result.seconds_per_epoch,
+                       "cpu_seconds_per_epoch": result.cpu_seconds_per_epoch},
+            "by_depth": _accuracy_by_depth(np.concatenate(correct), np.concatenate(depth))}
 
 
-def run(config: LongRangeConfig, log: Callable[[str], None] = print,
-        epoch_log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
-    """Train and evaluate every model with every seed; returns the records and the summary."""
-    records, intact = [], {"test_id": [], "test_ood": []}
+def _record_path(out: Path, model: str, seed: int) -> Path:
+    return out / "runs" / model / f"seed{seed}.json"
+
+
+def load_records(out_dir: str | Path) -> list[dict[str, Any]]:
+    """The records of the finished runs in ``out_dir`` (``runs/<model>/seed<k>.json``), in :data:`MODELS` order."""
+    records = []
+    for path in Path(out_dir).glob("runs/*/seed*.json"):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError) as err:
+            raise ValueError(f"{path} is not a readable run record: {err}") from err
+        if not isinstance(record, dict) or record.get("model") not in MODELS or "by_depth" not in record:
+            raise ValueError(f"{path} is not a long-range run record")
+        records.append(record)
+    return sorted(records, key=lambda r: (MODELS.index(r["model"]), r["seed"]))
+
+
+def _settings(record: Mapping[str, Any]) -> dict[str, Any]:
+    return {"model_config": record["model_config"], "config": record["config"]}
+
+
+def _kept_runs(out: Path, config: LongRangeConfig, records: Sequence[Mapping[str, Any]],
+               overwrite: bool) -> set[tuple[str, int]]:
+    """The runs of ``config`` that ``out`` already holds; refuses records that cannot share their table."""
+    foreign = [out / name for name in RESULT_FILES if (out / name).exists()]
+    if foreign and not records and not overwrite:
+        raise OutputPathError(f"{foreign[0]} exists but {out} holds no long-range run records; pass --overwrite "
+                              "to replace it, or choose another --out")
+    data = config.data_settings()
+    planned = {m: run_settings(dataclasses.asdict(config.train_config(0)), model_config(m, config))
+               for m in config.models}
+    kept = set()
+    for record in records:
+        model, seed = record["model"], record["seed"]
+        if record["data"] != data:
+            changes = [f"{k}: {record['data'].get(k)!r} there, {v!r} now" for k, v in data.items()
+                       if record["data"].get(k) != v]
+            raise OutputPathError(f"{out} holds runs on other graphs ({model} seed {seed}: {'; '.join(changes)}); "
+                                  "one table holds one setting: choose another --out")
+        if model not in planned:
+            continue
+        changes = settings_changes(_settings(record), planned[model])
+        if not changes:
+            kept.add((model, seed))
+        elif not (overwrite and seed in config.seeds):
+            advice = "pass --overwrite to retrain it" if seed in config.seeds else \
+                "the seeds of one model must share their settings to share a table"
+            raise OutputPathError(f"{out} holds {model} seed {seed} made with other settings ({'; '.join(changes)}); "
+                                  f"{advice}, or choose another --out")
+    return kept
+
+
+def run(config: LongRangeConfig, out_dir: str | Path, overwrite: bool = False,
+        log: Callable[[str], None] = print, epoch_log: Callable[[str], None] = lambda _: None,
+        command: Optional[str] = None) -> dict[str, Any]:
+    r"""Train and evaluate every model with every seed, recording each run in ``out_dir`` as it finishes.
+
+    Runs ``out_dir`` already holds with the same settings are kept, not
+    retrained; ``overwrite`` retrains those it holds with other settings.
+    Returns the results of every run in ``out_dir`` (see :func:`write_outputs`).
+    """
+    out = check_output_dir(out_dir)
+    kept = _kept_runs(out, config, load_records(out), overwrite)
+    results = None
     for seed in config.seeds:
-        splits = _splits(config, seed)
-        for split, flags in intact.items():
-            flags += [walk_survives_multitree(d) for d in splits[split]]
-        mp_splits = {name: [message_passing_view(d) for d in data] for name, data in splits.items()}
+        todo = [m for m in config.models if (m, seed) not in kept]
         for model in config.models:
+            if (model, seed) in kept:
+                log(f"{model:>9} seed {seed}: kept from {_record_path(out, model, seed)}")
+        if not todo:
+            continue
+        splits = _splits(config, seed)
+        survival = {split: [sum(walk_survives_multitree(d) for d in splits[split]), len(splits[split])]
+                    for split in ("test_id", "test_ood")}
+        mp_splits = {name: [message_passing_view(d) for d in data] for name, data in splits.items()}
+        for model in todo:
             start = time.perf_counter()
             record = _run_one(model, seed, splits if model.startswith("plstm-") else mp_splits, config, epoch_log)
-            records.append(record)
-            log(f"{model:>9} seed {seed}: in-dist {record['test_id']:.3f} | extrapolation "
-                f"{record['test_ood']:.3f} | best epoch {record['best_epoch']} | "
+            record.update(walk_survives_multitree=survival, command=command)
+            # A retrained model's runs with other settings are replaced: one table row, one setting.
+            for stale in load_records(out):
+                if stale["model"] == model and settings_changes(_settings(stale), _settings(record)):
+                    _record_path(out, model, stale["seed"]).unlink()
+            atomic_write(_record_path(out, model, seed), json.dumps(json_safe(record), indent=2))
+            results = write_outputs(out)
+            log(f"{model:>9} seed {seed}: in-dist {record['result']['best']['test_id']['acc']:.3f} | extrapolation "
+                f"{record['result']['best']['test_ood']['acc']:.3f} | best epoch {record['result']['best_epoch']} | "
                 f"{time.perf_counter() - start:.0f}s")
-    return {"config": dataclasses.asdict(config), "chance": config.chance, "records": records,
-            "summary": summarize(records, config),
-            "walk_survives_multitree": {split: float(np.mean(flags)) for split, flags in intact.items()}}
+    return results if results is not None else write_outputs(out)
 
 
-def summarize(records: Sequence[dict[str, Any]], config: LongRangeConfig) -> list[dict[str, Any]]:
-    """Per model (in ``config.models`` order): mean/std over seeds of every score."""
-    rows = []
-    for model in config.models:
-        mine = [r for r in records if r["model"] == model]
-        if not mine:
-            continue
-        depths = sorted({d for r in mine for d in r["by_depth"]})
-        rows.append({
-            "model": model, "label": _label(model, config), "seeds": len(mine),
-            "num_parameters": mine[0]["num_parameters"],
-            **{k: mean_std([r[k] for r in mine])
-               for k in ("test_id", "test_ood", "valid", "best_epoch", "cpu_seconds_per_epoch")},
-            "by_depth": {d: mean_std([r["by_depth"][d] for r in mine]) for d in depths},
-        })
+def summarize_records(records: Sequence[Mapping[str, Any]], config: LongRangeConfig) -> list[dict[str, Any]]:
+    """Per model: mean/std over seeds of every score (:func:`pyg_plstm.train.report.summarize`), the
+    model's settings and the accuracy per walk length (over the seeds whose test graphs have that length)."""
+    rows = summarize(records, config.task_spec)
+    for row in rows:
+        mine = [r for r in records if r["model"] == row["model"]]
+        depths = sorted({int(d) for r in mine for d in r["by_depth"]})
+        row["model_config"] = mine[0]["model_config"]
+        row["by_depth"] = {d: mean_std([r["by_depth"][str(d)] for r in mine if str(d) in r["by_depth"]])
+                           for d in depths}
     return rows
 
 
-def markdown_table(summary: Sequence[dict[str, Any]], config: LongRangeConfig) -> str:
-    """Accuracy in distribution and in extrapolation, mean ± std over seeds."""
+def results_table(summary: Sequence[Mapping[str, Any]], config: LongRangeConfig) -> str:
+    """Accuracy in distribution and in extrapolation, mean ± std over seeds, and the chance level."""
     (a, b), (c, d) = config.train_depth, config.test_depth
-    head = ["model", "params", f"in-dist acc (depth {a}-{b})", f"extrapolation acc (depth {c}-{d})",
-            "best epoch", "CPU s/epoch"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    for row in summary:
-        lines.append("| " + " | ".join([
-            row["label"], f"{row['num_parameters']:,}", format_mean_std(row["test_id"], 3),
-            format_mean_std(row["test_ood"], 3), format_mean_std(row["best_epoch"], 1),
-            format_mean_std(row["cpu_seconds_per_epoch"], 1)]) + " |")
-    lines.append(f"| chance | | {config.chance:.3f} | {config.chance:.3f} | | |")
-    return "\n".join(lines)
+    headers = {"test_id": f"in-dist acc (depth {a}-{b})", "test_ood": f"extrapolation acc (depth {c}-{d})"}
+    return markdown_table(summary, config.task_spec, headers, labels={row["model"]: _label(row) for row in summary},
+                          constant_rows={"chance": config.chance}, digits=3)
 
 
-def plot_accuracy_by_depth(summary: Sequence[dict[str, Any]], config: LongRangeConfig,
+def plot_accuracy_by_depth(summary: Sequence[Mapping[str, Any]], config: LongRangeConfig,
                            path: str | Path) -> None:
     """Test accuracy against walk length, mean ± std over seeds; training depths shaded."""
     import matplotlib
@@ -270,36 +363,48 @@ def plot_accuracy_by_depth(summary: Sequence[dict[str, Any]], config: LongRangeC
         std = np.nan_to_num(np.array([row["by_depth"][d]["std"] if d in row["by_depth"] else 0.0
                                       for d in depths]))
         style = "-" if row["model"].startswith("plstm-") else "--"
-        ax.plot(depths, mean, style, marker="o", ms=3, color=f"C{i}", label=row["label"])
+        ax.plot(depths, mean, style, marker="o", ms=3, color=f"C{i}", label=_label(row))
         ax.fill_between(depths, mean - std, mean + std, color=f"C{i}", alpha=0.15)
     ax.set(xlabel="walk length (hops between the label's source and the readout)", ylabel="test accuracy",
            ylim=(0, 1.02), title=f"{config.task} on random {config.kind}s (width {config.width})")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower left")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_open(path) as handle:
+        fig.savefig(handle, format="png", dpi=110)
     plt.close(fig)
 
 
-def write_outputs(results: dict[str, Any], config: LongRangeConfig, out_dir: str | Path,
-                  command: Optional[str] = None) -> str:
-    """``results.json``, ``results.md`` and ``accuracy_by_depth.png``; returns the table."""
+def write_outputs(out_dir: str | Path) -> dict[str, Any]:
+    """Rebuild ``results.json``, ``results.md`` and ``accuracy_by_depth.png`` from every run record in
+    ``out_dir``; returns the results (with the Markdown ``table``)."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    table = markdown_table(results["summary"], config)
-    (out / "results.json").write_text(json.dumps(json_safe(results), indent=2))
+    records = load_records(out)
+    if not records:
+        raise ValueError(f"{out} holds no finished long-range runs")
+    data = records[0]["data"]
+    config = LongRangeConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+    summary = summarize_records(records, config)
+    table = results_table(summary, config)
+    seeds = sorted({r["seed"] for r in records})
+    # Whether the label's walk survives depends on the graphs only: count each seed's test graphs once.
+    survival = {r["seed"]: r["walk_survives_multitree"] for r in records}
+    survive = {split: sum(s[split][0] for s in survival.values()) / sum(s[split][1] for s in survival.values())
+               for split in ("test_id", "test_ood")}
+    results = {"data": data, "chance": config.chance, "summary": summary, "records": records,
+               "walk_survives_multitree": survive}
+    atomic_write(out / "results.json", json.dumps(json_safe(results), indent=2))
     intro = (f"# Long-range benchmark: `{config.task}` on random {config.kind}s\n\n"
-             f"Test accuracy at the best-validation epoch, mean ± std over seeds {list(config.seeds)}; "
+             f"Test accuracy at the best-validation epoch, mean ± std over seeds {seeds}; "
              f"{config.num_train} training graphs, {config.num_eval} per test set, width {config.width}, "
              f"{config.num_classes} balanced classes.\n\n")
-    if command:
-        intro += f"Command: `{command}`\n\n"
-    survive = results["walk_survives_multitree"]
+    commands = list(dict.fromkeys(r["command"] for r in records if r.get("command")))
+    intro += "".join(f"Command: `{c}`\n\n" for c in commands)
     note = (f"\nThe label's walk survives D-mode's multitree pruning in {survive['test_id']:.1%} of the "
             f"in-distribution and {survive['test_ood']:.1%} of the extrapolation test graphs.\n")
-    (out / "results.md").write_text(intro + table + "\n" + note)
-    plot_accuracy_by_depth(results["summary"], config, out / "accuracy_by_depth.png")
-    return table
+    atomic_write(out / "results.md", intro + table + "\n" + note)
+    plot_accuracy_by_depth(summary, config, out / "accuracy_by_depth.png")
+    return {**results, "table": table}
 
 
 def _depth_range(text: str) -> tuple[int, int]:
@@ -316,7 +421,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="pyg-plstm long-range",
         description="Synthetic long-range DAG benchmark: pLSTM (P, D, PD) vs GIN/GAT, in distribution and "
-                    "on longer walks (extrapolation).")
+                    "on longer walks (extrapolation).",
+        epilog="exit status: as `pyg-plstm --help` lists (0 success, 2 bad arguments, 3 output refused, "
+               "130 interrupted: finished runs are kept)")
     p.add_argument("--task", choices=TASKS, default=defaults.task)
     p.add_argument("--kind", choices=KINDS, default=defaults.kind, help="random DAGs or trees")
     p.add_argument("--train-depth", type=_depth_range, default=defaults.train_depth, metavar="A-B",
@@ -341,13 +448,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pooling", choices=POOLINGS, default=defaults.pooling)
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads; these small graphs gain nothing from more, and lose on a busy machine")
-    p.add_argument("--out", default="runs/long_range", help="folder for results.json/.md and the plot")
+    p.add_argument("--out", default="runs/long_range",
+                   help="folder for the run records, results.json/.md and the plot; finished runs of the same "
+                        "graphs in it are kept and join the table (default %(default)s)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="retrain the runs of this command that --out holds with other settings")
     p.add_argument("--verbose", action="store_true", help="log every epoch")
     return p
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Command-line entry point (``pyg-plstm long-range``); returns the exit status."""
+    """Command-line entry point (``pyg-plstm long-range``); returns the exit status.
+
+    Errors (bad output folder, ...) are raised for :func:`pyg_plstm.cli.main` to report.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -361,10 +475,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error(str(err))
     if args.threads < 1:
         parser.error(f"--threads must be positive, got {args.threads}")
-    torch.set_num_threads(args.threads)
-    results = run(config, epoch_log=print if args.verbose else lambda _: None)
     command = "pyg-plstm long-range " + " ".join(sys.argv[1:] if argv is None else argv)
-    table = write_outputs(results, config, args.out, command.strip())
-    print(table)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        results = run(config, args.out, args.overwrite, epoch_log=print if args.verbose else lambda _: None,
+                      command=command.strip())
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; the finished runs are kept in {args.out} (results.md); run the same command again "
+              "to train the others", file=sys.stderr)
+        raise
+    finally:
+        torch.set_num_threads(threads)
+    print(results["table"])
     print(f"wrote {Path(args.out) / 'results.md'}, results.json and accuracy_by_depth.png")
     return 0

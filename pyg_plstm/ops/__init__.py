@@ -3,7 +3,8 @@ r"""The pLSTM operator's forms, one module each, all with one signature
 
 * :mod:`~pyg_plstm.ops.naive`: the reference loop, one edge at a time;
 * :mod:`~pyg_plstm.ops.scan`: the level scan, one step per topological level;
-* :mod:`~pyg_plstm.ops.parallel`: the dense quadratic form for small graphs.
+* :mod:`~pyg_plstm.ops.parallel`: the dense quadratic form for small graphs;
+* :mod:`~pyg_plstm.ops.sparse`: the same sum over reachable pairs only.
 
 :mod:`~pyg_plstm.ops.common` holds the level loops two forms share and
 :mod:`~pyg_plstm.ops.schedule` what every form derives from the structure.
@@ -17,16 +18,22 @@ from pyg_plstm.ops.schedule import (
     MAX_PARALLEL_NODES,
     LevelSchedule,
     ParallelLayout,
+    Reachability,
     check_operands,
     check_structure,
     choose_form,
+    estimated_node_pairs,
+    form_costs,
     level_schedule,
     parallel_layout,
     prefer_parallel,
+    reachability,
 )
+from pyg_plstm.ops.sparse import plstm_sparse
 
 __all__ = [
-    "FORMS", "MAX_PARALLEL_NODES", "LevelSchedule", "ParallelLayout", "check_operands", "check_structure",
-    "choose_form", "edge_states", "level_schedule", "parallel_layout", "plstm_naive", "plstm_parallel",
-    "plstm_scan", "prefer_parallel",
+    "FORMS", "MAX_PARALLEL_NODES", "LevelSchedule", "ParallelLayout", "Reachability", "check_operands",
+    "check_structure", "choose_form", "edge_states", "level_schedule", "parallel_layout", "plstm_naive",
+    "plstm_parallel", "plstm_scan", "plstm_sparse", "prefer_parallel", "reachability", "estimated_node_pairs",
+    "form_costs",
 ]

@@ -36,43 +36,15 @@ import torch
 from torch import Tensor
 
 from pyg_plstm.dag import DAG
-from pyg_plstm.ops.common import scan_adjoints, scan_states
+from pyg_plstm.ops.common import scan_linear
 from pyg_plstm.ops.schedule import (
     PARALLEL_MEMORY_LIMIT,
-    LevelSchedule,
     level_schedule,
     parallel_layout,
     parallel_memory,
 )
 
 __all__ = ["plstm_parallel"]
-
-
-class _GateScan(torch.autograd.Function):
-    r"""Path sums :math:`A = P^\top A_0` of per-edge gate vectors, in level order.
-
-    Linear in ``start``, so the backward pass is the adjoint scan; only the
-    final gates are kept (autograd through the loop would store every level).
-    The backward pass is made of differentiable operations on saved inputs and
-    outputs, so second derivatives are exact too.
-    """
-
-    @staticmethod
-    def forward(ctx, start: Tensor, transition: Tensor, sched: LevelSchedule) -> Tensor:  # type: ignore[override]
-        gates = start.clone()
-        scan_states(gates, transition, sched)
-        ctx.save_for_backward(transition, gates)
-        ctx.sched = sched
-        return gates
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, None]:  # type: ignore[override]
-        transition, gates = ctx.saved_tensors
-        sched: LevelSchedule = ctx.sched
-        adj = grad.clone()
-        scan_adjoints(adj, transition, sched)
-        grad_transition = (adj[sched.line_dst] * gates[sched.line_src]).sum((-2, -1))
-        return adj, grad_transition, None
 
 
 def plstm_parallel(
@@ -110,7 +82,7 @@ def plstm_parallel(
     src, dst = dag.edge_index[:, levels.edge_perm]
     start = source.new_zeros(num_edges, heads, n, 1)
     start[torch.arange(num_edges, device=source.device), :, layout.node_local[src], 0] = source[levels.edge_perm]
-    gates = _GateScan.apply(start, transition[levels.line_perm], levels)
+    gates = scan_linear(start, transition[levels.line_perm], levels)
     # Row n of G^T: the gates of all paths into n, indexed by their source node.
     gating = source.new_zeros(query.size(0), heads, n).index_add(
         0, dst, mark[levels.edge_perm, :, None] * gates[..., 0])

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from pyg_plstm.dag import DAG
 
 __all__ = [
-    "FORMS", "MAX_PARALLEL_NODES", "PARALLEL_MEMORY_LIMIT", "LevelSchedule", "ParallelLayout", "check_operands",
-    "check_structure", "choose_form", "level_schedule", "parallel_layout", "parallel_memory", "prefer_parallel",
+    "FORMS", "MAX_PARALLEL_NODES", "PARALLEL_MEMORY_LIMIT", "LevelSchedule", "ParallelLayout", "Reachability",
+    "check_operands", "check_structure", "choose_form", "level_schedule", "parallel_layout", "parallel_memory",
+    "prefer_parallel", "reachability", "sort_levels", "estimated_node_pairs", "form_costs", "MAX_SPARSE_PAIRS",
 ]
 
-FORMS = ("auto", "scan", "parallel", "reference")
+FORMS = ("auto", "scan", "parallel", "sparse", "reference")
 
 
 @dataclass(frozen=True)
@@ -61,11 +63,12 @@ def _block_ptr(sorted_levels: Tensor, num_levels: int) -> list[int]:
 
 def level_schedule(dag: DAG) -> LevelSchedule:
     """The level order of ``dag`` (built once per DAG view, then cached on it)."""
-    return dag.memo("level_schedule", lambda: _sort_levels(dag.line_index, dag.edge_level))
+    return dag.memo("level_schedule", lambda: sort_levels(dag.line_index, dag.edge_level))
 
 
-def _sort_levels(line_index: Tensor, edge_level: Tensor) -> LevelSchedule:
-    """Sort edges and line edges by level once, so each level is a contiguous slice."""
+def sort_levels(line_index: Tensor, edge_level: Tensor) -> LevelSchedule:
+    """Sort the states (``edge_level``: one level per state) and their links
+    (``line_index``: pairs of states) by level, so each level is a contiguous slice."""
     num_edges = edge_level.numel()
     edge_level = edge_level.long()
     edge_perm = torch.sort(edge_level, stable=True).indices
@@ -115,6 +118,117 @@ def _layout(dag: DAG) -> ParallelLayout:
     first = dag.ptr[:-1]
     local = torch.arange(dag.num_nodes, device=batch.device) - first[batch]
     return ParallelLayout(dag.num_graphs, dag.max_graph_nodes, local, batch * dag.max_graph_nodes + local)
+
+
+@dataclass(frozen=True)
+class Reachability:
+    r"""Which source nodes can reach which DAG edges, for the sparse form.
+
+    A *pair* :math:`(e, n')` stands for the path weight
+    :math:`A_{e n'} = \sum_{e' \in \mathrm{out}(n')} S_{e'} P_{e'e}` of all
+    line-graph paths that start at an out-edge of :math:`n'` and end in
+    :math:`e`; only pairs with at least one such path are listed. They obey
+    :math:`A_{e n'} = [n' = \mathrm{src}(e)]\, S_e + \sum_{(f, e) \in \mathcal{L}}
+    T_{fe} A_{f n'}`: a scan over the *pair graph*, whose links
+    :math:`(f, n') \to (e, n')` each carry the transition of one line edge.
+    A *node pair* :math:`(n', n)` collects the pairs of the edges into
+    :math:`n`: :math:`G_{n' n} = \sum_{e \in \mathrm{in}(n)} M_e A_{e n'}`.
+
+    Attributes:
+        pair_edge, pair_source: ``[R]`` the edge :math:`e` and node :math:`n'` of each pair.
+        self_pair: ``[E]`` the pair :math:`(e, \mathrm{src}(e))` of every edge.
+        link_line: ``[R_L]`` the line edge whose transition each pair-graph link carries.
+        levels: level schedule of the pair graph (pairs as states, links as line edges).
+        pair_node_pair: ``[R]`` the node pair :math:`(n', \mathrm{dst}(e))` each pair adds to.
+        node_pair_source, node_pair_target: ``[Q]`` :math:`n'` and :math:`n` of each node pair.
+    """
+
+    pair_edge: Tensor
+    pair_source: Tensor
+    self_pair: Tensor
+    link_line: Tensor
+    levels: LevelSchedule
+    pair_node_pair: Tensor
+    node_pair_source: Tensor
+    node_pair_target: Tensor
+
+    @property
+    def num_pairs(self) -> int:
+        return self.pair_edge.numel()
+
+    @property
+    def num_links(self) -> int:
+        return self.link_line.numel()
+
+    @property
+    def num_node_pairs(self) -> int:
+        return self.node_pair_source.numel()
+
+
+def reachability(dag: DAG) -> Reachability:
+    """The pair structure of ``dag`` (host work, built once per DAG view and cached)."""
+    return dag.memo("reachability", lambda: _reachability(dag))
+
+
+def _reachability(dag: DAG) -> Reachability:
+    lower_bound = estimated_node_pairs(dag)
+    if lower_bound > MAX_SPARSE_PAIRS:
+        raise ValueError(
+            f"the sparse form would list at least {lower_bound:,} reachable (source, node) pairs (limit "
+            f"{MAX_SPARSE_PAIRS:,}): the DAG is too deep for it; use form='scan' or form='auto'")
+    device = dag.edge_index.device
+    src, dst = dag.edge_index.cpu().numpy()
+    line_src, line_dst = dag.line_index.cpu().numpy()
+    level = dag.edge_level.cpu().numpy()
+    num_edges, num_levels = src.size, dag.num_levels
+    # Pairs are created level by level; the pairs of one edge are contiguous: first[e] .. first[e] + count[e].
+    first = np.zeros(num_edges, dtype=np.int64)
+    count = np.zeros(num_edges, dtype=np.int64)
+    pair_edge, pair_source, link_from, link_to, link_line = [], [], [], [], []
+    edges_by_level = np.argsort(level, kind="stable")
+    edge_ptr = np.searchsorted(level[edges_by_level], np.arange(num_levels + 1))
+    lines_by_level = np.argsort(level[line_dst], kind="stable")
+    line_ptr = np.searchsorted(level[line_dst][lines_by_level], np.arange(num_levels + 1))
+    total = 0
+    for lvl in range(num_levels):
+        edges = edges_by_level[edge_ptr[lvl]:edge_ptr[lvl + 1]]
+        lines = lines_by_level[line_ptr[lvl]:line_ptr[lvl + 1]]
+        feeders = line_src[lines]
+        repeats = count[feeders]
+        inherited = np.repeat(first[feeders] - np.cumsum(repeats) + repeats, repeats) + np.arange(repeats.sum())
+        cand_edge = np.concatenate([edges, np.repeat(line_dst[lines], repeats)])
+        cand_source = np.concatenate([src[edges], np.concatenate(pair_source)[inherited] if inherited.size
+                                      else np.zeros(0, dtype=np.int64)])
+        keys = cand_edge * dag.num_nodes + cand_source
+        unique, slot = np.unique(keys, return_inverse=True)
+        new_edge, new_source = unique // dag.num_nodes, unique % dag.num_nodes
+        pair_edge.append(new_edge)
+        pair_source.append(new_source)
+        edge_ids, edge_start, edge_count = np.unique(new_edge, return_index=True, return_counts=True)
+        first[edge_ids], count[edge_ids] = total + edge_start, edge_count
+        link_from.append(inherited)
+        link_to.append(total + slot[edges.size:])
+        link_line.append(np.repeat(lines, repeats))
+        total += unique.size
+
+    def cat(parts: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+    pair_edge_a, pair_source_a = cat(pair_edge), cat(pair_source)
+    links = np.stack([cat(link_from), cat(link_to)])
+    # The self pair (e, src(e)) of every edge: its source is the edge's own tail.
+    self_pair = np.flatnonzero(pair_source_a == src[pair_edge_a])
+    self_pair = self_pair[np.argsort(pair_edge_a[self_pair], kind="stable")]
+    node_keys = pair_source_a * dag.num_nodes + dst[pair_edge_a]
+    node_pairs, pair_node_pair = np.unique(node_keys, return_inverse=True)
+
+    def as_tensor(array: np.ndarray) -> Tensor:
+        return torch.from_numpy(np.ascontiguousarray(array, dtype=np.int64)).to(device)
+
+    levels = sort_levels(as_tensor(links), as_tensor(level[pair_edge_a]))
+    return Reachability(as_tensor(pair_edge_a), as_tensor(pair_source_a), as_tensor(self_pair),
+                        as_tensor(cat(link_line)), levels, as_tensor(pair_node_pair),
+                        as_tensor(node_pairs // dag.num_nodes), as_tensor(node_pairs % dag.num_nodes))
 
 
 def check_structure(dag: DAG) -> None:
@@ -284,7 +398,52 @@ def parallel_memory(num_edges: int, num_graphs: int, max_nodes: int, heads: int,
     return element_size * (num_edges * heads * max_nodes + rows + 2 * num_graphs * heads * max_nodes**2)
 
 
+# Forward + backward time per unit of work on CPU (one thread, float32, H = 4;
+# fitted to the level-scan / parallel tables above and to these sparse-form
+# measurements, scan / parallel / sparse ms: 128 random trees of 16 nodes,
+# K = V = 8: 6.7 / 4.3 / 2.6, K = V = 24: 36.9 / 6.4 / 4.7; 128 molecules,
+# K = V = 24: 19.5 / 5.7 / 2.0; 1,024 molecules: 287 / 166 / 25; 32 chains of
+# 64 nodes, K = V = 24: 15-39 / 11 / 76).
+_SCAN_NS_PER_STATE_ENTRY = 35.0  # per E * K * V
+_SPARSE_NS_PER_PAIR_ENTRY = 13.0  # per node pair * (K + V + 24)
+_SPARSE_PAIR_OFFSET = 24
+# The sparse form refuses structures with more reachable pairs than this.
+MAX_SPARSE_PAIRS = 2**26
+
+
+def estimated_node_pairs(dag: DAG) -> int:
+    r""":math:`\sum_n \mathrm{depth}(n)`: the number of (ancestor, node) pairs of
+    a forest, and a lower bound on it for any DAG; cheap (no host work)."""
+    def count() -> int:
+        if not dag.num_edges:
+            return 0
+        depth = torch.zeros(dag.num_nodes, dtype=torch.long, device=dag.edge_index.device)
+        depth.scatter_reduce_(0, dag.edge_index[1], dag.edge_level.long() + 1, reduce="amax")
+        return int(depth.sum())
+    return dag.memo("estimated_node_pairs", count)
+
+
+def form_costs(dag: DAG, key_dim: int, value_dim: int) -> dict[str, float]:
+    """Estimated forward + backward time (ns, CPU) of each fast form on ``dag``:
+    ``scan`` moves a ``K x V`` state per edge, ``parallel`` fills padded
+    ``N_max x N_max`` blocks, ``sparse`` touches every reachable node pair
+    (estimated by :func:`estimated_node_pairs`). Forms that cannot run on
+    ``dag`` (graphs beyond :data:`MAX_PARALLEL_NODES` nodes) are left out."""
+    costs = {"scan": _SCAN_NS_PER_STATE_ENTRY * dag.num_edges * key_dim * value_dim}
+    if dag.max_graph_nodes <= MAX_PARALLEL_NODES:
+        padded = dag.num_graphs * dag.max_graph_nodes**2 * (_COST_OFFSET + key_dim + value_dim)
+        costs["parallel"] = _SCAN_NS_PER_STATE_ENTRY / _COST_RATIO * padded
+        pairs = estimated_node_pairs(dag)
+        costs["sparse"] = _SPARSE_NS_PER_PAIR_ENTRY * pairs * (key_dim + value_dim + _SPARSE_PAIR_OFFSET)
+    return costs
+
+
 def choose_form(dag: DAG, key_dim: int, value_dim: int) -> str:
-    """``"parallel"`` or ``"scan"``, by :func:`prefer_parallel` on ``dag``'s graph sizes."""
-    parallel = prefer_parallel(dag.num_edges, dag.num_graphs, dag.max_graph_nodes, key_dim, value_dim)
-    return "parallel" if parallel else "scan"
+    """The form ``form="auto"`` runs: the cheapest by :func:`form_costs`.
+
+    Scan and parallel compare as in :func:`prefer_parallel`; the sparse form
+    wins on batches of small, tree-like graphs (molecules), the scan on deep
+    graphs with many paths and on large graphs.
+    """
+    costs = form_costs(dag, key_dim, value_dim)
+    return min(costs, key=costs.__getitem__)
