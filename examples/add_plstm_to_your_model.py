@@ -4,8 +4,11 @@ Two steps:
 
 1. prepare the DAG once per graph with the :class:`pyg_plstm.ToDAG` transform
    (as ``pre_transform`` of a data set, or on a list of graphs);
-2. call :class:`pyg_plstm.nn.PLSTMConv` like any other layer, passing the
-   (batched) DAG from :func:`pyg_plstm.get_dag`.
+2. call :class:`pyg_plstm.nn.PLSTMConv` like any other layer,
+   ``conv(x, edge_index, edge_attr, batch)``; pass ``dag=get_dag(batch)``
+   (:func:`pyg_plstm.get_dag`) to reuse the prepared DAG instead of building
+   it from ``edge_index`` in every call, and to share its level schedules
+   between layers.
 
 Here a small GCN gets a pLSTM layer between its convolutions and learns
 aqueous solubility from a few shipped molecules (plain PyG graphs from
@@ -47,9 +50,9 @@ class GCNWithPLSTM(torch.nn.Module):
 
     def forward(self, data: Data) -> Tensor:
         x = self.conv1(data.x, data.edge_index).relu()
-        dag = get_dag(data)
+        dag = get_dag(data)  # once per batch: every pLSTM call below shares its schedules
         # One pass along the DAG and one against it, residual like a transformer block.
-        x = x + self.plstm(x, dag=dag) + self.plstm(x, dag=dag, reverse=True)
+        x = x + self.plstm(x, data.edge_index, dag=dag) + self.plstm(x, data.edge_index, dag=dag, reverse=True)
         x = self.conv2(x, data.edge_index).relu()
         return self.head(global_mean_pool(x, data.batch))
 

@@ -6,18 +6,22 @@ from torch import Tensor
 from pyg_plstm.dag import DAG
 from pyg_plstm.ops import (
     FORMS,
+    Householder,
     check_operands,
     check_structure,
     choose_form,
+    is_scalar,
     plstm_naive,
     plstm_parallel,
     plstm_scan,
     plstm_sparse,
 )
 
-__all__ = ["plstm_dag", "FORMS"]
+__all__ = ["plstm_dag", "FORMS", "Householder"]
 
 _IMPLEMENTATIONS = {"scan": plstm_scan, "parallel": plstm_parallel, "sparse": plstm_sparse, "reference": plstm_naive}
+# The forms that take matrix (dense or Householder) transitions; the others propagate scalar path weights.
+_MATRIX_FORMS = ("scan", "reference")
 
 
 def plstm_dag(
@@ -25,7 +29,7 @@ def plstm_dag(
     key: Tensor,
     value: Tensor,
     source: Tensor,
-    transition: Tensor,
+    transition: Tensor | Householder,
     mark: Tensor,
     direct: Tensor,
     dag: DAG,
@@ -48,7 +52,11 @@ def plstm_dag(
         value: ``[N, H, V]``.
         source, mark: ``[E, H]`` gates of the DAG edges (``dag.edge_index`` columns).
         transition: ``[L, H]`` gates of the line edges (``dag.line_index`` columns;
-            the line graph may be any subset of the full one, e.g. ``dag.multitree()``).
+            the line graph may be any subset of the full one, e.g. ``dag.multitree()``),
+            or matrices on the key dimension, :math:`C_e \mathrel{+}= T_{e'e} C_{e'}`:
+            ``[L, H, K, K]`` dense, or a :class:`~pyg_plstm.ops.Householder`
+            product (applied without forming ``K x K``). Matrix transitions run in
+            the ``"scan"`` and ``"reference"`` forms only.
         direct: ``[N, H]``.
         dag: the structure (:func:`~pyg_plstm.get_dag`, :func:`~pyg_plstm.prepare_dag`
             or a view of one); its schedules are cached on it and shared by every call.
@@ -71,6 +79,10 @@ def plstm_dag(
     if validate:
         check_operands(query, key, value, source, transition, mark, direct, dag)
         check_structure(dag)
+    scalar = is_scalar(transition)
+    if not scalar and form not in _MATRIX_FORMS + ("auto",):
+        raise ValueError(f"form={form!r} takes scalar transitions ([L, H]) only; matrix and Householder "
+                         f"transitions run in the forms {_MATRIX_FORMS} (form='auto' picks the scan)")
     if form == "auto":
-        form = choose_form(dag, query.size(-1), value.size(-1))
+        form = choose_form(dag, query.size(-1), value.size(-1)) if scalar else "scan"
     return _IMPLEMENTATIONS[form](query, key, value, source, transition, mark, direct, dag)

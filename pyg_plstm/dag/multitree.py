@@ -4,6 +4,10 @@ A DAG is a multitree iff for every node the ancestor sets (each parent
 included in its own set) of its parents are pairwise disjoint, i.e. there is
 at most one directed path between any two nodes. D-mode's transitions
 :math:`|\tanh(\cdot)| < 1` then bound every path product.
+
+Which multitree is kept depends on the order in which a node's in-edges are
+tried (``prune_order``): ``"deepest"`` (ours) prefers long paths,
+``"shallowest"`` is the order of the pLSTM authors' code.
 """
 from __future__ import annotations
 
@@ -15,7 +19,9 @@ from torch import Tensor
 
 from pyg_plstm.dag.graph import as_index_array, node_depth, node_rank
 
-__all__ = ["multitree_mask"]
+__all__ = ["PRUNE_ORDERS", "multitree_mask"]
+
+PRUNE_ORDERS = ("deepest", "shallowest")
 
 
 def multitree_mask(
@@ -24,6 +30,7 @@ def multitree_mask(
     num_nodes: int,
     order: Optional[Tensor | np.ndarray] = None,
     depth: Optional[np.ndarray] = None,
+    prune_order: str = "deepest",
 ) -> Tensor:
     r"""Prune the line graph to a multitree for D-mode.
 
@@ -32,9 +39,21 @@ def multitree_mask(
     out-edges of a DAG node ``u`` share the same candidate parents in the line
     graph, the in-edges of ``u``; visiting nodes in topological order, we keep
     an in-edge of ``u`` when its ancestor set is disjoint from those already
-    kept. In-edges are tried longest path first (ties: lowest ``order`` rank of
-    their source), so the choice depends on the structure and the node order
-    only, never on the order in which edges were listed.
+    kept. The in-edges of ``u`` are tried
+
+    * ``prune_order="deepest"``: longest path to their source first (ties:
+      lowest ``order`` rank of the source);
+    * ``prune_order="shallowest"``: in the order of the pLSTM authors' code,
+      which visits the line graph in networkx's topological sort
+      (:func:`networkx.topological_sort` of :func:`networkx.line_graph`, DAG
+      edges numbered lexicographically by the ``order`` ranks of their
+      ``(src, dst)``). That sort lists the edges by the depth of their source,
+      shallowest first; within a depth the source whose latest-sorted
+      predecessor comes first, then the lowest rank (see
+      :func:`authors_topological_rank`).
+
+    Either way the choice depends on the structure and the node order only,
+    never on the order in which edges were listed.
 
     ``depth`` (from :func:`node_depth`) is computed when not given.
 
@@ -45,16 +64,52 @@ def multitree_mask(
     li = as_index_array(line_index, "line_index")
     if depth is None:
         depth = node_depth(ei, num_nodes)
-    selected = select_parents(ei, num_nodes, node_rank(order, num_nodes), depth, np.arange(ei.shape[1]))
+    selected = select_parents(ei, num_nodes, node_rank(order, num_nodes), depth, np.arange(ei.shape[1]),
+                              prune_order)
     return torch.from_numpy(selected[li[0]])
 
 
+def authors_topological_rank(ei: np.ndarray, num_nodes: int, rank: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    r"""Position of every node in the topological sort the pLSTM authors'
+    pruning follows, as a permutation of ``range(num_nodes)``.
+
+    Their code visits the DAG edges in networkx's topological sort of the line
+    graph: Kahn's algorithm generation by generation, starting from the edges
+    without predecessors in edge-id order, each next generation in the order
+    in which the scan of the previous one frees its edges. An edge
+    ``(t -> w)`` is in generation ``depth(t)``, and all out-edges of ``t`` are
+    freed together, by the last in-edge of ``t`` in the sort. So the edges are
+    sorted by the position of their source in this node order: by depth; at
+    depth 0 by rank (the edge ids are lexicographic in the ranks); deeper, by
+    the position of the latest-sorted predecessor, then by rank.
+    """
+    src, dst = ei
+    position = np.empty(num_nodes, dtype=np.int64)
+    latest = np.full(num_nodes, -1, dtype=np.int64)
+    nodes_by_depth = np.argsort(depth, kind="stable")
+    node_ptr = np.zeros(int(depth.max(initial=-1)) + 2, dtype=np.int64)
+    np.cumsum(np.bincount(depth, minlength=node_ptr.size - 1), out=node_ptr[1:])
+    edges_by_depth = np.argsort(depth[dst], kind="stable")
+    edge_ptr = np.searchsorted(depth[dst][edges_by_depth], np.arange(node_ptr.size))
+    for d in range(node_ptr.size - 1):
+        edges = edges_by_depth[edge_ptr[d]:edge_ptr[d + 1]]
+        np.maximum.at(latest, dst[edges], position[src[edges]])
+        nodes = nodes_by_depth[node_ptr[d]:node_ptr[d + 1]]
+        position[nodes[np.lexsort((rank[nodes], latest[nodes]))]] = np.arange(node_ptr[d], node_ptr[d + 1])
+    return position
+
+
 def select_parents(ei: np.ndarray, num_nodes: int, rank: np.ndarray, depth: np.ndarray,
-                    bit: np.ndarray) -> np.ndarray:
+                    bit: np.ndarray, prune_order: str = "deepest") -> np.ndarray:
     """The in-edges kept by :func:`multitree_mask`; ``bit`` labels edges
     injectively within each connected graph (small labels keep bitsets small)."""
+    if prune_order not in PRUNE_ORDERS:
+        raise ValueError(f"`prune_order` must be one of {PRUNE_ORDERS}, got {prune_order!r}")
     src, dst = ei
-    in_sorted = np.lexsort((rank[src], -depth[src], dst))
+    if prune_order == "deepest":
+        in_sorted = np.lexsort((rank[src], -depth[src], dst))
+    else:
+        in_sorted = np.lexsort((authors_topological_rank(ei, num_nodes, rank, depth)[src], dst))
     in_ptr = np.zeros(num_nodes + 1, dtype=np.int64)
     np.cumsum(np.bincount(dst, minlength=num_nodes), out=in_ptr[1:])
 

@@ -329,8 +329,8 @@ class ProcessedDataset(InMemoryDataset):
         r"""Read the processed files (with :meth:`load`) and set the attributes they hold."""
         raise NotImplementedError
 
-    def raw_source(self) -> tuple[str, str]:
-        r"""The download URL and a description of the raw files to put in :attr:`raw_dir` by hand."""
+    def raw_source(self) -> tuple[str, str, str]:
+        r"""The download URL, the folder for raw files put there by hand, and a description of them."""
         raise NotImplementedError
 
     def load(self, path: str, data_cls: type = DAGData) -> tuple:
@@ -363,5 +363,5 @@ class ProcessedDataset(InMemoryDataset):
         try:
             self.download()
         except Exception as err:  # urllib, fsspec/aiohttp, zip errors: the library decides
-            url, files = self.raw_source()
-            raise DownloadError(url, self.raw_dir, files, err) from err
+            url, folder, files = self.raw_source()
+            raise DownloadError(url, folder, files, err) from err

@@ -10,6 +10,8 @@ r"""The pLSTM operator's forms, one module each, all with one signature
 :mod:`~pyg_plstm.ops.schedule` what every form derives from the structure.
 :func:`pyg_plstm.functional.plstm_dag` validates and dispatches.
 """
+from pyg_plstm.ops.common import is_scalar
+from pyg_plstm.ops.householder import Householder
 from pyg_plstm.ops.naive import plstm_naive
 from pyg_plstm.ops.parallel import plstm_parallel
 from pyg_plstm.ops.scan import edge_states, plstm_scan
@@ -32,6 +34,7 @@ from pyg_plstm.ops.schedule import (
 from pyg_plstm.ops.sparse import plstm_sparse
 
 __all__ = [
+    "Householder", "is_scalar",
     "FORMS", "MAX_PARALLEL_NODES", "LevelSchedule", "ParallelLayout", "Reachability", "check_operands",
     "check_structure", "choose_form", "edge_states", "level_schedule", "parallel_layout", "plstm_naive",
     "plstm_parallel", "plstm_scan", "plstm_sparse", "prefer_parallel", "reachability", "estimated_node_pairs",

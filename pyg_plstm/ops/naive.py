@@ -6,6 +6,10 @@ Per head, for every DAG edge ``e = (u -> w)`` visited in topological order:
     C_e = \sum_{(e', e) \in \mathcal{L}} T_{e'e} C_{e'} + S_e\, k_u v_u^\top,
     \qquad
     y_n = \sum_{e:\,\mathrm{dst}(e) = n} M_e\, C_e^\top q_n + D_n (q_n^\top k_n)\, v_n.
+
+:math:`T_{e'e}` is a scalar or a :math:`K \times K` matrix per line edge and
+head (a :class:`~pyg_plstm.ops.householder.Householder` transition is
+materialised here).
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import torch
 from torch import Tensor
 
 from pyg_plstm.dag import DAG, node_depth
+from pyg_plstm.ops.householder import Householder
 
 __all__ = ["plstm_naive"]
 
@@ -22,7 +27,7 @@ def plstm_naive(
     key: Tensor,
     value: Tensor,
     source: Tensor,
-    transition: Tensor,
+    transition: Tensor | Householder,
     mark: Tensor,
     direct: Tensor,
     dag: DAG,
@@ -32,6 +37,9 @@ def plstm_naive(
     the topological order is recomputed here, independently of the levels
     the fast forms rely on."""
     num_nodes = query.size(0)
+    if isinstance(transition, Householder):
+        transition = transition.matrices()
+    scalar = transition.dim() == 2
     src, dst = dag.edge_index.tolist()
     depth = node_depth(dag.edge_index.cpu().numpy(), num_nodes)
     predecessors: list[list[tuple[int, int]]] = [[] for _ in src]
@@ -43,7 +51,7 @@ def plstm_naive(
         u = src[e]
         state = source[e, :, None, None] * key[u, :, :, None] * value[u, :, None, :]
         for j, e_in in predecessors[e]:
-            state = state + transition[j, :, None, None] * states[e_in]
+            state = state + (transition[j, :, None, None] * states[e_in] if scalar else transition[j] @ states[e_in])
         states[e] = state
 
     incoming: list[list[int]] = [[] for _ in range(num_nodes)]

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from pyg_plstm.dag import DAG
+from pyg_plstm.ops.householder import Householder
 
 __all__ = [
     "FORMS", "MAX_PARALLEL_NODES", "PARALLEL_MEMORY_LIMIT", "LevelSchedule", "ParallelLayout", "Reachability",
@@ -279,13 +280,23 @@ def _shape_error(name: str, expected: str, got: Tensor) -> ValueError:
     return ValueError(f"`{name}` must have shape {expected}, got {list(got.shape)}")
 
 
-def check_operands(query: Tensor, key: Tensor, value: Tensor, source: Tensor, transition: Tensor,
+def check_operands(query: Tensor, key: Tensor, value: Tensor, source: Tensor, transition: Tensor | Householder,
                    mark: Tensor, direct: Tensor, dag: DAG) -> None:
-    """Raise ``ValueError`` naming the operand whose type, dtype, device or shape does not fit ``dag``."""
+    """Raise ``ValueError`` naming the operand whose type, dtype, device or shape does not fit ``dag``.
+
+    ``transition`` is ``[L, H]`` (scalars), ``[L, H, K, K]`` (matrices) or a
+    :class:`~pyg_plstm.ops.householder.Householder` of ``[L, H]``,
+    ``[L, H, n_h, K]`` and ``[L, H, n_h]`` tensors with ``n_h >= 1``.
+    """
     if not isinstance(dag, DAG):
         raise ValueError(f"`dag` must be a pyg_plstm.DAG (e.g. from get_dag or prepare_dag), got {type(dag).__name__}")
-    named = {"query": query, "key": key, "value": value, "source": source,
-             "transition": transition, "mark": mark, "direct": direct}
+    householder = isinstance(transition, Householder)
+    if not householder and not isinstance(transition, Tensor):
+        raise ValueError("`transition` must be a torch.Tensor ([L, H] or [L, H, K, K]) or a "
+                         f"pyg_plstm.ops.Householder, got {type(transition).__name__}")
+    parts = ({f"transition.{field}": t for field, t in zip(Householder._fields, transition)} if householder
+             else {"transition": transition})
+    named = {"query": query, "key": key, "value": value, "source": source, **parts, "mark": mark, "direct": direct}
     for name, t in named.items():
         if not isinstance(t, Tensor):
             raise ValueError(f"`{name}` must be a torch.Tensor, got {type(t).__name__}")
@@ -312,8 +323,22 @@ def check_operands(query: Tensor, key: Tensor, value: Tensor, source: Tensor, tr
     for name, t in (("source", source), ("mark", mark)):
         if t.shape != (dag.num_edges, h):
             raise _shape_error(name, f"[{dag.num_edges}, {h}] (one row per DAG edge)", t)
-    if transition.shape != (dag.num_line_edges, h):
-        raise _shape_error("transition", f"[{dag.num_line_edges}, {h}] (one row per line edge)", transition)
+    lines = dag.num_line_edges
+    if householder:
+        scale, direction, beta = transition
+        if scale.shape != (lines, h):
+            raise _shape_error("transition.scale", f"[{lines}, {h}] (one row per line edge)", scale)
+        if direction.dim() != 4 or direction.shape[:2] != (lines, h) or direction.size(-1) != k:
+            raise _shape_error("transition.direction", f"[{lines}, {h}, n_h, {k}] (n_h reflections of the key "
+                               "dimension per line edge)", direction)
+        if direction.size(2) < 1:
+            raise ValueError("`transition.direction` holds no reflections (n_h = 0); pass the scalar "
+                             "`transition.scale` as the transition instead")
+        if beta.shape != direction.shape[:3]:
+            raise _shape_error("transition.beta", f"{list(direction.shape[:3])} (one per reflection)", beta)
+    elif transition.shape not in ((lines, h), (lines, h, k, k)):
+        raise _shape_error("transition", f"[{lines}, {h}] (one row per line edge) or [{lines}, {h}, {k}, {k}] "
+                           "(a matrix on the key dimension per line edge)", transition)
 
 
 # Measured forward + backward time in ms, level scan / parallel form (CPU,
