@@ -36,6 +36,7 @@ import io
 import json
 import os
 import sys
+import textwrap
 import time
 import urllib.error
 from dataclasses import asdict
@@ -50,8 +51,9 @@ __all__ = ["main", "build_parser", "EXIT_STATUS"]
 
 EXIT_OK, EXIT_INVALID_ROWS, EXIT_USAGE, EXIT_OUTPUT, EXIT_DATA_UNAVAILABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 # The table in the module docstring, shown by --help.
-EXIT_STATUS = "exit status:\n" + __doc__.split("Exit status::\n")[1].rstrip()
-# What a failed download raises (URLError is what urllib and PyG's downloads raise offline).
+EXIT_STATUS = "exit status:\n" + textwrap.indent(textwrap.dedent(__doc__.split("Exit status::\n")[1]).strip("\n"), "  ")
+# What a failed download raises: pyg_plstm.datasets.DownloadError (a URLError naming the URL and the offline
+# folder), or what urllib raises where a download is not wrapped.
 DOWNLOAD_ERRORS = (urllib.error.URLError, ConnectionError, TimeoutError)
 
 

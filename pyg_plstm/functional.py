@@ -17,11 +17,11 @@ from pyg_plstm.ops import (
     plstm_sparse,
 )
 
-__all__ = ["plstm_dag", "FORMS", "Householder"]
+__all__ = ["plstm_dag", "FORMS", "MATRIX_FORMS", "Householder"]
 
 _IMPLEMENTATIONS = {"scan": plstm_scan, "parallel": plstm_parallel, "sparse": plstm_sparse, "reference": plstm_naive}
 # The forms that take matrix (dense or Householder) transitions; the others propagate scalar path weights.
-_MATRIX_FORMS = ("scan", "reference")
+MATRIX_FORMS = ("scan", "reference")
 
 
 def plstm_dag(
@@ -80,9 +80,9 @@ def plstm_dag(
         check_operands(query, key, value, source, transition, mark, direct, dag)
         check_structure(dag)
     scalar = is_scalar(transition)
-    if not scalar and form not in _MATRIX_FORMS + ("auto",):
+    if not scalar and form not in MATRIX_FORMS + ("auto",):
         raise ValueError(f"form={form!r} takes scalar transitions ([L, H]) only; matrix and Householder "
-                         f"transitions run in the forms {_MATRIX_FORMS} (form='auto' picks the scan)")
+                         f"transitions run in the forms {MATRIX_FORMS} (form='auto' picks the scan)")
     if form == "auto":
         form = choose_form(dag, query.size(-1), value.size(-1)) if scalar else "scan"
     return _IMPLEMENTATIONS[form](query, key, value, source, transition, mark, direct, dag)

@@ -40,6 +40,11 @@ def _check_fracs(frac_train: float, frac_valid: float, frac_test: float) -> None
         raise ValueError(f"split fractions must be non-negative and sum to 1, got {fracs}")
 
 
+def _check_count(name: str, value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"`{name}` must be an integer >= 0, got {value!r}")
+
+
 def _as_split(train: Sequence[int], valid: Sequence[int], test: Sequence[int]) -> dict[str, Tensor]:
     return {name: torch.tensor(sorted(idx), dtype=torch.long)
             for name, idx in (("train", train), ("valid", valid), ("test", test))}
@@ -58,6 +63,8 @@ def random_split(
     train, the next ``round(frac_valid * n)`` to valid, the rest to test.
     """
     _check_fracs(frac_train, frac_valid, frac_test)
+    _check_count("num_items", num_items)
+    _check_count("seed", seed)
     perm = torch.randperm(num_items, generator=torch.Generator().manual_seed(seed)).tolist()
     n_train = round(frac_train * num_items)
     n_valid = min(round(frac_valid * num_items), num_items - n_train)
@@ -96,7 +103,11 @@ def scaffold_split(
     _check_fracs(frac_train, frac_valid, frac_test)
     groups: dict[str, list[int]] = {}
     for i, s in enumerate(smiles):
-        groups.setdefault(murcko_scaffold(s, include_chirality), []).append(i)
+        try:
+            scaffold = murcko_scaffold(s, include_chirality)
+        except ValueError as err:
+            raise ValueError(f"item {i}: {err}") from None
+        groups.setdefault(scaffold, []).append(i)
     ordered = sorted(groups.values(), key=lambda g: (len(g), g[0]), reverse=True)
 
     n = len(smiles)
@@ -132,6 +143,7 @@ def column_split(values: Sequence[str], frac_valid: float = 0.1, seed: int = 0) 
     if not parts["valid"] and parts["train"]:
         if not 0 <= frac_valid < 1:
             raise ValueError(f"frac_valid must be in [0, 1), got {frac_valid}")
+        _check_count("seed", seed)
         train = parts["train"]
         perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed)).tolist()
         n_valid = round(frac_valid * len(train))
@@ -140,7 +152,9 @@ def column_split(values: Sequence[str], frac_valid: float = 0.1, seed: int = 0) 
     return _as_split(parts["train"], parts["valid"], parts["test"])
 
 
-def stratified_kfold(labels: Sequence[int] | Tensor, n_splits: int = 10, seed: Optional[int] = 0) -> list[dict[str, Tensor]]:
+def stratified_kfold(
+    labels: Sequence[int] | Tensor, n_splits: int = 10, seed: Optional[int] = 0
+) -> list[dict[str, Tensor]]:
     r"""Stratified k-fold cross-validation folds, the TU benchmark protocol.
 
     Uses :class:`sklearn.model_selection.StratifiedKFold` with

@@ -2,8 +2,11 @@ import os
 
 os.environ.setdefault("OUTDATED_IGNORE", "1")
 
+import json  # noqa: E402
 import math  # noqa: E402
+from pathlib import Path  # noqa: E402
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from ogb.graphproppred.mol_encoder import AtomEncoder, BondEncoder  # noqa: E402
@@ -13,7 +16,18 @@ from torch_geometric.loader import DataLoader  # noqa: E402
 from torch_geometric.utils import from_smiles as pyg_from_smiles  # noqa: E402
 from torch_geometric.utils import scatter  # noqa: E402
 
-from pyg_plstm.chem import MolToDAG, atom_order, from_rdmol, from_smiles, parse_smiles, rdkit_quiet  # noqa: E402
+from pyg_plstm.chem import (  # noqa: E402
+    MAX_SMILES_ATOMS,
+    MolToDAG,
+    as_target,
+    atom_order,
+    count_heavy_atoms,
+    from_rdmol,
+    from_smiles,
+    parse_smiles,
+    rdkit_quiet,
+    reorder_nodes,
+)
 from pyg_plstm.dag import DAGData  # noqa: E402
 
 # Aromatic, charged, chiral (tetrahedral, ring), cis/trans, salts, ring fusion.
@@ -205,8 +219,10 @@ def test_large_molecule_and_max_atoms():
     # Canonical ranks number a chain from both ends inwards; input order runs end to end.
     assert int(data.edge_level.max()) == 499
     assert int(from_smiles(chain, order="input").edge_level.max()) == 998
-    with pytest.raises(ValueError, match="max_atoms=500"):
+    with pytest.raises(ValueError, match="1000 heavy atoms, more than the limit of 500"):
         from_smiles(chain, max_atoms=500)
+    with pytest.raises(ValueError, match="9 atoms, more than max_atoms=8"):
+        from_smiles("CCO", add_hs=True, max_atoms=8)
 
 
 def test_targets():
@@ -233,3 +249,149 @@ def test_parse_smiles_and_option_validation():
         MolToDAG(features="morgan")
     with pytest.raises(ValueError, match="atom order"):
         MolToDAG(order="random")
+
+
+# ---------------------------------------------------------------- features unchanged by the vectorisation
+
+FIXTURE = Path(__file__).parent / "data" / "chem_features.npz"
+
+
+def test_features_bit_identical_to_the_per_atom_implementation():
+    # tests/data/chem_features.npz holds x / edge_index / edge_attr of 150
+    # molecules (every 16th of both shipped files plus charged, chiral,
+    # isotopic, radical, metal and salt cases) under 8 option sets, written by
+    # the per-atom (OGB atom_to_feature_vector / PyG from_rdmol) implementation
+    # before it was vectorised.
+    stored = np.load(FIXTURE, allow_pickle=False)
+    index = json.loads(stored["index"].tobytes())
+    compared = 0
+    for o, options in enumerate(index["options"]):
+        conv = MolToDAG(**options)
+        nodes = np.cumsum([0, *stored[f"num_nodes{o}"]])
+        edges = np.cumsum([0, *stored[f"num_edges{o}"]])
+        k = 0
+        for smiles, ref in zip(index["smiles"], index["results"][o]):
+            if "error" in ref:
+                with pytest.raises(ValueError):
+                    conv.graph_from_smiles(smiles)
+                continue
+            data, canonical = conv.graph_from_smiles(smiles, [1.0])
+            expected = {
+                "x": stored[f"x{o}"][nodes[k]:nodes[k + 1]],
+                "edge_index": stored[f"edge_index{o}"][:, edges[k]:edges[k + 1]],
+                "edge_attr": stored[f"edge_attr{o}"][edges[k]:edges[k + 1]],
+            }
+            for key, value in expected.items():
+                assert data[key].dtype == torch.long and data[key].is_contiguous(), (smiles, options, key)
+                assert torch.equal(data[key], torch.from_numpy(value.astype(np.int64))), (smiles, options, key)
+            assert canonical == ref["canonical"] and data.smiles == smiles
+            k += 1
+            compared += 1
+    assert compared == 1197
+
+
+@pytest.mark.parametrize("smiles, message", [
+    ("C[Fe](C)(C)(C)(C)(C)(C)(C)(C)(C)(C)C", "atom 1: degree 12 is outside PyG's feature vocabulary"),
+])
+def test_pyg_vocabulary_refusal_names_atom_and_property(smiles, message):
+    with pytest.raises(ValueError, match=message):
+        from_smiles(smiles, features="pyg")
+    assert from_smiles(smiles).x[:, 2].max() == 11  # OGB: 'misc' degree
+
+
+# ---------------------------------------------------------------- size guard (RDKit crashes on huge SMILES)
+
+@pytest.fixture
+def rdkit_must_not_parse(monkeypatch):
+    """Fails the test if RDKit is asked to read (or write) a molecule of more than 2,000 atoms."""
+    parse, write = Chem.MolFromSmiles, Chem.MolToSmiles
+
+    def guarded_parse(text, *args, **kwargs):
+        assert len(text) <= MAX_SMILES_ATOMS, "a huge SMILES reached RDKit"
+        return parse(text, *args, **kwargs)
+
+    def guarded_write(mol, *args, **kwargs):
+        assert mol.GetNumAtoms() <= MAX_SMILES_ATOMS, "a huge molecule reached RDKit"
+        return write(mol, *args, **kwargs)
+
+    monkeypatch.setattr(Chem, "MolFromSmiles", guarded_parse)
+    monkeypatch.setattr(Chem, "MolToSmiles", guarded_write)
+
+
+def test_huge_smiles_refused_before_rdkit_reads_it(rdkit_must_not_parse):
+    # "C" * 20000 segfaults inside RDKit's SMILES writer (exit 139).
+    for options in [{}, {"largest_fragment": True}, {"add_hs": True}, {"largest_fragment": True, "max_atoms": 10}]:
+        with pytest.raises(ValueError, match="20000 heavy atoms, more than the limit of 2000") as info:
+            from_smiles("C" * 20000, **options)
+        assert len(str(info.value)) < 300  # the SMILES is quoted shortened
+    with pytest.raises(ValueError, match="20000 heavy atoms, more than the limit of 100 "):
+        from_smiles("C" * 20000, max_atoms=100)
+    with pytest.raises(ValueError, match="3000 heavy atoms, more than the limit of 2000"):
+        from_smiles("c1ccccc1" * 500)
+    # max_atoms drives the guard: 150 heavy atoms are refused before parsing at max_atoms=100.
+    with pytest.raises(ValueError, match="150 heavy atoms, more than the limit of 100"):
+        from_smiles("C(Cl)" * 75, max_atoms=100)
+    assert from_smiles("C" * MAX_SMILES_ATOMS).num_nodes == MAX_SMILES_ATOMS
+
+
+def test_huge_rdkit_molecule_refused_before_rdkit_writes_it(monkeypatch):
+    mol = Chem.MolFromSmiles("C" * 2500)
+    monkeypatch.setattr(Chem, "MolToSmiles", lambda *a, **k: pytest.fail("a huge molecule reached RDKit"))
+    with pytest.raises(ValueError, match="2500 heavy atoms, more than the limit of 2000"):
+        from_rdmol(mol)
+
+
+def test_max_atoms_with_largest_fragment_bounds_the_fragment_not_the_mixture():
+    mixture = ".".join(["C" * 60, "C" * 30])
+    assert from_smiles(mixture, largest_fragment=True, max_atoms=60).num_nodes == 60
+    with pytest.raises(ValueError, match="90 heavy atoms, more than the limit of 60"):
+        from_smiles(mixture, max_atoms=60)
+
+
+@pytest.mark.parametrize("smiles", ["[2H]OC([2H])([2H])[2H]", "[Hg]Cl", "[H]C([H])([H])Br", "c1cc[nH]c1",
+                                    "[13CH3][C@H](Cl)Br", "*CC*", "[He].[H+].[Ho]", "C1CC%12CC1.C%12"])
+def test_count_heavy_atoms_matches_rdkit(smiles):
+    mol = Chem.MolFromSmiles(smiles)
+    dummies = sum(a.GetAtomicNum() == 0 for a in mol.GetAtoms())
+    assert count_heavy_atoms(smiles) == mol.GetNumHeavyAtoms() + dummies
+
+
+# ---------------------------------------------------------------- argument checks
+
+@pytest.mark.parametrize("options, message", [
+    ({"root": -1}, "`root` must be a non-negative integer"),
+    ({"root": 1.5}, "`root` must be a non-negative integer"),
+    ({"add_hs": "no"}, "`add_hs` must be True or False"),
+    ({"kekulize": 1}, "`kekulize` must be True or False"),
+    ({"max_atoms": 0}, "`max_atoms` must be a positive integer"),
+])
+def test_options_are_checked(options, message):
+    # add_hs="no" is truthy: it used to add hydrogens silently.
+    with pytest.raises(ValueError, match=message):
+        MolToDAG(**options)
+
+
+@pytest.mark.parametrize("y", [float("inf"), [1.0, -math.inf], [1e39], torch.tensor([float("inf")])])
+def test_infinite_targets_refused(y):
+    # 1e39 is finite in float64 but inf in float32.
+    with pytest.raises(ValueError, match="finite float32"):
+        from_smiles("CCO", y=y)
+
+
+def test_target_type_errors():
+    with pytest.raises(TypeError, match="got '1.5'"):
+        as_target("1.5")  # would have been read as the digits ['1', '.', '5']
+    with pytest.raises(ValueError, match="numbers or None"):
+        as_target(["a"])
+
+
+def test_reorder_nodes_refuses_a_rank_that_is_not_a_permutation():
+    x, edge_index = torch.arange(6).view(3, 2), torch.tensor([[0, 1], [1, 2]])
+    with pytest.raises(ValueError, match="permutation of 0 .. 2"):
+        reorder_nodes(x, edge_index, None, torch.tensor([0, 0, 1]))  # left a row of torch.empty garbage
+    with pytest.raises(ValueError, match="permutation"):
+        reorder_nodes(x, edge_index, None, torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="node indices outside 0 .. 2"):
+        reorder_nodes(x, torch.tensor([[0, 3]]).t(), None, torch.tensor([2, 0, 1]))
+    out_x, out_edges, _ = reorder_nodes(x, edge_index, None, torch.tensor([2, 0, 1]))
+    assert out_x.tolist() == [[2, 3], [4, 5], [0, 1]] and out_edges.tolist() == [[0, 2], [1, 0]]

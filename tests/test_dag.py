@@ -1,6 +1,13 @@
+"""DAG preparation (orientation, line graph, levels, multitree pruning), the
+:class:`DAG` structure (views, caches, batch, input-edge map, validation),
+ToDAG / DAGData batching and storage."""
+from __future__ import annotations
+
 import itertools
+import resource
 
 import networkx as nx
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -8,15 +15,36 @@ from hypothesis import strategies as st
 from torch_geometric.data import Batch, Data, InMemoryDataset
 from torch_geometric.loader import DataLoader
 
-from graphs import chain, diamond_stack, is_multitree, random_dag, undirected
 from pyg_plstm.dag import (
-    DAGData, ToDAG, edge_levels, get_dag, line_graph, multitree_mask, node_depth, orient, prepare_dag,
+    DAG,
+    DAGData,
+    ToDAG,
+    edge_levels,
+    get_dag,
+    line_graph,
+    multitree_mask,
+    node_depth,
+    orient,
+    prepare_dag,
 )
+from pyg_plstm.functional import plstm_dag
+
+from graphs import chain, diamond_stack, is_multitree, operands_for, random_dag, tailed_diamond, undirected
+
+STRUCTURE = ("edge_index", "line_index", "edge_level", "edge_level_rev", "multitree_mask", "input_edge", "batch")
 
 
 def edge_set(ei):
     return set(map(tuple, ei.t().tolist()))
 
+
+def assert_same_structure(a: DAG, b: DAG) -> None:
+    for name in STRUCTURE:
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
+    assert (a.num_nodes, a.num_graphs) == (b.num_nodes, b.num_graphs)
+
+
+# Orientation --------------------------------------------------------------
 
 def test_orient_by_node_index_and_by_order():
     ei = undirected([(0, 1), (1, 2), (2, 0)])
@@ -67,20 +95,60 @@ def test_edge_attr_follows_orientation():
 
 
 @pytest.mark.parametrize("ei,msg", [
-    (torch.tensor([[0, 5], [1, 0]]), "points outside"),
-    (torch.tensor([[0, -1], [1, 0]]), "points outside"),
-    (torch.tensor([[0.0, 1.0], [1.0, 0.0]]), "integer node indices"),
-    (torch.tensor([0, 1, 2]), r"shape \[2, num_edges\]"),
+    (torch.tensor([[0, 5], [1, 0]]), r"column 1 = \(5, 0\) points outside the graph's 3 nodes"),
+    (torch.tensor([[0, -1], [1, 0]]), r"column 1 = \(-1, 0\) points outside"),
+    (torch.tensor([[0.0, 1.0], [1.0, 0.0]]), "must hold integer node indices, got dtype torch.float32"),
+    (torch.tensor([[True], [False]]), "must hold integer node indices, got dtype torch.bool"),
+    (torch.tensor([0, 1, 2]), r"shape \[2, num_edges\], got \[3\]"),
+    (torch.tensor([[0], [1]], device="meta"), "`edge_index` is on the meta device"),
 ])
 def test_bad_edge_index(ei, msg):
     with pytest.raises(ValueError, match=msg):
         orient(ei, 3)
+    with pytest.raises(ValueError, match=msg):
+        prepare_dag(ei, 3)
+    with pytest.raises(ValueError, match=msg):
+        ToDAG()(Data(edge_index=ei, num_nodes=3))
 
 
 def test_edge_attr_length_mismatch():
-    with pytest.raises(ValueError, match="edge_attr"):
+    with pytest.raises(ValueError, match="`edge_attr` has 3 rows but `edge_index` has 4 edges"):
         orient(chain(3), 3, edge_attr=torch.zeros(3, 2))
+    with pytest.raises(ValueError, match="`edge_attr` has 3 rows"):
+        ToDAG()(Data(edge_index=chain(3), edge_attr=torch.zeros(3, 2), num_nodes=3))
 
+
+@pytest.mark.parametrize("prepare", ["prepare_dag", "ToDAG", "DAG", "node_depth"])
+def test_too_many_nodes_are_refused_before_any_allocation(prepare):
+    """One edge on 2^31 + 5 nodes would need 16 GiB per int64 node array: refused up front."""
+    n = 2**31 + 5
+    ei = torch.tensor([[0], [1]])
+    build = {
+        "prepare_dag": lambda: prepare_dag(ei, n),
+        "ToDAG": lambda: ToDAG()(Data(edge_index=ei, num_nodes=n)),
+        "DAG": lambda: DAG(ei, torch.zeros(2, 0, dtype=torch.long), n),
+        "node_depth": lambda: node_depth(ei, n),
+    }[prepare]
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    with pytest.raises(ValueError, match=r"`num_nodes` = 2147483653 exceeds the 2147483647 nodes .* 16 GiB"):
+        build()
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 2**20
+
+
+@pytest.mark.parametrize("bad", [-1, 2.5, True, torch.tensor(3)])
+def test_bad_num_nodes(bad):
+    with pytest.raises(ValueError, match="`num_nodes` must be a non-negative integer"):
+        prepare_dag(chain(3), bad)
+
+
+def test_bad_order():
+    with pytest.raises(ValueError, match=r"`order` must have one entry per node \(3\), got 2"):
+        prepare_dag(chain(3), 3, order=torch.tensor([1, 2]))
+    with pytest.raises(ValueError, match="`order` contains NaN"):
+        prepare_dag(chain(3), 3, order=torch.tensor([1.0, float("nan"), 2.0]))
+
+
+# Line graph, levels, multitree --------------------------------------------
 
 def test_line_graph_matches_definition():
     g = torch.Generator().manual_seed(0)
@@ -131,7 +199,7 @@ def test_multitree_keeps_disjoint_parents_and_prunes_diamonds():
     assert bool(prepare_dag(ei, n).multitree_mask.all())
     ei, n = diamond_stack(3)
     d = prepare_dag(ei, n)
-    assert 0 < int(d.multitree_mask.sum()) < d.line_index.size(1)
+    assert 0 < int(d.multitree_mask.sum()) < d.num_line_edges
 
 
 def test_multitree_invariant_to_edge_permutation():
@@ -139,10 +207,15 @@ def test_multitree_invariant_to_edge_permutation():
     ref = prepare_dag(ei, n)
     perm = torch.randperm(ei.size(1), generator=torch.Generator().manual_seed(3))
     other = prepare_dag(ei[:, perm], n)
-    key = lambda d: {(tuple(d.edge_index[:, a].tolist()), tuple(d.edge_index[:, b].tolist()))
-                     for a, b in d.line_index[:, d.multitree_mask].t().tolist()}
-    assert key(ref) == key(other)
 
+    def kept(d):
+        return {(tuple(d.edge_index[:, a].tolist()), tuple(d.edge_index[:, b].tolist()))
+                for a, b in d.line_index[:, d.multitree_mask].t().tolist()}
+
+    assert kept(ref) == kept(other)
+
+
+# The DAG structure: views and caches --------------------------------------
 
 def test_reverse_is_the_flipped_dag():
     ei, n = diamond_stack(2)
@@ -151,8 +224,161 @@ def test_reverse_is_the_flipped_dag():
     assert torch.equal(r.edge_index, d.edge_index.flip(0))
     assert edge_set(r.line_index) == edge_set(line_graph(r.edge_index, n))
     assert torch.equal(r.edge_level, edge_levels(r.edge_index, n))
+    assert torch.equal(r.edge_level_rev, d.edge_level)
+    assert torch.equal(r.input_edge, d.input_edge)
     assert torch.equal(r.reverse().edge_index, d.edge_index)
 
+
+def test_views_are_cached():
+    ei, n = tailed_diamond()
+    dag = prepare_dag(ei, n)
+    assert dag.reverse() is dag.reverse()
+    assert dag.reverse().reverse() is dag
+    assert dag.multitree() is dag.multitree()
+    assert dag.multitree().multitree() is dag.multitree()
+    assert dag.multitree().reverse().reverse() is dag.multitree()
+    assert dag.view("P") is dag and dag.view("P", reverse=True) is dag.reverse()
+    assert dag.view("D") is dag.multitree() and dag.view("D", reverse=True) is dag.multitree().reverse()
+    assert dag.multitree().num_line_edges < dag.num_line_edges  # the views differ
+    with pytest.raises(ValueError, match="`mode` must be one of"):
+        dag.view("X")
+
+
+def test_reverse_keeps_the_forward_pruning():
+    ei, n = diamond_stack(3)
+    dag = prepare_dag(ei, n)
+    assert torch.equal(dag.reverse().multitree().line_index, dag.multitree().reverse().line_index)
+    assert torch.equal(dag.reverse().multitree_mask, dag.multitree_mask)
+    pruned = dag.multitree()
+    assert torch.equal(pruned.line_index, dag.line_index[:, dag.multitree_mask])
+    assert bool(pruned.multitree_mask.all()) and pruned.multitree_mask.numel() == pruned.num_line_edges
+
+
+def test_memo_builds_once_per_key():
+    dag = prepare_dag(chain(4), 4)
+    calls = []
+
+    def build():
+        calls.append(1)
+        return object()
+
+    first = dag.memo("something", build)
+    assert dag.memo("something", build) is first and len(calls) == 1
+    assert dag.reverse().memo("something", build) is not first and len(calls) == 2
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_lazily_computed_levels_and_mask_equal_the_prepared_ones(batched):
+    g = torch.Generator().manual_seed(2)
+    ds, dn = diamond_stack(3)
+    graphs = [Data(edge_index=random_dag(9, 0.4, g), num_nodes=9), Data(edge_index=ds, num_nodes=dn)]
+    prepared = get_dag(Batch.from_data_list([ToDAG()(d) for d in graphs])) if batched else prepare_dag(ds, dn)
+    lazy = DAG(prepared.edge_index, prepared.line_index, prepared.num_nodes,
+               batch=prepared.batch if batched else None)
+    for name in ("edge_level", "edge_level_rev", "multitree_mask"):
+        assert torch.equal(getattr(lazy, name), getattr(prepared, name)), name
+        assert getattr(lazy, name) is getattr(lazy, name)  # computed once
+    assert lazy.multitree_mask.sum() < lazy.num_line_edges
+    assert torch.equal(lazy.reverse().edge_level, prepared.reverse().edge_level)
+    assert torch.equal(lazy.multitree().line_index, prepared.multitree().line_index)
+
+
+def test_single_graph_has_one_graph():
+    dag = prepare_dag(chain(5), 5)
+    assert dag.num_graphs == 1 and dag.max_graph_nodes == 5
+    assert torch.equal(dag.batch, torch.zeros(5, dtype=torch.long))
+    assert dag.ptr.tolist() == [0, 5]
+    assert "num_nodes=5" in repr(dag) and "num_graphs=1" in repr(dag)
+
+
+# The DAG structure: validation --------------------------------------------
+
+def _three_graphs():
+    """Nodes 0..2 | 3..6 | 7..8 as three graphs, a chain in each."""
+    ei = torch.tensor([[0, 1, 3, 4, 5, 7], [1, 2, 4, 5, 6, 8]])
+    return ei, line_graph(ei, 9)
+
+
+@pytest.mark.parametrize("batch,num_graphs,match", [
+    (torch.zeros(9), None, "`batch` must be an integer tensor of graph ids, got torch.float32"),
+    (torch.zeros(9, dtype=torch.bool), None, "`batch` must be an integer tensor"),
+    ([0] * 9, None, "`batch` must be an integer tensor of graph ids, got list"),
+    (torch.zeros(8, dtype=torch.long), None, r"`batch` must have shape \[9\] \(one graph id per node\), got \[8\]"),
+    (torch.tensor([0, 0, 0, 2, 2, 2, 2, 1, 1]), None, "`batch` goes from 2 to 1 at node 7"),
+    (torch.tensor([-1, -1, -1, 0, 0, 0, 0, 1, 1]), None, r"`batch` holds a negative graph id \(-1\)"),
+    (torch.tensor([0, 0, 0, 1, 1, 1, 1, 2, 2]), 2, "`batch` holds graph id 2 but the batch has only 2 graphs"),
+    (torch.zeros(9, dtype=torch.long, device="meta"), None, "`batch` is on meta but `edge_index` is on cpu"),
+    (torch.tensor([0, 0, 0, 1, 1, 1, 1, 2, 2]), -1, "`num_graphs` must be a non-negative int, got -1"),
+    (torch.tensor([0, 0, 0, 1, 1, 1, 1, 2, 2]), True, "`num_graphs` must be a non-negative int, got True"),
+])
+def test_bad_batch_is_refused(batch, num_graphs, match):
+    ei, li = _three_graphs()
+    with pytest.raises(ValueError, match=match):
+        DAG(ei, li, 9, batch=batch, num_graphs=num_graphs)
+
+
+@pytest.mark.parametrize("batch,match", [
+    (torch.zeros(9), r"`batch` must be an integer tensor of shape \[9\]"),
+    (torch.zeros(8, dtype=torch.long), r"`batch` must be an integer tensor of shape \[9\]"),
+    (torch.tensor([-1, -1, -1, 0, 0, 0, 0, 1, 1]), "`batch` holds a negative graph id"),
+    # Nodes of a graph out of order: the multitree pruning numbers edges per graph and needs them contiguous.
+    (torch.tensor([1, 1, 1, 0, 0, 0, 0, 2, 2]), "`batch`"),
+])
+def test_prepare_dag_refuses_a_bad_batch_naming_it(batch, match):
+    ei, _ = _three_graphs()
+    with pytest.raises(ValueError, match=match):
+        prepare_dag(ei, 9, batch=batch)
+
+
+def test_valid_batch_gives_graph_sizes_and_offsets():
+    ei, li = _three_graphs()
+    dag = DAG(ei, li, 9, batch=torch.tensor([0, 0, 0, 1, 1, 1, 1, 3, 3]), num_graphs=5)
+    assert dag.graph_sizes.tolist() == [3, 4, 0, 2, 0]
+    assert dag.ptr.tolist() == [0, 3, 7, 7, 9, 9]
+    assert dag.max_graph_nodes == 4 and dag.num_graphs == 5
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(edge_index=torch.zeros(2, 1)), "`edge_index` must be an integer tensor, got torch.float32"),
+    (dict(edge_index=torch.zeros(3, 1, dtype=torch.long)), r"`edge_index` must have shape \[2, \*\], got \[3, 1\]"),
+    (dict(line_index=torch.zeros(2, 0, dtype=torch.long, device="meta")),
+     "`line_index` is on meta but `edge_index` is on cpu"),
+    (dict(edge_level=torch.zeros(5, dtype=torch.long)),
+     r"`edge_level` must have shape \[6\] \(one entry per DAG edge\), got \[5\]"),
+    (dict(edge_level_rev=torch.zeros(6)), "`edge_level_rev` must be an integer tensor"),
+    (dict(input_edge=torch.zeros(6, 1, dtype=torch.long)), r"`input_edge` must have shape \[6\]"),
+    (dict(multitree_mask=torch.ones(3, dtype=torch.long)), r"`multitree_mask` must be a bool tensor of shape \[3\]"),
+    (dict(multitree_mask=torch.ones(2, dtype=torch.bool)), r"`multitree_mask` must be a bool tensor of shape \[3\]"),
+    (dict(num_nodes=-1), "`num_nodes` must be a non-negative integer"),
+])
+def test_bad_structure_is_refused(kwargs, match):
+    ei, li = _three_graphs()
+    args = {"edge_index": ei, "line_index": li, "num_nodes": 9, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        DAG(args.pop("edge_index"), args.pop("line_index"), args.pop("num_nodes"), **args)
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int16])
+def test_index_dtypes_torch_cannot_index_with_are_refused(dtype):
+    """torch indexes with int64 and int32 only (a uint8 index even reads as a boolean
+    mask): a DAG of other integer types must be refused where it is built, not fail
+    inside torch (every form of ``plstm_dag`` raises an IndexError on it today)."""
+    ei, li = _three_graphs()
+    with pytest.raises(ValueError, match=f"`edge_index`.*{dtype}"):
+        DAG(ei.to(dtype), li.to(dtype), 9)
+
+
+def test_operator_on_a_meta_dag_is_refused_with_a_message():
+    """Structure on the meta device has no values to validate or schedule;
+    ``plstm_dag`` must say so, not fail in ``Tensor.item()``."""
+    ei, li = _three_graphs()
+    dag = DAG(ei.to("meta"), li.to("meta"), 9)
+    ops = [t.to("meta") for t in operands_for(dag, requires_grad=False)]
+    with pytest.raises(ValueError, match="meta"):
+        plstm_dag(*ops, dag)
+
+
+# ToDAG, DAGData, get_dag --------------------------------------------------
 
 def test_to_dag_keeps_attributes_and_does_not_mutate():
     data = Data(x=torch.randn(4, 3), edge_index=chain(4), edge_attr=torch.randn(6, 2), y=torch.tensor([1.0]),
@@ -163,21 +389,47 @@ def test_to_dag_keeps_attributes_and_does_not_mutate():
     for k, v in before.items():
         assert torch.equal(data[k], v) and torch.equal(out[k], v)
     assert edge_set(out.dag_edge_index) == {(3, 2), (2, 1), (1, 0)}
-    assert out.dag_edge_attr.shape == (3, 2)
+    assert out.edge_attr[out.dag_input_edge].shape == (3, 2)
+    assert "dag_edge_attr" not in out
     assert "ToDAG" in repr(ToDAG())
 
 
 def test_get_dag_without_preparation_is_explained():
-    with pytest.raises(ValueError, match="ToDAG"):
+    with pytest.raises(ValueError, match="missing dag_edge_index, dag_input_edge, line_index.*apply pyg_plstm.ToDAG"):
         get_dag(Data(x=torch.randn(3, 1), edge_index=chain(3)))
+    with pytest.raises(ValueError, match="get_dag needs a prepared torch_geometric Data/Batch, got int"):
+        get_dag(3)
+
+
+def _attributed_graph() -> Data:
+    """An undirected graph with a self-loop and a duplicate edge; every input column has its own feature."""
+    ei = torch.cat([undirected([(0, 1), (1, 2), (0, 2), (2, 3)]), torch.tensor([[3, 1], [3, 0]])], 1)
+    return Data(edge_index=ei, edge_attr=torch.arange(ei.size(1), dtype=torch.float).view(-1, 1) * 10,
+                num_nodes=4, order=torch.tensor([2, 0, 3, 1]))
+
+
+def test_input_edge_maps_dag_edges_to_their_input_columns():
+    data = _attributed_graph()
+    dag_ei, dag_attr, kept = orient(data.edge_index, 4, data.order, data.edge_attr, directed=False)
+    dag = prepare_dag(data.edge_index, 4, data.order, directed=False)
+    prepared = ToDAG(directed=False)(data)
+    assert torch.equal(dag.edge_index, dag_ei) and torch.equal(prepared.dag_edge_index, dag_ei)
+    assert torch.equal(dag.input_edge, kept) and torch.equal(prepared.dag_input_edge, kept)
+    assert torch.equal(data.edge_attr[dag.input_edge], dag_attr)
+    # Each DAG edge is its input column, as given or flipped by the orientation.
+    for (u, w), c in zip(dag.edge_index.t().tolist(), dag.input_edge.tolist()):
+        assert {u, w} == set(data.edge_index[:, c].tolist())
+    assert torch.equal(get_dag(prepared).input_edge, kept)
 
 
 def _graphs():
     g = torch.Generator().manual_seed(5)
     ds, dn = diamond_stack(2)
     out = []
-    for ei, n in [(chain(5), 5), (ds, dn), (undirected(random_dag(7, 0.4, g).t().tolist()), 7), (torch.zeros(2, 0, dtype=torch.long), 3)]:
-        out.append(Data(x=torch.randn(n, 2, generator=g), edge_index=ei, num_nodes=n))
+    for ei, n in [(chain(5), 5), (ds, dn), (undirected(random_dag(7, 0.4, g).t().tolist()), 7),
+                  (torch.zeros(2, 0, dtype=torch.long), 3)]:
+        out.append(Data(x=torch.randn(n, 2, generator=g), edge_index=ei, num_nodes=n,
+                        edge_attr=torch.randn(ei.size(1), 2, generator=g)))
     return out
 
 
@@ -207,34 +459,68 @@ def test_prepare_many_names_the_bad_graph():
         ToDAG().prepare_many(graphs)
 
 
-def test_batching_increments_line_index_by_dag_edges():
+def test_batching_shifts_line_index_by_dag_edges_and_input_edge_by_input_edges():
     graphs = [ToDAG()(d) for d in _graphs()]
     batch = Batch.from_data_list(graphs)
-    offset = 0
-    parts = []
-    for g in graphs:
-        parts.append(g.line_index + offset)
-        offset += g.dag_edge_index.size(1)
-    assert torch.equal(batch.line_index, torch.cat(parts, 1))
+    dag_edges = np.cumsum([0] + [g.dag_edge_index.size(1) for g in graphs])
+    input_edges = np.cumsum([0] + [g.edge_index.size(1) for g in graphs])
+    assert input_edges[-1] != dag_edges[-1]  # the two offsets differ, so a mix-up shows
+    assert torch.equal(batch.line_index, torch.cat([g.line_index + int(o) for g, o in zip(graphs, dag_edges)], 1))
+    assert torch.equal(batch.dag_input_edge,
+                       torch.cat([g.dag_input_edge + int(o) for g, o in zip(graphs, input_edges)]))
+    assert torch.equal(batch.edge_attr[batch.dag_input_edge],
+                       torch.cat([g.edge_attr[g.dag_input_edge] for g in graphs]))
     assert torch.equal(batch.edge_level, torch.cat([g.edge_level for g in graphs]))
+    assert torch.equal(batch.multitree_mask, torch.cat([g.multitree_mask for g in graphs]))
     loader = DataLoader(graphs, batch_size=4)
-    assert torch.equal(next(iter(loader)).line_index, batch.line_index)
+    first = next(iter(loader))
+    assert torch.equal(first.line_index, batch.line_index)
+    assert torch.equal(first.dag_input_edge, batch.dag_input_edge)
+
+
+def test_get_dag_of_a_batch_carries_the_batch():
+    empty = Data(x=torch.zeros(0, 2), edge_index=torch.zeros(2, 0, dtype=torch.long), num_nodes=0,
+                 edge_attr=torch.zeros(0, 2))
+    graphs = [ToDAG()(d) for d in [_graphs()[0], empty, _graphs()[1], empty]]  # gap and trailing empty graph
+    batch = Batch.from_data_list(graphs)
+    dag = get_dag(batch)
+    assert torch.equal(dag.batch, batch.batch)
+    assert dag.num_graphs == 4 == batch.num_graphs  # more than batch.max() + 1
+    assert torch.equal(dag.ptr, batch.ptr)
+    assert dag.graph_sizes.tolist() == [5, 0, 7, 0] and dag.max_graph_nodes == 7
+    assert torch.equal(dag.input_edge, batch.dag_input_edge)
+    assert torch.equal(dag.edge_index, batch.dag_edge_index)
+
+
+def _mixed_raw() -> list[Data]:
+    """Undirected graphs (one with pruned line edges, one without edges), a directed one and one without nodes."""
+    g = torch.Generator().manual_seed(4)
+    tailed, n = tailed_diamond()
+    graphs = [(tailed, n), (random_dag(8, 0.4, g), 8), (torch.zeros(2, 0, dtype=torch.long), 0)]
+    return _graphs() + [Data(x=torch.randn(n, 2, generator=g), edge_index=ei, num_nodes=n,
+                             edge_attr=torch.randn(ei.size(1), 2, generator=g)) for ei, n in graphs]
 
 
 def test_prepare_then_batch_equals_batch_then_prepare():
-    from pyg_plstm.functional import plstm_dag
-    from graphs import random_operands
+    raw = _mixed_raw()
+    per_graph = get_dag(Batch.from_data_list([ToDAG()(d) for d in raw]))
+    union = Batch.from_data_list(raw)
+    whole = prepare_dag(union.edge_index, union.num_nodes, batch=union.batch, num_graphs=union.num_graphs)
+    assert_same_structure(per_graph, whole)
+    assert whole.multitree_mask.sum() < whole.num_line_edges  # the pruning is part of the comparison
+    ops = operands_for(per_graph, generator=torch.Generator().manual_seed(0), requires_grad=False)
+    for form in ("scan", "parallel"):
+        assert torch.equal(plstm_dag(*ops, per_graph, form=form), plstm_dag(*ops, whole, form=form))
 
-    raw = _graphs()
+
+def test_to_dag_on_a_whole_batch_equals_batching_prepared_graphs():
+    """get_dag reads a Batch prepared as a whole (ToDAG after batching); it must be the
+    DAG of the same graphs prepared one by one, also when undirected and directed
+    graphs are batched together (ToDAG detects the direction per graph)."""
+    raw = _mixed_raw()
     per_graph = get_dag(Batch.from_data_list([ToDAG()(d) for d in raw]))
     whole = get_dag(ToDAG()(Batch.from_data_list(raw)))
-    for name in ("edge_index", "line_index", "edge_level", "edge_level_rev", "multitree_mask"):
-        assert torch.equal(getattr(per_graph, name), getattr(whole, name)), name
-    ops = random_operands(per_graph.num_nodes, per_graph.num_edges, per_graph.line_index.size(1),
-                          generator=torch.Generator().manual_seed(0), requires_grad=False)
-    a = plstm_dag(*ops, per_graph.edge_index, per_graph.line_index, per_graph.edge_level)
-    b = plstm_dag(*ops, whole.edge_index, whole.line_index)
-    assert torch.equal(a, b)
+    assert_same_structure(per_graph, whole)
 
 
 class _Prepared(InMemoryDataset):
@@ -255,11 +541,13 @@ def test_processed_dataset_loads_with_weights_only(tmp_path):
     graphs = _graphs()
     ds = _Prepared(str(tmp_path), graphs)
     stored = torch.load(tmp_path / "processed" / "data.pt", weights_only=True)
-    assert stored is not None
-    again = _Prepared(str(tmp_path))
+    assert isinstance(stored, tuple) and len(stored) > 0
+    again = _Prepared(str(tmp_path))  # no graphs: must load what was processed
     assert len(again) == len(graphs)
     for a, b in zip(ds, again):
         assert isinstance(b, DAGData)
-        assert torch.equal(a.line_index, b.line_index)
-    batch = Batch.from_data_list(list(again))
-    assert torch.equal(batch.line_index, Batch.from_data_list([ToDAG()(d) for d in graphs]).line_index)
+        for key in ("dag_edge_index", "dag_input_edge", "line_index", "edge_level", "edge_level_rev",
+                    "multitree_mask", "edge_attr"):
+            assert torch.equal(a[key], b[key]), key
+    fresh = get_dag(Batch.from_data_list([ToDAG()(d) for d in graphs]))
+    assert_same_structure(get_dag(Batch.from_data_list(list(again))), fresh)

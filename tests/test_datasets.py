@@ -3,19 +3,27 @@ import os
 os.environ.setdefault("OUTDATED_IGNORE", "1")
 
 import filecmp  # noqa: E402
+import functools  # noqa: E402
 import math  # noqa: E402
 import os.path as osp  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import urllib.error  # noqa: E402
+import urllib.request  # noqa: E402
 import warnings  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+import torch_geometric.io.fs  # noqa: E402
+import torch_geometric.transforms as T  # noqa: E402
 from ogb.utils import smiles2graph  # noqa: E402
 from rdkit import Chem  # noqa: E402
 from torch_geometric.loader import DataLoader  # noqa: E402
+from torch_geometric.transforms import BaseTransform  # noqa: E402
 
-from pyg_plstm.chem import MolToDAG, from_smiles  # noqa: E402
+from pyg_plstm.chem import MolToDAG, as_target, from_smiles  # noqa: E402
 from pyg_plstm.dag import DAGData  # noqa: E402
 from pyg_plstm.datasets import (  # noqa: E402
     FreeSolvDataset,
@@ -28,6 +36,7 @@ from pyg_plstm.datasets import (  # noqa: E402
     molecules_from_csv,
     shipped_csv,
 )
+from pyg_plstm.datasets.processing import DownloadError, options_key  # noqa: E402
 from pyg_plstm.splits import stratified_kfold  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -297,8 +306,9 @@ def test_ogb_offline(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------- MoleculeNet, offline
 
-def test_moleculenet_offline(tmp_path):
-    raw = tmp_path / "esol" / "raw"
+def make_esol_raw(root):
+    """The raw CSV PyG's MoleculeNet downloads for ESOL: 10 molecules and one invalid SMILES."""
+    raw = root / "esol" / "raw"
     raw.mkdir(parents=True)
     header = ("Compound ID,ESOL predicted log solubility in mols per litre,Minimum Degree,Molecular Weight,"
               "Number of H-Bond Donors,Number of Rings,Number of Rotatable Bonds,Polar Surface Area,"
@@ -308,6 +318,10 @@ def test_moleculenet_offline(tmp_path):
                                   SOLUBILITY.smiles.iloc[:10])]
     rows.append('"a, quoted, name",0,1,2,0,0,0,0,-1.0,C1CC\n')
     write(raw / "delaney-processed.csv", header + "".join(rows))
+
+
+def test_moleculenet_offline(tmp_path):
+    make_esol_raw(tmp_path)
     with pytest.warns(UserWarning, match="skipped 1 of 11 rows"):
         ds = MoleculeNetDataset(str(tmp_path), "ESOL")
     assert len(ds) == 10 and isinstance(ds[0], DAGData)
@@ -360,10 +374,283 @@ def test_tu_offline_and_kfold(tmp_path):
     assert torch.load(ds.processed_paths[0], weights_only=True)[3] is DAGData
 
     with_attr = TUDAGDataset(str(tmp_path), "MUTAG", use_edge_attr=True)
-    assert with_attr[0].edge_attr.size(1) > 0 and with_attr[0].edge_attr.size(1) != ds[0].edge_attr.size(1)
+    g = with_attr[0]
+    assert g.edge_attr[g.dag_input_edge].shape == (g.dag_edge_index.size(1), g.edge_attr.size(1))
+    assert g.edge_attr.size(1) > 0
     assert load_dataset("mutag", str(tmp_path)).key == ds.key
 
     folds = stratified_kfold(ds.y, n_splits=5, seed=0)
     assert len(folds) == 5
     batch = next(iter(DataLoader(ds[folds[0]["train"]], batch_size=4)))
     assert batch.num_graphs == 4
+
+
+# ---------------------------------------------------------------- stale processed data (closures, defaults, state)
+
+FACTOR = 2.0
+
+
+def make_scale(factor):
+    def scale(data):
+        data.y = data.y * factor
+        return data
+    return scale
+
+
+def scale_by_default(data, factor=3.0):
+    data.y = data.y * factor
+    return data
+
+
+def scale_by_global(data):
+    data.y = data.y * FACTOR
+    return data
+
+
+class Scale(BaseTransform):  # PyG's default repr, "Scale()", omits the factor
+    def __init__(self, factor):
+        self.factor = factor
+
+    def forward(self, data):
+        data.y = data.y * self.factor
+        return data
+
+
+def test_closures_defaults_globals_and_state_enter_the_processing_key(tmp_path, monkeypatch):
+    csv = write(tmp_path / "a.csv", GOOD_CSV)
+    root = str(tmp_path / "ds")
+
+    def y0(pre_transform):
+        ds = MoleculeCSVDataset(root, csv, target_cols="y1", pre_transform=pre_transform)
+        return ds.key, ds[0].y.item()
+
+    # Closures differing only in the captured value: reused without a word before.
+    assert y0(make_scale(1.0))[1] == 1.0
+    assert y0(make_scale(1000.0))[1] == 1000.0
+    assert y0(make_scale(1.0)) == y0(make_scale(1.0))  # same value, same key
+    assert y0(scale_by_default)[1] == 3.0
+    monkeypatch.setattr(scale_by_default, "__defaults__", (4.0,))
+    assert y0(scale_by_default)[1] == 4.0
+    assert y0(functools.partial(scale_by_default, factor=5.0))[1] == 5.0
+    assert y0(scale_by_global)[1] == 2.0
+    monkeypatch.setattr(sys.modules[__name__], "FACTOR", 6.0)
+    assert y0(scale_by_global)[1] == 6.0
+    assert y0(Scale(7.0))[1] == 7.0
+    assert y0(Scale(8.0))[1] == 8.0
+    assert y0(T.Compose([Scale(2.0), Scale(4.5)]))[1] == 9.0
+
+
+def test_unfingerprintable_transform_is_processed_again_each_time(tmp_path, monkeypatch):
+    csv = write(tmp_path / "a.csv", GOOD_CSV)
+    reference = Chem.MolFromSmiles("CCO")  # RDKit keeps its state in C++: it cannot be fingerprinted
+
+    def same_size(data):
+        data.same_size = torch.tensor([data.num_nodes == reference.GetNumAtoms()])
+        return data
+
+    calls = []
+    process = MoleculeCSVDataset.process
+    monkeypatch.setattr(MoleculeCSVDataset, "process", lambda self: calls.append(1) or process(self))
+    for expected_calls in (1, 2):
+        with pytest.warns(UserWarning, match="processing again, since the processed files cannot be matched to "
+                                             "pre_transform: .*rdkit.Chem.rdchem.Mol"):
+            ds = MoleculeCSVDataset(str(tmp_path / "ds"), csv, target_cols="y1", pre_transform=same_size)
+        assert len(calls) == expected_calls and ds[0].same_size.item()
+
+
+# ---------------------------------------------------------------- processed files are never unpickled
+
+class Payload:
+    """Unpickling this (weights_only=False) creates a directory: proof that code ran."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return os.mkdir, (self.marker,)
+
+
+OGB_LABELS = np.linspace(-3, 1, len(OGB_SMILES))
+TU_SMILES = [s for s in SOLUBILITY.smiles.iloc[:40] if Chem.MolFromSmiles(s).GetNumBonds() > 0][:20]
+DATASETS = {
+    "csv": (lambda root: write(root / "a.csv", GOOD_CSV),
+            lambda root: MoleculeCSVDataset(str(root / "ds"), str(root / "a.csv"), target_cols="y1")),
+    "moleculenet": (make_esol_raw, lambda root: MoleculeNetDataset(str(root), "ESOL")),
+    "ogb": (lambda root: make_ogb_raw(str(root), OGB_SMILES, OGB_LABELS),
+            lambda root: OGBMolDataset("ogbg-molesol", root=str(root))),
+    "tu": (lambda root: make_tu_raw(str(root), "MUTAG", TU_SMILES, [1, -1] * 10),
+           lambda root: TUDAGDataset(str(root), "MUTAG")),
+}
+
+
+def open_quietly(kind, root):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return DATASETS[kind][1](root)
+
+
+@pytest.mark.parametrize("planted", ["data.pt", "pre_transform.pt"])
+@pytest.mark.parametrize("kind", DATASETS)
+def test_planted_pickle_payload_is_never_executed(tmp_path, kind, planted):
+    DATASETS[kind][0](tmp_path)
+    first = open_quietly(kind, tmp_path)
+    graphs = [first[i] for i in range(len(first))]
+    marker = tmp_path / "code_ran"
+    # PyG's InMemoryDataset.load falls back to weights_only=False, and its
+    # Dataset._process reads pre_transform.pt with weights_only=False.
+    torch.save(Payload(marker), osp.join(first.processed_dir, planted))
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        again = DATASETS[kind][1](tmp_path)
+    assert not marker.exists()
+    messages = [str(w.message) for w in record]
+    if planted == "data.pt":
+        assert any("cannot use the processed files" in m and "never unpickled" in m for m in messages), messages
+        assert isinstance(torch.load(again.processed_paths[0], weights_only=True)[0], dict)  # rewritten
+    assert len(again) == len(graphs)
+    for i, graph in enumerate(graphs):
+        assert_same_graph(again[i], graph)
+
+
+def test_truncated_or_foreign_processed_files_are_processed_again(tmp_path):
+    csv = write(tmp_path / "a.csv", GOOD_CSV)
+    ds = MoleculeCSVDataset(str(tmp_path / "ds"), csv, target_cols="y1")
+    data_pt, report = ds.processed_paths
+    for path, content in ((data_pt, b"PK\x03\x04 cut off"), (report, b'{"num_graphs": 3, "smi'),
+                          (data_pt, None)):
+        if content is None:
+            torch.save({"weights": torch.zeros(2)}, path)  # loads safely, but is no data set
+        else:
+            with open(path, "wb") as f:
+                f.write(content)
+        with pytest.warns(UserWarning, match=f"cannot use the processed files in .*{ds.key}"):
+            again = MoleculeCSVDataset(str(tmp_path / "ds"), csv, target_cols="y1")
+        assert len(again) == 3 and again.report["num_graphs"] == 3
+
+
+def test_no_temporary_files_left_behind(tmp_path):
+    ds = MoleculeCSVDataset(str(tmp_path / "ds"), write(tmp_path / "a.csv", GOOD_CSV), target_cols="y1")
+    assert sorted(os.listdir(ds.processed_dir)) == ["data.pt", "report.json"]
+
+
+# ---------------------------------------------------------------- offline downloads
+
+def test_offline_download_names_url_and_folder(tmp_path, monkeypatch):
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)  # PyG's and OGB's download_url
+    monkeypatch.setattr(torch_geometric.io.fs, "cp", offline)  # TUDataset's download
+    for name, url, folder in [("esol", "/delaney-processed.csv", tmp_path / "esol" / "raw"),
+                              ("ogbg-molbace", "/bace.zip", tmp_path / "ogbg_molbace"),
+                              ("MUTAG", "/MUTAG.zip", tmp_path / "MUTAG" / "raw")]:
+        with pytest.raises(DownloadError) as info:
+            load_dataset(name, str(tmp_path))
+        message = str(info.value)
+        assert isinstance(info.value, OSError) and "Temporary failure in name resolution" in message
+        assert f"{url} (URLError" in message and "to work offline, put " in message
+        assert message.endswith(f"into {folder}"), message
+
+
+def test_ogb_folder_of_an_older_release_raises_instead_of_prompting(tmp_path):
+    make_ogb_raw(str(tmp_path), OGB_SMILES, OGB_LABELS)
+    os.remove(tmp_path / "ogbg_molesol" / "RELEASE_v1.txt")
+    with pytest.raises(ValueError, match="holds no RELEASE_v1.txt: it is an older OGB release of ogbg-molesol"):
+        OGBMolDataset("ogbg-molesol", root=str(tmp_path))  # OGB's own class calls input() here
+
+
+def test_unknown_benchmark_names(tmp_path):
+    with pytest.raises(ValueError, match="unknown MoleculeNet data set 'esoll'"):
+        MoleculeNetDataset(str(tmp_path), "esoll")  # an AssertionError in PyG
+    with pytest.raises(ValueError, match="unknown OGB data set 'ogbg-molfoo'"):
+        OGBMolDataset("ogbg-molfoo", root=str(tmp_path))
+
+
+# ---------------------------------------------------------------- more careless input
+
+def test_huge_smiles_row_is_skipped_with_its_reason(tmp_path, monkeypatch):
+    parse = Chem.MolFromSmiles
+
+    def guarded_parse(text, *args, **kwargs):
+        assert len(text) <= 2000, "a huge SMILES reached RDKit (it segfaults on 'C' * 20000)"
+        return parse(text, *args, **kwargs)
+
+    monkeypatch.setattr(Chem, "MolFromSmiles", guarded_parse)
+    path = write(tmp_path / "a.csv", f"smiles,y\nCCO,1\n{'C' * 20000},2\nCCN,3\n")
+    with pytest.warns(UserWarning, match="skipped 1 of 3 rows .*row 1: SMILES 'CCC.*20000 heavy atoms"):
+        graphs, report = molecules_from_csv(path, target_cols="y")
+    assert [g.smiles for g in graphs] == ["CCO", "CCN"]
+    assert report["failed"][0]["row"] == 1 and "more than the limit of 2000" in report["failed"][0]["error"]
+
+
+def test_csv_header_and_row_shape_mistakes(tmp_path):
+    with pytest.raises(ValueError, match=r"names column\(s\) \['y'\] more than once"):
+        molecules_from_csv(write(tmp_path / "dup.csv", "smiles,y,y\nCCO,1,2\n"), target_cols="y")
+    with pytest.raises(ValueError, match=r"names column\(s\) \['y'\] more than once"):
+        molecules_from_csv(write(tmp_path / "dup2.csv", "smiles, y,y \nCCO,1,2\n"), target_cols="y")
+    # Every row one cell longer than the header: pandas made the first column the index.
+    with pytest.raises(ValueError, match="is a row longer than the header"):
+        molecules_from_csv(write(tmp_path / "trail.csv", "smiles,y\nCCO,1.0,\nCCC,2.0,\n"), target_cols="y")
+
+
+def test_target_beyond_float32_is_a_row_error(tmp_path):
+    path = write(tmp_path / "a.csv", "smiles,y\nCCO,1e39\nCCC,-3e38\n")
+    with pytest.raises(ValueError, match="row 0: column 'y': '1e39' is outside the float32 range"):
+        molecules_from_csv(path, target_cols="y", on_error="raise")
+
+
+def test_pre_transform_must_return_the_graph(tmp_path):
+    def forgets_return(data):
+        data.y = data.y * 2
+
+    with pytest.raises(TypeError, match=r"pre_transform returned NoneType for .*a\.csv, row 0"):
+        MoleculeCSVDataset(str(tmp_path / "ds"), write(tmp_path / "a.csv", GOOD_CSV), target_cols="y1",
+                           pre_transform=forgets_return)
+
+
+def test_root_that_is_a_file_and_wrong_argument_types(tmp_path):
+    csv = write(tmp_path / "a.csv", GOOD_CSV)
+    with pytest.raises(NotADirectoryError, match="a.csv is a file"):
+        MoleculeCSVDataset(csv, csv, target_cols="y1")
+    with pytest.raises(TypeError, match="featurizer must be a pyg_plstm.chem.MolToDAG"):
+        MoleculeCSVDataset(str(tmp_path / "ds"), csv, featurizer="ogb")
+    with pytest.raises(ValueError, match="`num_workers` must be an integer >= 0"):
+        MoleculeCSVDataset(str(tmp_path / "ds"), csv, num_workers=-1)
+
+
+def test_worker_processes_give_identical_graphs_in_the_same_order(tmp_path):
+    rows = SOLUBILITY.iloc[1130:1170]  # includes two of the file's invalid SMILES
+    csv = tmp_path / "s.csv"
+    rows.to_csv(csv, index=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        serial, serial_report = molecules_from_csv(str(csv), target_cols="log_solubility")
+        parallel, parallel_report = molecules_from_csv(str(csv), target_cols="log_solubility", num_workers=2)
+    assert serial_report == parallel_report and serial_report["num_failed"] == 2
+    assert [g.smiles for g in parallel] == [g.smiles for g in serial]
+    for a, b in zip(serial, parallel):
+        assert set(a.keys()) == set(b.keys())
+        for key in a.keys():
+            if isinstance(a[key], torch.Tensor):
+                assert a[key].dtype == b[key].dtype and torch.equal(a[key], b[key]), key
+
+
+def test_processing_key_is_the_same_in_another_process():
+    # A key that changed per process would re-process on every run.
+    code = ("import functools, torch_geometric.transforms as T\n"
+            "from pyg_plstm.chem import MolToDAG, as_target\n"
+            "from pyg_plstm.datasets.processing import options_key\n"
+            "print(options_key(featurizer=MolToDAG(order='bfs'), pre_transform=T.Compose([T.NormalizeFeatures(),"
+            " T.ToDevice('cpu')]), pre_filter=functools.partial(as_target), labels={'b', 'a', 'c'})[0])\n")
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "PYTHONHASHSEED": "123", "OUTDATED_IGNORE": "1"}, check=True)
+    here = options_key(featurizer=MolToDAG(order="bfs"),
+                       pre_transform=T.Compose([T.NormalizeFeatures(), T.ToDevice("cpu")]),
+                       pre_filter=functools.partial(as_target), labels={"b", "a", "c"})
+    assert here == (other.stdout.strip(), [])
+
+
+def test_worker_processes_raise_at_the_first_bad_row(tmp_path):
+    path = write(tmp_path / "a.csv", "smiles,y\nCCO,1\nCCN,2\nC1CC,3\nnope,4\n")
+    with pytest.raises(ValueError, match=r"a\.csv, row 2: invalid SMILES 'C1CC'"):
+        molecules_from_csv(path, target_cols="y", on_error="raise", num_workers=2)

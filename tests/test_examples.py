@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from test_datasets import OGB_SMILES, SOLUBILITY, make_ogb_raw, make_tu_raw
-from test_train import single_thread  # noqa: F401  (autouse: one intra-op thread)
+
+pytestmark = pytest.mark.usefixtures("single_thread")  # one intra-op thread (tests/conftest.py)
 
 EXAMPLES = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), "examples")
 TINY = ["--heads", "2"]
@@ -76,6 +77,40 @@ def test_tu_benchmark_example(tmp_path, capsys):
         # The reported accuracy is the fold mean at the epoch with the best mean curve.
         assert r["accuracy"]["mean"] == pytest.approx(curves.mean(0).max())
     assert "| gin |" in capsys.readouterr().out
+
+
+def test_tu_benchmark_authors_protocol(tmp_path, capsys):
+    smiles = [s for s in SOLUBILITY.smiles[:45] if s not in ("C", "O")][:36]
+    labels = [1 if i % 3 else -1 for i in range(len(smiles))]
+    make_tu_raw(str(tmp_path), "MUTAG", smiles, labels)
+    tu = example("tu_benchmark")
+    y = torch.tensor([int(v == 1) for v in labels])
+    folds = tu.authors_folds(y, 3, 42)
+    for fold in folds:
+        parts = [fold[name].tolist() for name in ("train", "valid", "test")]
+        assert sorted(sum(parts, [])) == list(range(len(y)))  # a partition
+        assert len(parts[0]) == int(tu.AUTHORS_TRAIN_FRACTION * (len(parts[0]) + len(parts[1])))
+        assert len(parts[1]) == 3 and y[fold["valid"]].sum() == 2  # stratified: the 2:1 class ratio kept
+    assert all(torch.equal(a["test"], b["test"]) for a, b in zip(folds, tu.authors_folds(y, 3, 42)))
+
+    out = tmp_path / "out"
+    argv = ["--protocol", "authors", "--dataset", "MUTAG", "--root", str(tmp_path), "--models", "plstm", "gin",
+            "--folds", "3", "--epochs", "2", "--hidden", "8", "--layers", "1", "--batch-size", "8",
+            "--out", str(out)] + TINY
+    assert tu.main(argv) == 0
+    results = json.loads((out / "summary.json").read_text())["results"]
+    assert [r["model"] for r in results] == ["plstm", "gin"]
+    for r in results:
+        curves = np.array(r["curves"])  # test accuracy after every epoch
+        assert curves.shape == (3, 2)
+        # Every fold reports its test accuracy at its own best-validation epoch.
+        assert r["fold_accuracy"] == [curves[k, epoch - 1] for k, epoch in enumerate(r["best_epoch"])]
+        assert r["accuracy"]["mean"] == pytest.approx(np.mean(r["fold_accuracy"]))
+    plstm = json.loads((out / "plstm" / "fold0" / "result.json").read_text())
+    assert plstm["model_config"]["p_normalize"] == "in" and plstm["model_config"]["pooling"] == "mean"
+    assert plstm["model_config"]["hidden_channels"] == 8 and plstm["config"]["warmup_epochs"] == 0
+    assert len(plstm["result"]["best"]["valid"]) > 0 and "test" in plstm["result"]["best"]
+    assert "authors protocol" in capsys.readouterr().out
 
 
 def test_add_plstm_to_your_model_example(capsys):

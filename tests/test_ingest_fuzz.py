@@ -9,8 +9,9 @@ import warnings  # noqa: E402
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+from rdkit import Chem  # noqa: E402
 
-from pyg_plstm.chem import from_smiles  # noqa: E402
+from pyg_plstm.chem import count_heavy_atoms, from_smiles, rdkit_quiet  # noqa: E402
 from pyg_plstm.dag import DAGData  # noqa: E402
 from pyg_plstm.datasets import molecules_from_csv  # noqa: E402
 
@@ -77,3 +78,15 @@ def test_arbitrary_bytes_give_graphs_or_value_error(content):
                 return
     for data in graphs:
         check_graph(data)
+
+
+@settings(FUZZ, max_examples=300)
+@given(st.text(SMILES_ALPHABET.replace(" ", ""), min_size=1, max_size=40))
+def test_heavy_atom_count_in_the_text_matches_rdkit(smiles):
+    # The size guard counts atoms in the text before RDKit may see it; the
+    # count must equal what RDKit reads (so max_atoms refuses nothing it would accept).
+    with rdkit_quiet():
+        mol = Chem.MolFromSmiles(smiles, sanitize=False)
+    if mol is not None:
+        dummies = sum(a.GetAtomicNum() == 0 for a in mol.GetAtoms())
+        assert count_heavy_atoms(smiles) == mol.GetNumHeavyAtoms() + dummies

@@ -5,22 +5,29 @@ import json
 
 import pytest
 import torch
+from torch_geometric.data import Data
 from torch_geometric.loader import DataLoader
 
-from torch_geometric.data import Data
-
+import pyg_plstm.experiments.long_range as long_range
 from pyg_plstm import ToDAG
+from pyg_plstm.cli import main as cli_main
 from pyg_plstm.datasets.synthetic import long_range_dataset
 from pyg_plstm.experiments.long_range import (
     MODELS,
     LongRangeConfig,
     main,
-    markdown_table,
     message_passing_view,
     model_config,
+    results_table,
+    summarize_records,
     walk_survives_multitree,
 )
 from pyg_plstm.models import make_model
+from pyg_plstm.train import TrainConfig
+
+TINY = ["--num-train", "16", "--num-eval", "8", "--epochs", "1", "--hidden", "8", "--heads", "2",
+        # main sets torch's thread count for the run; keep this process's setting.
+        "--threads", str(torch.get_num_threads())]
 
 
 def test_message_passing_view_has_both_directions() -> None:
@@ -78,7 +85,8 @@ def test_every_model_builds_and_runs(model: str) -> None:
         (dict(num_classes=1), "num_classes"),
         (dict(width=6, num_classes=4), "multiple"),
         (dict(lr=0.0), "lr"),
-        (dict(pooling="max"), "pooling"),
+        (dict(pooling="median"), "pooling"),
+        (dict(batch_size=0), "batch_size"),
         (dict(hidden_channels=10, heads=4), "divisible"),
     ],
 )
@@ -95,33 +103,108 @@ def test_bad_command_line(capsys: pytest.CaptureFixture) -> None:
     assert "range" in capsys.readouterr().err
 
 
+def test_defaults_share_the_training_defaults() -> None:
+    config, train = LongRangeConfig(), TrainConfig()
+    assert (config.batch_size, config.lr) == (train.batch_size, train.lr)
+    assert config.train_config(3) == TrainConfig(epochs=30, warmup_epochs=2, seed=3)
+
+
 def test_tiny_run_writes_table_json_and_plot(tmp_path) -> None:
     out = tmp_path / "lr"
     code = main(["--task", "path_end", "--kind", "tree", "--train-depth", "2-3", "--test-depth", "5",
-                 "--width", "2", "--num-classes", "2", "--num-train", "16", "--num-eval", "8",
-                 "--models", "plstm-PD", "gin", "--seeds", "0", "1", "--epochs", "1", "--hidden", "8",
-                 "--heads", "2", "--out", str(out),
-                 # main sets torch's thread count; keep this process's setting.
-                 "--threads", str(torch.get_num_threads())])
+                 "--width", "2", "--num-classes", "2", "--models", "plstm-PD", "gin", "--seeds", "0", "1",
+                 "--out", str(out), *TINY])
     assert code == 0
     results = json.loads((out / "results.json").read_text())
     assert [r["model"] for r in results["summary"]] == ["plstm-PD", "gin"]
     assert len(results["records"]) == 4
     for record in results["records"]:
-        assert 0.0 <= record["test_id"] <= 1.0 and 0.0 <= record["test_ood"] <= 1.0
+        best = record["result"]["best"]
+        assert 0.0 <= best["test_id"]["acc"] <= 1.0 and 0.0 <= best["test_ood"]["acc"] <= 1.0
         assert sorted(map(int, record["by_depth"])) == [2, 3, 5]
     assert results["chance"] == 0.5
     table = (out / "results.md").read_text()
     assert "extrapolation acc (depth 5-5)" in table and "| chance |" in table
-    assert (out / "accuracy_by_depth.png").stat().st_size > 0
+    assert (out / "accuracy_by_depth.png").read_bytes()[:4] == b"\x89PNG"
     assert "survives D-mode's multitree pruning" in table
+    assert sorted(p.name for p in (out / "runs" / "gin").iterdir()) == ["seed0.json", "seed1.json"]
 
 
-def test_markdown_table_reports_mean_and_std() -> None:
+def test_small_test_sets_missing_a_depth_in_some_seed(tmp_path, capsys) -> None:
+    # The command of issue 15 (item 8, smaller model): with 8 test graphs per seed some walk lengths are
+    # absent in some seeds; the per-depth accuracy averages over the seeds that have them.
+    out = tmp_path / "X"
+    code = cli_main(["long-range", "--models", "plstm-P", "--out", str(out), *TINY])
+    assert code == 0, capsys.readouterr().err
+    results = json.loads((out / "results.json").read_text())
+    (row,) = results["summary"]
+    assert row["seeds"] == 3
+    counts = {int(d): stat["n"] for d, stat in row["by_depth"].items()}
+    assert set(counts) == set(range(1, 6)) | set(range(8, 13)) and min(counts.values()) < 3
+
+
+def test_summaries_average_each_depth_over_the_seeds_that_have_it() -> None:
     config = LongRangeConfig(models=("gin",), seeds=(0, 1))
-    stat = {"mean": 0.5, "std": 0.1, "n": 2}
-    row = {"label": "GIN (4 layers)", "num_parameters": 1234, "test_id": stat, "test_ood": stat,
-           "best_epoch": stat, "cpu_seconds_per_epoch": stat}
-    table = markdown_table([row], config)
-    assert "| GIN (4 layers) | 1,234 | 0.500 ± 0.100 | 0.500 ± 0.100 |" in table
-    assert "in-dist acc (depth 1-5)" in table and "| chance | | 0.250 | 0.250 | | |" in table
+    settings = {"model_config": model_config("gin", config), "config": {}}
+    result = {"best_epoch": 1, "num_parameters": 10, "seconds_per_epoch": 1.0, "cpu_seconds_per_epoch": 1.0,
+              "best": {"valid": {"acc": 0.5}, "test_id": {"acc": 0.5}, "test_ood": {"acc": 0.25}}}
+    records = [{"model": "gin", "seed": 0, **settings, "result": result, "by_depth": {"1": 1.0, "2": 0.0}},
+               {"model": "gin", "seed": 1, **settings, "result": result, "by_depth": {"2": 0.5}}]
+    (row,) = summarize_records(records, config)
+    assert row["by_depth"][1] == {"mean": 1.0, "std": pytest.approx(float("nan"), nan_ok=True), "n": 1}
+    assert row["by_depth"][2]["mean"] == 0.25 and row["by_depth"][2]["n"] == 2
+    table = results_table([row], config)
+    assert "| GIN (4 layers) | 2 | 10 | 0.500 ± 0.000 | 0.250 ± 0.000 |" in table
+    assert "in-dist acc (depth 1-5)" in table and "| chance |  |  | 0.250 | 0.250 |  |  |  |" in table
+
+
+def test_finished_runs_are_written_at_once_and_kept(tmp_path, monkeypatch, capsys) -> None:
+    out = tmp_path / "lr"
+    argv = ["long-range", "--models", "plstm-P", "gin", "--seeds", "0", "--out", str(out), *TINY]
+    real_fit, calls = long_range.fit, []
+
+    def interrupt_the_second(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(long_range, "fit", interrupt_the_second)
+    assert cli_main(argv) == 130
+    assert "finished runs are kept" in capsys.readouterr().err
+    results = json.loads((out / "results.json").read_text())
+    assert [r["model"] for r in results["records"]] == ["plstm-P"]
+    assert "pLSTM-P (2 blocks)" in (out / "results.md").read_text()
+    # The same command again trains only what is missing.
+    calls.clear()
+    monkeypatch.setattr(long_range, "fit", lambda *args, **kwargs: calls.append(args) or real_fit(*args, **kwargs))
+    assert cli_main(argv) == 0
+    assert [args[0]["name"] for args in calls] == ["gin"]
+    assert "plstm-P seed 0: kept" in capsys.readouterr().out
+    results = json.loads((out / "results.json").read_text())
+    assert [r["model"] for r in results["summary"]] == ["plstm-P", "gin"]
+
+
+def test_a_shared_out_merges_models_and_refuses_other_graphs_or_settings(tmp_path, capsys) -> None:
+    out = tmp_path / "lr"
+    base = ["long-range", "--seeds", "0", "--out", str(out), *TINY]
+    assert cli_main(base + ["--models", "plstm-D"]) == 0
+    assert cli_main(base + ["--models", "gat"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert [r["model"] for r in results["summary"]] == ["plstm-D", "gat"]
+    capsys.readouterr()
+    assert cli_main(base + ["--models", "gat", "--num-classes", "2"]) == 3
+    assert "holds runs on other graphs" in capsys.readouterr().err
+    assert cli_main(base + ["--models", "gat", "--gnn-layers", "2"]) == 3
+    assert "made with other settings (num_layers: 4 there, 2 now)" in capsys.readouterr().err
+    assert cli_main(base + ["--models", "gat", "--gnn-layers", "2", "--overwrite"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert [r["model_config"]["num_layers"] for r in results["summary"]] == [2, 2]
+    (tmp_path / "file").write_text("x")
+    assert cli_main(["long-range", "--out", str(tmp_path / "file"), *TINY]) == 3
+    assert "is a file" in capsys.readouterr().err
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "results.md").write_text("my notes")
+    assert cli_main(["long-range", "--out", str(tmp_path / "notes"), *TINY]) == 3
+    assert "holds no long-range run records; pass --overwrite" in capsys.readouterr().err
+    assert (tmp_path / "notes" / "results.md").read_text() == "my notes"

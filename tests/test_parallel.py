@@ -10,7 +10,6 @@ import pytest
 import torch
 from torch_geometric.data import Data
 
-from graphs import batched_dag, binary_tree, chain, molecules, operands_for, random_dag, undirected
 from pyg_plstm.dag import DAG, line_graph, prepare_dag
 from pyg_plstm.functional import plstm_dag
 from pyg_plstm.ops import (
@@ -22,6 +21,8 @@ from pyg_plstm.ops import (
     prefer_parallel,
 )
 from pyg_plstm.ops.schedule import PARALLEL_MEMORY_LIMIT, parallel_memory
+
+from graphs import batched_dag, binary_tree, chain, molecules, operands_for, random_dag, undirected
 
 # The parallel form's memory refusal ---------------------------------------
 
@@ -95,12 +96,17 @@ def test_prefer_parallel_rejects_bad_sizes(bad):
         prefer_parallel(10, 1, bad, 24, 24)
 
 
-def test_choose_form_counts_padding_and_empty_graphs():
-    """choose_form sees the batch the parallel form would pad: every graph, the largest one's size."""
+def test_form_choice_counts_the_padding_of_the_batch():
+    """One large graph pads every block of the batch: the parallel form stops being the choice."""
     small = [Data(edge_index=chain(8), num_nodes=8) for _ in range(32)]
-    assert choose_form(batched_dag(small), 24, 24) == "parallel"
-    # One 128-node tree makes every one of the 33 blocks 128 x 128.
-    assert choose_form(batched_dag(small + [Data(edge_index=binary_tree(128), num_nodes=128)]), 24, 24) == "scan"
+    padded = small + [Data(edge_index=binary_tree(128), num_nodes=128)]
+
+    def sizes(dag):
+        return dag.num_edges, dag.num_graphs, dag.max_graph_nodes, 24, 24
+
+    assert prefer_parallel(*sizes(batched_dag(small)))
+    assert not prefer_parallel(*sizes(batched_dag(padded)))  # 33 blocks of 128 x 128
+    assert choose_form(batched_dag(padded), 24, 24) != "parallel"
 
 
 # Schedules and layouts cached on the DAG ----------------------------------

@@ -93,3 +93,17 @@ def test_stratified_kfold_matches_sklearn_protocol():
         assert fold["test"].tolist() == test.tolist()
     again = stratified_kfold(labels, 10, seed=0)
     assert all(torch.equal(a["test"], b["test"]) for a, b in zip(folds, again))
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: random_split(-1), "`num_items` must be an integer >= 0, got -1"),
+    (lambda: random_split(10.5), "`num_items` must be an integer >= 0, got 10.5"),
+    (lambda: random_split(10, seed=1.5), "`seed` must be an integer >= 0, got 1.5"),
+    (lambda: column_split(["train"] * 4, seed=-2), "`seed` must be an integer >= 0, got -2"),
+    (lambda: scaffold_split(["CCO", "C1CC"]), r"item 1: invalid SMILES 'C1CC'"),
+])
+def test_bad_arguments_are_named(call, message):
+    # They used to fail inside torch (negative dimension, randperm/manual_seed type errors)
+    # or name the SMILES without its position.
+    with pytest.raises(ValueError, match=message):
+        call()

@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from pyg_plstm.dag import prepare_dag
-from pyg_plstm.functional import schedule_for
 from pyg_plstm.nn import PLSTMConv
 from pyg_plstm.ops import edge_states
 
@@ -38,9 +37,9 @@ def _edges_per_level(dag):
 
 def check_bound(conv, dag, x):
     gates = conv.gates(x, dag=dag)
-    view = gates.dag
-    sched = schedule_for(view.edge_index, view.line_index, view.num_nodes, view.edge_level)
-    states = edge_states(gates.key, gates.value, gates.source, gates.transition, view.edge_index, sched)
+    view = gates.dag  # the full line graph in P-mode, the multitree in D-mode
+    assert view is dag.view(conv.mode)
+    states = edge_states(gates.key, gates.value, gates.source, gates.transition, view)
     norms = states.flatten(2).norm(dim=-1)  # [E, H]
     src = view.edge_index[0]
     inflow = gates.source * gates.key.norm(dim=-1)[src] * gates.value.norm(dim=-1)[src]  # [E, H]
@@ -69,7 +68,9 @@ def test_deep_graphs_are_stable(mode, shape, autocast):
     assert torch.isfinite(out).all()
     out.float().square().mean().backward()
     assert torch.isfinite(x.grad).all()
-    assert all(torch.isfinite(p.grad).all() for p in conv.parameters() if p.grad is not None)
+    for name, p in conv.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+        assert p.grad.abs().sum() > 0, name  # every parameter shapes the output
     if not autocast:
         norms, bound = check_bound(conv, dag, x.detach())
         # The states really do carry information along the path (the bound is not vacuous).
@@ -81,13 +82,12 @@ def test_bound_fails_without_the_mode_constraint():
     number of paths at every stage: the same bound is exceeded, so it has teeth."""
     dag = wide_diamonds_dag(40, width=2)
     heads, k = 1, 2
-    n, e, l = dag.num_nodes, dag.num_edges, dag.line_index.size(1)
+    n, e, lines = dag.num_nodes, dag.num_edges, dag.num_line_edges
     key = torch.ones(n, heads, k)
     value = torch.ones(n, heads, k)
     source = torch.ones(e, heads)
-    transition = torch.ones(l, heads)
-    sched = schedule_for(dag.edge_index, dag.line_index, n, dag.edge_level)
-    states = edge_states(key, value, source, transition, dag.edge_index, sched)
+    transition = torch.ones(lines, heads)
+    states = edge_states(key, value, source, transition, dag)
     norms = states.flatten(2).norm(dim=-1)
     bound = (dag.edge_level[:, None] + 1) * _edges_per_level(dag) * (key.norm(dim=-1)[0] * value.norm(dim=-1)[0])
     assert bool((norms > bound).any())

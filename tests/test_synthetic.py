@@ -1,6 +1,9 @@
 """Synthetic long-range tasks: labels recomputed with networkx, structure, determinism, errors."""
 from __future__ import annotations
 
+import itertools
+import math
+
 import networkx as nx
 import numpy as np
 import pytest
@@ -11,7 +14,17 @@ from torch_geometric.data import Data
 from torch_geometric.loader import DataLoader
 
 from pyg_plstm import DAGData
-from pyg_plstm.datasets.synthetic import KINDS, TASKS, long_range_dataset, long_range_graph, marked_walk
+from pyg_plstm.datasets.synthetic import (
+    KINDS,
+    TASKS,
+    long_range_dataset,
+    long_range_graph,
+    marked_walk,
+    path_parity,
+    path_permutation,
+    path_permutation_graph,
+    permutations,
+)
 
 
 def _digraph(data: Data) -> nx.DiGraph:
@@ -143,7 +156,7 @@ def test_prepared_dags_keep_directions_and_batch(task: str) -> None:
     for data in graphs:
         assert isinstance(data, DAGData)
         assert torch.equal(data.dag_edge_index, data.edge_index)
-        assert torch.equal(data.dag_edge_attr, data.edge_attr)
+        assert torch.equal(data.dag_input_edge, torch.arange(data.edge_index.size(1)))
         assert int(data.edge_level.max()) + 1 == int(data.depth)
     batch = next(iter(DataLoader(graphs, batch_size=8)))
     assert batch.num_graphs == 8 and batch.y.shape == (8,) and batch.depth.shape == (8,)
@@ -182,3 +195,119 @@ def test_bad_arguments(kwargs: dict, match: str) -> None:
 def test_bad_label() -> None:
     with pytest.raises(ValueError, match="label"):
         long_range_graph("source_class", 3, 4, np.random.default_rng(0), num_classes=4)
+
+
+# State tracking: path_permutation / path_parity -----------------------------
+
+def _walk_elements(data: Data, num_classes: int) -> list[int]:
+    """Element indices on the marked walk into the flagged node, from its source,
+    found in networkx; checks the claims about features and marks on the way."""
+    g = _digraph(data)
+    assert nx.is_directed_acyclic_graph(g)
+    assert data.x.shape == (data.num_nodes, num_classes + 1)
+    (end,) = data.x[:, -1].nonzero().flatten().tolist()
+    assert [n for n in g if g.out_degree(n) == 0] == [end]
+    one_hot = data.x[:, :num_classes]
+    assert one_hot[end].sum() == 0
+    assert all(one_hot[n].sum() == 1 for n in g if n != end), "every other node carries one element"
+    for n in g:
+        marks = [g.edges[p, n]["mark"] for p in g.predecessors(n)]
+        assert sum(marks) == (1.0 if marks else 0.0)
+    node, walk = end, []
+    while g.in_degree(node):
+        node = next(p for p in g.predecessors(node) if g.edges[p, node]["mark"] == 1.0)
+        walk.append(node)
+    assert len(walk) == int(data.depth)
+    assert nx.dag_longest_path_length(g) == int(data.depth)
+    return [int(one_hot[n].argmax()) for n in reversed(walk)]
+
+
+def _compose(degree: int, indices: list[int]) -> int:
+    """Index of g_last o ... o g_first, with the permutations enumerated here."""
+    elements = list(itertools.permutations(range(degree)))
+    product = tuple(range(degree))
+    for index in indices:
+        g = elements[index]
+        product = tuple(g[product[i]] for i in range(degree))
+    return elements.index(product)
+
+
+@pytest.mark.parametrize("degree", [3, 5])
+@pytest.mark.parametrize("kind", KINDS)
+def test_permutation_labels_match_networkx_walk(degree: int, kind: str) -> None:
+    num_classes = math.factorial(degree)
+    graphs = path_permutation(30, (1, 6), degree=degree, width=3, kind=kind, seed=4, prepare=False)
+    for data in graphs:
+        assert int(data.y) == _compose(degree, _walk_elements(data, num_classes))
+        if kind == "tree":
+            assert nx.is_arborescence(_digraph(data).reverse())
+    assert [int(d.y) for d in graphs] == [i % num_classes for i in range(30)]
+    assert {int(d.depth) for d in graphs} == set(range(1, 7))
+
+
+def test_permutation_order_matters() -> None:
+    """S_3 is not abelian: for some graphs the walk composed in the other order gives another label."""
+    graphs = path_permutation(30, (3, 5), degree=3, seed=2, prepare=False)
+    swapped = [_compose(3, _walk_elements(d, 6)[::-1]) != int(d.y) for d in graphs]
+    assert any(swapped)
+    assert permutations(3)[0] == (0, 1, 2) and len(permutations(5)) == 120
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_parity_is_the_xor_of_the_walk_bits(kind: str) -> None:
+    graphs = path_parity(40, (1, 8), width=5, kind=kind, seed=1, prepare=False)
+    for data in graphs:
+        bits = _walk_elements(data, 2)  # element 1 (the swap) is the bit 1
+        assert int(data.y) == sum(bits) % 2
+    assert torch.bincount(torch.cat([d.y for d in graphs])).tolist() == [20, 20]
+    # Distractors: off-walk nodes carry both bits, so counting ones over the graph says nothing by itself.
+    totals = {int(d.x[:, 1].sum()) % 2 == int(d.y) for d in graphs}
+    assert totals == {True, False}
+
+
+@settings(max_examples=30, deadline=None)
+@given(degree=st.integers(2, 4), kind=st.sampled_from(KINDS), depth=st.integers(1, 10), width=st.integers(1, 4),
+       max_degree=st.integers(1, 3), label=st.integers(0, 23), seed=st.integers(0, 2**32 - 1))
+def test_permutation_labels_property(degree: int, kind: str, depth: int, width: int, max_degree: int, label: int,
+                                     seed: int) -> None:
+    label %= math.factorial(degree)
+    data = path_permutation_graph(depth, label, np.random.default_rng(seed), degree=degree, width=width, kind=kind,
+                                  max_degree=max_degree)
+    num_classes = math.factorial(degree)
+    elements = _walk_elements(data, num_classes)
+    assert int(data.y) == label == _compose(degree, elements)
+    assert data.num_nodes == depth * width + 1
+    # marked_walk finds the same walk as edge columns.
+    nodes = [data.edge_index[0, e].item() for e in marked_walk(data)]
+    assert [int(data.x[n, :num_classes].argmax()) for n in nodes] == elements
+
+
+def test_state_tracking_deterministic_and_prepared() -> None:
+    a = path_permutation(10, (2, 5), seed=7, prepare=False)
+    b = path_permutation(16, (2, 5), seed=7, prepare=False)
+    assert all(_same(x, y) for x, y in zip(a, b))
+    c = path_permutation(10, (2, 5), seed=8, prepare=False)
+    assert not all(_same(x, y) for x, y in zip(a, c))
+    prepared = path_parity(6, 4, seed=3)
+    for data in prepared:
+        assert isinstance(data, DAGData)
+        assert torch.equal(data.dag_edge_index, data.edge_index)
+        assert int(data.edge_level.max()) + 1 == 4
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(degree=1), "degree"),
+    (dict(degree=7), "at most 6"),
+    (dict(kind="grid"), "unknown graph kind"),
+    (dict(width=0), "width"),
+    (dict(depth=0), "depth"),
+    (dict(max_degree=0), "max_degree"),
+    (dict(num_graphs=0), "num_graphs"),
+])
+def test_state_tracking_bad_arguments(kwargs: dict, match: str) -> None:
+    args = dict(num_graphs=2, depth=3)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        path_permutation(**args)
+    with pytest.raises(ValueError, match="label"):
+        path_permutation_graph(3, 6, np.random.default_rng(0), degree=3)

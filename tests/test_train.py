@@ -370,3 +370,12 @@ def test_unavailable_devices_are_named(tmp_path, molecule_splits, tiny_plstm):
     fit(tiny_plstm(), REGRESSION, molecule_splits(10), TrainConfig(epochs=1, batch_size=8), tmp_path)
     with pytest.raises(ValueError, match="CUDA is not available"):
         load_model(tmp_path / "best.pt", device="cuda")
+
+
+def test_a_checkpoint_whose_weights_do_not_fit_its_model_is_named(tmp_path, molecule_splits, tiny_plstm):
+    fit(tiny_plstm(), REGRESSION, molecule_splits(10), TrainConfig(epochs=1, batch_size=8), tmp_path)
+    ckpt = load_checkpoint(tmp_path / "best.pt")
+    ckpt["model_config"]["hidden_channels"] = 32
+    torch.save(ckpt, tmp_path / "edited.pt")
+    with pytest.raises(ValueError, match="edited.pt: the stored weights do not fit the stored model settings"):
+        load_model(tmp_path / "edited.pt")

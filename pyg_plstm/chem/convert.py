@@ -105,7 +105,8 @@ def _syntax_error(text: str) -> str:
         Chem.MolFromSmiles(text, sanitize=False)
     lines = [re.sub(r"^\[[\d:.]+\]\s*(SMILES Parse Error:\s*)?", "", line)
              for line in capture.messages.splitlines()]
-    reason = lines[0] if lines else "syntax error"
+    # RDKit repeats the whole input, which the caller quotes already.
+    reason = lines[0].replace(f": {text}", "") if lines else "syntax error"
     for line in lines:
         found = re.search(r"around position (\d+)", line)
         if found:
@@ -169,8 +170,8 @@ def parse_smiles(smiles: str, max_heavy_atoms: int = MAX_SMILES_ATOMS) -> Chem.M
         heavy = count_heavy_atoms(text)
         if heavy > max_heavy_atoms:
             raise ValueError(f"SMILES {_quote(smiles)} has {heavy} heavy atoms, more than the limit of "
-                             f"{max_heavy_atoms} (RDKit is slow on huge molecules and crashes on chains of "
-                             "~20,000 atoms; raise the limit with max_atoms)")
+                             f"{max_heavy_atoms} (max_atoms, or {MAX_SMILES_ATOMS} without it: RDKit "
+                             "is slow on huge molecules and crashes on chains of ~20,000 atoms)")
     with rdkit_quiet():
         mol = Chem.MolFromSmiles(text)
         if mol is None:
@@ -292,7 +293,7 @@ def _encode(items: Sequence, columns: Sequence[_Column], what: str, vocabulary: 
         column = columns[col]
         raise ValueError(f"{what} {item}: {column.name} {column.read(items[item])} is outside {vocabulary}'s "
                          "feature vocabulary")
-    return np.ascontiguousarray(values.T)
+    return values.T
 
 
 def _features(mol: Chem.Mol, features: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -315,6 +316,10 @@ def _reorder(
     if rank.shape != (num_nodes,) or not np.array_equal(rank[node_of_rank], np.arange(num_nodes)):
         raise ValueError(f"`rank` must be a permutation of 0 .. {num_nodes - 1} (one entry per node), "
                          f"got {rank.tolist() if rank.size <= 20 else f'an array of shape {rank.shape}'}")
+    if edge_index.ndim != 2 or edge_index.shape[0] != 2:
+        raise ValueError(f"`edge_index` must have shape [2, num_edges], got {list(edge_index.shape)}")
+    if edge_index.size and not 0 <= edge_index.min() <= edge_index.max() < num_nodes:
+        raise ValueError(f"`edge_index` holds node indices outside 0 .. {num_nodes - 1}")
     edge_index = rank[edge_index]
     perm = np.argsort(edge_index[0] * num_nodes + edge_index[1], kind="stable")
     return x[node_of_rank], edge_index.take(perm, axis=1), None if edge_attr is None else edge_attr[perm]
@@ -443,7 +448,8 @@ class MolToDAG:
             raise TypeError(f"expected an rdkit.Chem.Mol, got {type(mol).__name__}")
         if mol.GetNumHeavyAtoms() > self.max_heavy_atoms:
             raise ValueError(f"the molecule has {mol.GetNumHeavyAtoms()} heavy atoms, more than the limit of "
-                             f"{self.max_heavy_atoms} (raise it with max_atoms)")
+                             f"{self.max_heavy_atoms} (max_atoms, or {MAX_SMILES_ATOMS} without it: RDKit "
+                             "is slow on huge molecules and crashes on chains of ~20,000 atoms)")
         with rdkit_quiet():
             try:
                 mol = Chem.RemoveHs(mol)  # a sanitised copy

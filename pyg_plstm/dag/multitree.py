@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from pyg_plstm.checks import check_choice
 from pyg_plstm.dag.graph import as_index_array, node_depth, node_rank
 
 __all__ = ["PRUNE_ORDERS", "multitree_mask"]
@@ -103,8 +104,7 @@ def select_parents(ei: np.ndarray, num_nodes: int, rank: np.ndarray, depth: np.n
                     bit: np.ndarray, prune_order: str = "deepest") -> np.ndarray:
     """The in-edges kept by :func:`multitree_mask`; ``bit`` labels edges
     injectively within each connected graph (small labels keep bitsets small)."""
-    if prune_order not in PRUNE_ORDERS:
-        raise ValueError(f"`prune_order` must be one of {PRUNE_ORDERS}, got {prune_order!r}")
+    check_choice("prune_order", prune_order, PRUNE_ORDERS)
     src, dst = ei
     if prune_order == "deepest":
         in_sorted = np.lexsort((rank[src], -depth[src], dst))

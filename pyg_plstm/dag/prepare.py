@@ -15,11 +15,12 @@ from torch import Tensor
 from torch_geometric.data import Batch, Data
 from torch_geometric.transforms import BaseTransform
 
+from pyg_plstm.checks import check_choice
 from pyg_plstm.dag.graph import cycle_error, line_graph, node_rank, orient_arrays, peel_depth, validated_edges
-from pyg_plstm.dag.multitree import select_parents
+from pyg_plstm.dag.multitree import PRUNE_ORDERS, multitree_mask, select_parents
 from pyg_plstm.dag.structure import DAG
 
-__all__ = ["DAGData", "ToDAG", "get_dag", "prepare_dag"]
+__all__ = ["DAGData", "ToDAG", "get_dag", "prepare_dag", "pruned_in_order"]
 
 _STRUCTURE_KEYS = ("dag_edge_index", "dag_input_edge", "line_index", "edge_level", "edge_level_rev",
                    "multitree_mask")
@@ -102,6 +103,29 @@ def prepare_dag(
         edge_level=as_tensor(prep.edge_level), edge_level_rev=as_tensor(prep.edge_level_rev),
         multitree_mask=as_tensor(prep.multitree_mask), input_edge=as_tensor(prep.kept),
         batch=batch, num_graphs=num_graphs)
+
+
+def pruned_in_order(dag: DAG, prune_order: str) -> DAG:
+    """``dag`` with its D-mode multitree chosen by ``prune_order`` (see
+    :func:`~pyg_plstm.dag.multitree_mask`).
+
+    ``"deepest"`` is the pruning a DAG is prepared with: ``dag`` itself is
+    returned. Another order is computed from the structure on first use
+    (ties broken by node index, i.e. the node order the DAG was oriented by
+    when nodes are numbered by it) and cached on ``dag``, so the layers that
+    share ``dag`` share its pruning and schedules, and data prepared once
+    serves every order.
+    """
+    check_choice("prune_order", prune_order, PRUNE_ORDERS)
+    if prune_order == "deepest":
+        return dag
+
+    def build() -> DAG:
+        mask = multitree_mask(dag.edge_index, dag.line_index, dag.num_nodes, prune_order=prune_order)
+        return DAG(dag.edge_index, dag.line_index, dag.num_nodes, edge_level=dag.edge_level,
+                   edge_level_rev=dag.edge_level_rev, multitree_mask=mask.to(dag.edge_index.device),
+                   input_edge=dag.input_edge, batch=dag.batch, num_graphs=dag.num_graphs)
+    return dag.memo(("prune_order", prune_order), build)
 
 
 class DAGData(Data):

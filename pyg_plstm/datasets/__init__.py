@@ -16,9 +16,11 @@ from pyg_plstm.datasets.molecules import (
     read_csv,
     shipped_csv,
 )
+from pyg_plstm.datasets.processing import DownloadError
 from pyg_plstm.datasets.synthetic import long_range_dataset, long_range_graph
 
 __all__ = [
+    "DownloadError",
     "FreeSolvDataset",
     "MoleculeCSVDataset",
     "MoleculeNetDataset",
@@ -52,7 +54,9 @@ def load_dataset(name: str, root: str, **kwargs: Any) -> InMemoryDataset:
 
     Names are case-insensitive except after ``'tu:'`` (TU names are). A bare
     ``'freesolv'`` is the shipped copy; ``'moleculenet:freesolv'`` downloads
-    PyG's.
+    PyG's. Offline, a download raises :class:`DownloadError` (an
+    :class:`OSError`) naming the URL and the folder where the raw files can be
+    put by hand.
     """
     key = name.strip().lower()
     if key == "solubility":

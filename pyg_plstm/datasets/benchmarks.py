@@ -312,7 +312,8 @@ class TUDAGDataset(ProcessedDataset, TUDataset):
 
     def raw_source(self) -> tuple[str, str, str]:
         url = f"{self.cleaned_url if self.cleaned else self.url}/{self.name}.zip"
-        return url, self.raw_dir, f"the unpacked {self.name}_*.txt files of that zip ({', '.join(self.raw_file_names)}, ...)"
+        needed = ", ".join(self.raw_file_names)
+        return url, self.raw_dir, f"the unpacked {self.name}_*.txt files of that zip ({needed}, ...)"
 
     def process(self) -> None:
         self.data, self.slices, sizes = read_tu_data(self.raw_dir, self.name)

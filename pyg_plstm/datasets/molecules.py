@@ -51,7 +51,7 @@ import multiprocessing
 import os.path as osp
 import warnings
 from functools import partial
-from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
+from typing import Any, Callable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 import pandas as pd
@@ -228,21 +228,24 @@ def convert_rows(
     positions: list[int] = []
     failed: list[dict[str, Any]] = []
     num_failed = 0
-    tasks: Iterable = zip(smiles, targets if targets is not None else [None] * len(smiles))
-    results = _converted(featurizer, target_names, list(tasks), num_workers)
-    progress = tqdm(results, total=len(rows), desc=f"Processing {osp.basename(source)}", unit="mol", disable=None)
-    for k, (graph, text) in enumerate(progress):
-        if graph is None:
-            if on_error == "raise":
-                progress.close()
-                raise ValueError(f"{source}, row {rows[k]}: {text}")
-            num_failed += 1
-            if len(failed) < _REPORTED:
-                failed.append({"row": rows[k], "smiles": smiles[k], "error": text})
-            continue
-        graphs.append(graph)
-        canonicals.append(text)
-        positions.append(k)
+    tasks = list(zip(smiles, targets if targets is not None else [None] * len(smiles)))
+    results = _converted(featurizer, target_names, tasks, num_workers)
+    try:
+        with tqdm(results, total=len(rows), desc=f"Processing {osp.basename(source)}", unit="mol",
+                  disable=None) as progress:
+            for k, (graph, text) in enumerate(progress):
+                if graph is None:
+                    if on_error == "raise":
+                        raise ValueError(f"{source}, row {rows[k]}: {text}")
+                    num_failed += 1
+                    if len(failed) < _REPORTED:
+                        failed.append({"row": rows[k], "smiles": smiles[k], "error": text})
+                    continue
+                graphs.append(graph)
+                canonicals.append(text)
+                positions.append(k)
+    finally:
+        results.close()  # stops the worker processes at once
 
     data_list: list[DAGData] = []
     kept: list[int] = []

@@ -109,12 +109,17 @@ def _global_names(code: types.CodeType) -> set[str]:
     return names
 
 
+# Values whose repr says everything about them.
+_PLAIN = (type(None), bool, int, float, complex, str, bytes, range, slice, enum.Enum, np.generic, np.dtype,
+          torch.dtype, torch.device, torch.Size)
+
+
 class _Fingerprinter:
     def __init__(self) -> None:
         self.path: set[int] = set()  # ids of the objects being described (cycles)
 
     def __call__(self, obj: Any, where: str = "") -> str:
-        if isinstance(obj, (type(None), bool, int, float, complex, str, bytes, enum.Enum, np.generic)):
+        if isinstance(obj, _PLAIN):
             return f"{type(obj).__name__}:{obj!r}"
         if id(obj) in self.path:
             return "<cycle>"
@@ -209,8 +214,10 @@ class _Fingerprinter:
 
 
 def _defined_in_python(cls: type) -> bool:
+    # C extension classes come from .so/.pyd files or built-in modules;
+    # __main__ (a script, a notebook) defines Python classes only.
     module = sys.modules.get(cls.__module__)
-    return str(getattr(module, "__file__", None) or "").endswith(".py")
+    return cls.__module__ == "__main__" or str(getattr(module, "__file__", None) or "").endswith(".py")
 
 
 def fingerprint(obj: Any) -> str:

@@ -46,6 +46,8 @@ extrapolation setting of the pLSTM paper.
 """
 from __future__ import annotations
 
+import itertools
+import math
 from typing import Union
 
 import numpy as np
@@ -54,7 +56,8 @@ from torch_geometric.data import Data
 
 from pyg_plstm.dag import ToDAG
 
-__all__ = ["TASKS", "KINDS", "long_range_graph", "long_range_dataset", "marked_walk"]
+__all__ = ["TASKS", "KINDS", "long_range_graph", "long_range_dataset", "marked_walk", "permutations",
+           "path_permutation_graph", "path_permutation", "path_parity"]
 
 TASKS = ("source_class", "path_end")
 KINDS = ("dag", "tree")
@@ -236,3 +239,179 @@ def marked_walk(data: Data) -> list[int]:
         walk.append(step[node])
         node = src[step[node]]
     return walk[::-1]
+
+
+# State tracking ------------------------------------------------------------
+
+MAX_DEGREE_PERMUTATIONS = 6  # 720 classes; S_7 would be 5040 one-hot columns per node
+
+
+def permutations(degree: int) -> list[tuple[int, ...]]:
+    """The elements of :math:`S_{degree}` in the order :func:`path_permutation`
+    numbers them (``itertools.permutations``, lexicographic; ``0`` is the
+    identity). A tuple ``p`` maps ``i`` to ``p[i]``."""
+    _check_int("degree", degree, 2)
+    if degree > MAX_DEGREE_PERMUTATIONS:
+        raise ValueError(f"`degree` must be at most {MAX_DEGREE_PERMUTATIONS} ({math.factorial(degree)} classes "
+                         f"would be one-hot encoded on every node), got {degree}")
+    return list(itertools.permutations(range(degree)))
+
+
+def _check_layout(width: int, kind: str, max_degree: int) -> None:
+    if kind not in KINDS:
+        raise ValueError(f"unknown graph kind {kind!r}; choose one of {KINDS}")
+    _check_int("width", width, 1)
+    _check_int("max_degree", max_degree, 1)
+
+
+def _marked_chains(rng: np.random.Generator, depth: int, width: int, kind: str,
+                   max_degree: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """The layered graph of :func:`long_range_graph` (edges ``[2, E]``, marks ``[E]``)
+    and the marked walk into the readout ``depth * width``, as nodes from layer 0 on."""
+    layers = np.arange(depth * width).reshape(depth, width)
+    readout = depth * width
+    edges, marks = [], []
+    for i in range(depth - 1):
+        layer_edges, layer_marks = _layer_edges(rng, layers[i], layers[i + 1], kind, max_degree)
+        edges += layer_edges
+        marks += layer_marks
+    chosen = int(rng.integers(width))
+    edges += [(int(u), readout) for u in layers[-1]]
+    marks += [j == chosen for j in range(width)]
+    edges_np, marked = np.array(edges).T, np.array(marks)
+    pointer = np.full(readout + 1, -1)
+    pointer[edges_np[1, marked]] = edges_np[0, marked]
+    walk, node = [], int(pointer[readout])
+    while node >= 0:
+        walk.append(node)
+        node = int(pointer[node])
+    return edges_np, marked, walk[::-1]
+
+
+def path_permutation_graph(
+    depth: int,
+    label: int,
+    rng: np.random.Generator,
+    degree: int = 3,
+    width: int = 4,
+    kind: str = "dag",
+    max_degree: int = 2,
+) -> Data:
+    r"""One graph of :func:`path_permutation` whose label is element ``label``
+    of :func:`permutations` ``(degree)``.
+
+    Returns a directed :class:`~torch_geometric.data.Data` (not yet prepared
+    with :class:`~pyg_plstm.ToDAG`).
+    """
+    elements = permutations(degree)
+    _check_layout(width, kind, max_degree)
+    _check_int("depth", depth, 1)
+    num_classes = len(elements)
+    if not isinstance(label, (int, np.integer)) or not 0 <= label < num_classes:
+        raise ValueError(f"`label` must be an integer in [0, {num_classes}), got {label!r}")
+
+    edges, marked, walk = _marked_chains(rng, depth, width, kind, max_degree)
+    readout = depth * width
+    carried = rng.integers(num_classes, size=readout)  # walk and distractor nodes alike
+    # Replace the first element by the one that makes the product `label`: given
+    # the label, the walk's elements stay uniformly distributed.
+    later = np.arange(degree)
+    for node in walk[1:]:
+        later = np.array(elements[carried[node]])[later]
+    inverse = np.empty(degree, dtype=np.int64)
+    inverse[later] = np.arange(degree)
+    first = inverse[np.array(elements[label])]  # later[first[i]] == label[i]
+    carried[walk[0]] = elements.index(tuple(first.tolist()))
+
+    num_nodes = readout + 1
+    x = np.zeros((num_nodes, num_classes + 1), dtype=np.float32)
+    x[np.arange(readout), carried] = 1.0
+    x[readout, num_classes] = 1.0
+    perm = rng.permutation(num_nodes)
+    x_perm = np.empty_like(x)
+    x_perm[perm] = x
+    return Data(
+        x=torch.from_numpy(x_perm),
+        edge_index=torch.from_numpy(perm[edges]).long(),
+        edge_attr=torch.from_numpy(marked.astype(np.float32)).unsqueeze(-1),
+        y=torch.tensor([label], dtype=torch.long),
+        depth=torch.tensor([depth], dtype=torch.long),
+        num_nodes=num_nodes,
+    )
+
+
+def path_permutation(
+    num_graphs: int,
+    depth: Depth,
+    degree: int = 3,
+    width: int = 4,
+    kind: str = "dag",
+    max_degree: int = 2,
+    seed: int = 0,
+    prepare: bool = True,
+) -> list[Data]:
+    r"""State tracking along a marked walk: compose the permutations it carries.
+
+    The graph is the layered graph of :func:`long_range_graph` (marked chains,
+    ``t`` marking one of them; ``kind="tree"`` or ``"dag"``). *Every* node of
+    layers ``0 .. depth - 1`` carries an element of the symmetric group
+    :math:`S_{degree}` (one-hot over :func:`permutations`); only the
+    ``depth`` nodes of the walk that ends in ``t``'s marked in-edge count,
+    the others are distractors. With :math:`g_0, \dots, g_{depth-1}` the
+    elements along the walk from its source, the label is the index of
+
+    .. math::
+        \pi = g_{depth-1} \circ \cdots \circ g_1 \circ g_0, \qquad
+        (a \circ b)(i) = a(b(i)),
+
+    a classification over :math:`degree!` classes (``6`` for :math:`S_3`,
+    ``120`` for :math:`S_5`). :math:`S_3` is the smallest non-abelian group:
+    the order of the walk matters, not only which elements it holds.
+
+    Node features ``x`` (float, ``degree! + 1`` columns): the one-hot element
+    (zeros on ``t``), then a flag on ``t``. Edge features ``edge_attr``:
+    ``[E, 1]`` marks. ``y`` is ``[1]``, ``depth`` ``[1]``. Node ids are
+    shuffled; graph ``i`` has label ``i mod degree!``, drawn from
+    ``numpy.random.default_rng([seed, i])`` (deterministic, prefix-stable).
+
+    Args:
+        num_graphs: number of graphs.
+        depth: walk length (elements on the walk), or an inclusive ``(min, max)`` range.
+        degree: :math:`n` of :math:`S_n`, ``2 ..`` :data:`MAX_DEGREE_PERMUTATIONS`.
+        width, kind, max_degree, seed, prepare: as for :func:`long_range_dataset`.
+    """
+    num_classes = len(permutations(degree))
+    _check_layout(width, kind, max_degree)
+    _check_int("num_graphs", num_graphs, 1)
+    _check_int("seed", seed, 0)
+    lo, hi = _depth_range(depth)
+    to_dag = ToDAG(directed=True) if prepare else None
+    graphs = []
+    for i in range(num_graphs):
+        rng = np.random.default_rng([seed, i])
+        graph = path_permutation_graph(int(rng.integers(lo, hi + 1)), i % num_classes, rng, degree=degree,
+                                       width=width, kind=kind, max_degree=max_degree)
+        graphs.append(to_dag(graph) if to_dag is not None else graph)
+    return graphs
+
+
+def path_parity(
+    num_graphs: int,
+    depth: Depth,
+    width: int = 4,
+    kind: str = "dag",
+    max_degree: int = 2,
+    seed: int = 0,
+    prepare: bool = True,
+) -> list[Data]:
+    """Parity along a marked walk: every node carries a bit, the label is the
+    XOR of the bits on the walk (off-walk bits are distractors).
+
+    This is :func:`path_permutation` with ``degree=2``: :math:`S_2` is the
+    group of bits under XOR, element ``0`` (identity) the bit ``0`` and
+    element ``1`` (the swap) the bit ``1``, so ``x[:, 1]`` is the bit,
+    ``x[:, 0]`` its complement (zeros on ``t``) and ``x[:, 2]`` the flag on
+    ``t``. Labels alternate ``0, 1`` with the graph index.
+    """
+    return path_permutation(num_graphs, depth, degree=2, width=width, kind=kind, max_degree=max_degree, seed=seed,
+                            prepare=prepare)

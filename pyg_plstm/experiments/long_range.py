@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from torch_geometric.data import Data
 
+from pyg_plstm.checks import check_positive
 from pyg_plstm.datasets.synthetic import KINDS, TASKS, long_range_dataset, marked_walk
 from pyg_plstm.models import POOLINGS
 from pyg_plstm.train import Task, TrainConfig, fit, load_model, predict
@@ -101,11 +102,9 @@ class LongRangeConfig:
             lo, hi = getattr(self, name)
             if not 1 <= lo <= hi:
                 raise ValueError(f"`{name}` must be a range 1 <= min <= max, got {(lo, hi)}")
-        for name in ("width", "num_classes", "max_degree", "num_train", "num_eval", "hidden_channels", "heads",
-                     "plstm_blocks", "gnn_layers"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
+        check_positive(**{name: getattr(self, name) for name in (
+            "width", "num_classes", "max_degree", "num_train", "num_eval", "hidden_channels", "heads", "plstm_blocks",
+            "gnn_layers")})
         if self.num_classes < 2:
             raise ValueError(f"`num_classes` must be at least 2, got {self.num_classes}")
         if self.width % self.num_classes:

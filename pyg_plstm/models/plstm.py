@@ -12,17 +12,25 @@ from pyg_plstm.checks import check_choice, check_dropout, check_positive
 from pyg_plstm.dag import get_dag
 from pyg_plstm.models.inputs import graph_edge_attr, graph_inputs
 from pyg_plstm.nn.block import PLSTMBlock
+from pyg_plstm.nn.conv import AUTHORS_CONV_OPTIONS
 from pyg_plstm.nn.encoders import make_encoder
 from pyg_plstm.nn.encoding import DegreeEncoding
 from pyg_plstm.nn.pool import GraphPooling
 
-__all__ = ["CONFIGS", "POS_ENCODINGS", "PLSTMNet"]
+__all__ = ["CONFIGS", "EDGE_FEATURES", "POS_ENCODINGS", "PLSTMNet"]
 
 POS_ENCODINGS = ("degree", None)
+EDGE_FEATURES = ("layer", "input")
 
 CONFIGS: dict[str, dict[str, Any]] = {
     # The graph setup of the pLSTM paper: 2 PD blocks, 96 channels, 4 heads.
     "paper": dict(hidden_channels=96, num_blocks=2, heads=4, block="PD"),
+    # The paper's setup as the authors' code computes it (ml-jku/plstm edge layer and block,
+    # ml-jku/plstm_experiments TU model): their edge layer (p_normalize, transition_node,
+    # prune_order, biases, init), two residual RMSNorm sub-blocks per PD block, edge features
+    # from the encoded input, mean pooling.
+    "authors": dict(hidden_channels=96, num_blocks=2, heads=4, block="PD", pooling="mean",
+                    edge_features="input", norm="rms", mlp_per_layer=True, **AUTHORS_CONV_OPTIONS),
 }
 
 
@@ -73,6 +81,19 @@ class PLSTMNet(torch.nn.Module):
             (default: :obj:`"auto"`)
         alpha (float, optional): P-mode normalisation offset.
             (default: :obj:`0.5`)
+        edge_features (str, optional): Without an edge encoder, the
+            :math:`\mathbf{f}_e` of the pLSTM layers: :obj:`"layer"`, the mean
+            of the endpoint features of each layer's own input, or
+            :obj:`"input"`, :math:`\frac{1}{2}(\mathbf{h}^{(0)}_u +
+            \mathbf{h}^{(0)}_w)` of the encoded input, computed once and used
+            by every layer (the authors' code). (default: :obj:`"layer"`)
+        **block_kwargs (optional): Further arguments of every
+            :class:`~pyg_plstm.nn.PLSTMBlock` and its layers (e.g.
+            :obj:`norm`, :obj:`mlp_per_layer`, :obj:`p_normalize`,
+            :obj:`transition_node`, :obj:`prune_order`, :obj:`qkv_bias`,
+            :obj:`init`; :obj:`transition="householder"`,
+            :obj:`householder_steps`, :obj:`negative_eigenvalues` for
+            matrix transitions).
     """
 
     def __init__(
@@ -91,6 +112,8 @@ class PLSTMNet(torch.nn.Module):
         dropout: float = 0.0,
         form: str = "auto",
         alpha: float = 0.5,
+        edge_features: str = EDGE_FEATURES[0],
+        **block_kwargs: Any,
     ) -> None:
         super().__init__()
         check_positive(hidden_channels=hidden_channels, out_channels=out_channels, num_blocks=num_blocks,
@@ -99,19 +122,25 @@ class PLSTMNet(torch.nn.Module):
         if pos_encoding == "degree" and hidden_channels % 2:
             raise ValueError(f"pos_encoding='degree' needs an even `hidden_channels`, got {hidden_channels}")
         check_dropout(dropout)
+        check_choice("edge_features", edge_features, EDGE_FEATURES)
         if edge_encoder is None and edge_dim is not None:
             edge_encoder = "linear"
+        if edge_features == "input" and edge_encoder is not None:
+            raise ValueError(f"edge_features='input' makes the endpoint mean of the encoded input the edge "
+                             f"features, so it takes no edge encoder (got edge_encoder={edge_encoder!r})")
         self.in_channels = in_channels
         self.hidden_channels = hidden_channels
         self.out_channels = out_channels
+        self.edge_features = edge_features
 
         self.node_encoder = make_encoder(node_encoder, in_channels, hidden_channels, "node features")
         self.edge_encoder = (None if edge_encoder is None
                              else make_encoder(edge_encoder, edge_dim, hidden_channels, "edge features"))
         self.pos_encoder = DegreeEncoding(hidden_channels) if pos_encoding == "degree" else None
+        with_edge_features = edge_encoder is not None or edge_features == "input"
         self.blocks = ModuleList(
-            PLSTMBlock(hidden_channels, heads, block, edge_dim=None if edge_encoder is None else hidden_channels,
-                       dropout=dropout, alpha=alpha, form=form)
+            PLSTMBlock(hidden_channels, heads, block, edge_dim=hidden_channels if with_edge_features else None,
+                       dropout=dropout, alpha=alpha, form=form, **block_kwargs)
             for _ in range(num_blocks))
         self.norm = LayerNorm(hidden_channels)
         self.pool = GraphPooling(pooling, hidden_channels)
@@ -125,7 +154,8 @@ class PLSTMNet(torch.nn.Module):
     @classmethod
     def from_config(cls, name: str, in_channels: Optional[int], out_channels: int = 1,
                     **overrides: Any) -> "PLSTMNet":
-        """A named configuration (:obj:`"paper"`), with keyword overrides."""
+        """A named configuration (:obj:`"paper"`, :obj:`"authors"`; see :data:`CONFIGS`), with keyword
+        overrides."""
         if name not in CONFIGS:
             raise ValueError(f"unknown config {name!r}; choose one of {sorted(CONFIGS)}")
         return cls(in_channels, out_channels=out_channels, **{**CONFIGS[name], **overrides})
@@ -146,7 +176,12 @@ class PLSTMNet(torch.nn.Module):
         if self.pos_encoder is not None:
             h = h + self.pos_encoder(dag.edge_index, dag.num_nodes)
         # Edge features stay indexed like edge_index; every layer gathers them to its DAG edges.
-        edge_attr = None if self.edge_encoder is None else self.edge_encoder(graph_edge_attr(data))
+        if self.edge_features == "input":
+            edge_attr = 0.5 * (h[edge_index[0]] + h[edge_index[1]])
+        elif self.edge_encoder is not None:
+            edge_attr = self.edge_encoder(graph_edge_attr(data))
+        else:
+            edge_attr = None
         for i, block in enumerate(self.blocks):
             h = block(h, edge_index, edge_attr, dag=dag, reverse=i % 2 == 1)
         return self.norm(h), batch, num_graphs

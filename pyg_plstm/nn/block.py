@@ -1,15 +1,20 @@
 r"""Residual pLSTM blocks."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 from torch import Tensor
-from torch.nn import GELU, Dropout, LayerNorm, Linear, ModuleList, Sequential
+from torch.nn import GELU, Dropout, LayerNorm, Linear, ModuleList, RMSNorm, Sequential
 
-from pyg_plstm.checks import check_dropout
+from pyg_plstm.checks import check_choice, check_dropout
 from pyg_plstm.dag import DAG, MODES, prepare_dag
 from pyg_plstm.nn.conv import PLSTMConv
+
+__all__ = ["BLOCK_NORMS", "PLSTMBlock"]
+
+#: Pre-norms of a block: ours, then the authors' code's.
+BLOCK_NORMS = ("layer", "rms")
 
 
 class PLSTMBlock(torch.nn.Module):
@@ -24,6 +29,9 @@ class PLSTMBlock(torch.nn.Module):
 
     then :math:`\mathbf{X} \leftarrow \mathbf{X} + \mathrm{Dropout}(
     \mathrm{MLP}(\mathrm{LN}(\mathbf{X})))` with a two-layer GELU MLP.
+    The authors' code (:obj:`norm="rms", mlp_per_layer=True`) uses RMSNorm
+    and follows *every* pLSTM layer with its own MLP: a :obj:`"PD"` block is
+    two residual sub-blocks, pLSTM then MLP each.
 
     Args:
         channels (int): Size of the node features (input and output).
@@ -39,6 +47,17 @@ class PLSTMBlock(torch.nn.Module):
             (default: :obj:`0.5`)
         form (str, optional): Operator form of the pLSTM layers.
             (default: :obj:`"auto"`)
+        norm (str, optional): The pre-norms, :obj:`"layer"`
+            (:class:`~torch.nn.LayerNorm`) or :obj:`"rms"`
+            (:class:`~torch.nn.RMSNorm`, gain only). (default: :obj:`"layer"`)
+        mlp_per_layer (bool, optional): An MLP after every pLSTM layer instead
+            of one after all of them. (default: :obj:`False`)
+        **conv_kwargs (optional): Further arguments of every
+            :class:`PLSTMConv` (e.g. :obj:`p_normalize`,
+            :obj:`transition_node`, :obj:`prune_order`, :obj:`qkv_bias`,
+            :obj:`init`; :obj:`transition="householder"`,
+            :obj:`householder_steps`, :obj:`negative_eigenvalues` for
+            matrix transitions).
     """
 
     def __init__(
@@ -51,21 +70,34 @@ class PLSTMBlock(torch.nn.Module):
         dropout: float = 0.0,
         alpha: float = 0.5,
         form: str = "auto",
+        norm: str = BLOCK_NORMS[0],
+        mlp_per_layer: bool = False,
+        **conv_kwargs: Any,
     ) -> None:
         super().__init__()
         if not isinstance(pattern, str) or not pattern or any(m not in MODES for m in pattern):
             raise ValueError(f"`pattern` must be a non-empty string of the modes {MODES}, e.g. 'PD', "
                              f"got {pattern!r}")
         check_dropout(dropout)
+        check_choice("norm", norm, BLOCK_NORMS)
         self.channels = channels
         self.pattern = pattern
+        self.mlp_per_layer = mlp_per_layer
         self.convs = ModuleList(
-            PLSTMConv(channels, channels, heads, mode, edge_dim=edge_dim, alpha=alpha, form=form)
+            PLSTMConv(channels, channels, heads, mode, edge_dim=edge_dim, alpha=alpha, form=form, **conv_kwargs)
             for mode in pattern)
-        self.conv_norms = ModuleList(LayerNorm(channels) for _ in pattern)
-        self.mlp_norm = LayerNorm(channels)
-        self.mlp = Sequential(Linear(channels, mlp_ratio * channels), GELU(), Dropout(dropout),
-                              Linear(mlp_ratio * channels, channels))
+
+        def make_norm() -> torch.nn.Module:
+            # eps as LayerNorm's default (and the authors' RMSNorm).
+            return LayerNorm(channels) if norm == "layer" else RMSNorm(channels, eps=1e-5)
+
+        num_mlps = len(pattern) if mlp_per_layer else 1
+        self.conv_norms = ModuleList(make_norm() for _ in pattern)
+        self.mlp_norms = ModuleList(make_norm() for _ in range(num_mlps))
+        self.mlps = ModuleList(
+            Sequential(Linear(channels, mlp_ratio * channels), GELU(), Dropout(dropout),
+                       Linear(mlp_ratio * channels, channels))
+            for _ in range(num_mlps))
         self.dropout = Dropout(dropout)
         self.reset_parameters()
 
@@ -73,9 +105,10 @@ class PLSTMBlock(torch.nn.Module):
         for conv, norm in zip(self.convs, self.conv_norms):
             conv.reset_parameters()
             norm.reset_parameters()
-        self.mlp_norm.reset_parameters()
-        for lin in (self.mlp[0], self.mlp[3]):
-            lin.reset_parameters()
+        for norm, mlp in zip(self.mlp_norms, self.mlps):
+            norm.reset_parameters()
+            for lin in (mlp[0], mlp[3]):
+                lin.reset_parameters()
 
     def forward(
         self,
@@ -103,9 +136,13 @@ class PLSTMBlock(torch.nn.Module):
                 raise ValueError("pass `edge_index` or a prepared `dag`")
             dag = prepare_dag(edge_index, x.size(0), batch=batch)
             batch = None
-        for conv, norm in zip(self.convs, self.conv_norms):
+        mlps = iter(zip(self.mlp_norms, self.mlps))
+        for i, (conv, norm) in enumerate(zip(self.convs, self.conv_norms)):
             x = x + self.dropout(conv(norm(x), edge_index, edge_attr, batch, dag=dag, reverse=reverse))
-        return x + self.dropout(self.mlp(self.mlp_norm(x)))
+            if self.mlp_per_layer or i == len(self.convs) - 1:
+                mlp_norm, mlp = next(mlps)
+                x = x + self.dropout(mlp(mlp_norm(x)))
+        return x
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.channels}, heads={self.convs[0].heads}, pattern={self.pattern!r})"

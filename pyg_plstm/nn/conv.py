@@ -9,14 +9,18 @@ from torch import Tensor
 from torch.nn.parameter import is_lazy
 from torch_geometric.nn.conv import MessagePassing
 from torch_geometric.nn.dense.linear import Linear
+from torch_geometric.nn.inits import uniform
 from torch_geometric.utils import scatter
 
 from pyg_plstm.checks import check_choice, check_positive
 from pyg_plstm.dag import DAG, MODES, prepare_dag
-from pyg_plstm.functional import FORMS, plstm_dag
+from pyg_plstm.dag.multitree import PRUNE_ORDERS
+from pyg_plstm.dag.prepare import pruned_in_order
+from pyg_plstm.functional import FORMS, MATRIX_FORMS, Householder, plstm_dag
 from pyg_plstm.nn.norm import MultiHeadRMSNorm
 
-__all__ = ["PLSTMConv", "PLSTMGates", "GATE_BIAS", "TRANSITION_BIAS"]
+__all__ = ["PLSTMConv", "PLSTMGates", "AUTHORS_CONV_OPTIONS", "GATE_BIAS", "INITS", "P_NORMALIZATIONS",
+           "REFLECTION_EPS", "TRANSITION_BIAS", "TRANSITION_NODES", "TRANSITIONS"]
 
 # Chunks of the gate projections: nodes give one term of every gate, edges
 # give the f_e terms (transition sees f_{e'} and f_e with separate weights).
@@ -26,6 +30,22 @@ _TRANSITION_PREV, _TRANSITION_NEXT = 2, 3
 GATE_BIAS = -5.0
 # Raw transition bias at initialisation, see the class docstring.
 TRANSITION_BIAS = {"P": 3.0, "D": 2.0}
+# The authors' code draws the raw transition bias of every head from N(0, 10^2).
+AUTHORS_TRANSITION_BIAS_STD = 10.0
+
+# Options of the layer; the first entry is the default, the second the authors' code.
+P_NORMALIZATIONS = ("out", "in")
+TRANSITION_NODES = ("shared", "tail")
+INITS = ("default", "authors")
+#: Transition kinds: a scalar per line edge and head, or the scalar times Householder reflections.
+TRANSITIONS = ("scalar", "householder")
+#: The reflection directions are r / sqrt(|r|^2 + eps): unit up to eps, and a finite gradient at r = 0.
+REFLECTION_EPS = 1e-6
+
+#: The options that make :class:`PLSTMConv` compute the authors' graph edge layer
+#: (see :mod:`pyg_plstm.compat`).
+AUTHORS_CONV_OPTIONS = {"p_normalize": "in", "transition_node": "tail", "prune_order": "shallowest",
+                        "qkv_bias": True, "init": "authors"}
 
 
 class PLSTMGates(NamedTuple):
@@ -36,7 +56,7 @@ class PLSTMGates(NamedTuple):
     key: Tensor
     value: Tensor
     source: Tensor
-    transition: Tensor
+    transition: Tensor | Householder
     mark: Tensor
     direct: Tensor
     dag: DAG
@@ -67,20 +87,57 @@ class PLSTMConv(MessagePassing):
         \tilde T_{e'e} = \mathbf{W}_T [\mathbf{f}_{e'}; \mathbf{f}_e;
         \mathbf{x}_{v}],
 
-    where :math:`v` is the node shared by :math:`e'` and :math:`e`, and
-    :math:`\mathbf{f}_e` is the edge feature (``edge_attr``) or, without one,
-    :math:`\frac{1}{2}(\mathbf{x}_u + \mathbf{x}_w)`. The transition is
+    where :math:`v` is the node shared by :math:`e'` and :math:`e`
+    (:obj:`transition_node="tail"`: the source of :math:`e'`, as in the
+    authors' code), and :math:`\mathbf{f}_e` is the edge feature
+    (``edge_attr``) or, without one, :math:`\frac{1}{2}(\mathbf{x}_u +
+    \mathbf{x}_w)`. The transition is
 
     * **P-mode** (propagation, Eq. 9 of the paper): the line graph is kept
       whole and :math:`T_{e'e} = \tilde T_{e'e} / (\alpha + \sum_{(e', e'')
       \in \mathcal{L}} |\tilde T_{e'e''}|)`, so that
       :math:`\sum_{e} |T_{e'e}| < 1` for every :math:`e'`: a state is split
       among the successors of its edge and the total state mass cannot grow
-      along the DAG.
+      along the DAG; the state of an edge is at most the sum of the source
+      terms of its ancestor edges. With :obj:`p_normalize="in"` (the
+      authors' code) the sum runs over the line edges *into* :math:`e`
+      instead, :math:`T_{e'e} = \tilde T_{e'e} / (\alpha + \sum_{(e'', e)
+      \in \mathcal{L}} |\tilde T_{e''e}|)`, so :math:`\sum_{e'} |T_{e'e}|
+      < 1` for every :math:`e`: a state is a sub-convex combination of its
+      predecessors' states plus its own source term, so
+      :math:`\|\mathbf{C}_e\| \le (\ell(e) + 1) \max_{e''} S_{e''}
+      \|\mathbf{k}\| \|\mathbf{v}\|` with :math:`\ell(e)` the longest path
+      of edges before :math:`e`, however wide the DAG (but the total mass can
+      grow where a state feeds several edges).
     * **D-mode** (diffusion): :math:`T_{e'e} = \tanh(\tilde T_{e'e})` on the
       line graph pruned to a multitree (:meth:`pyg_plstm.DAG.multitree`), which
       has at most one path between two edges, so :math:`|T| < 1` bounds every
-      path product.
+      path product. :obj:`prune_order` picks which multitree is kept
+      (:func:`~pyg_plstm.dag.multitree_mask`).
+
+    With :obj:`transition="householder"` the transition becomes a matrix on
+    the key dimension (state tracking; DeltaProduct, Siems et al., 2025):
+    :math:`\mathbf{C}_e \mathrel{+}= T_{e'e} H_{e'e} \mathbf{C}_{e'}` with
+    the scalar :math:`T_{e'e}` above and
+    :math:`H = \prod_{j = n_h}^{1} (\mathbf{I} - \beta_j \mathbf{w}_j
+    \mathbf{w}_j^\top)` (:class:`~pyg_plstm.ops.Householder`, applied to the
+    states without forming :math:`K \times K` matrices), where
+
+    .. math::
+        [\mathbf{r}_j; \tilde\beta_j] = \mathbf{W}_H [\mathbf{f}_{e'};
+        \mathbf{f}_e; \mathbf{x}_v], \qquad
+        \mathbf{w}_j = \frac{\mathbf{r}_j}{\sqrt{\|\mathbf{r}_j\|^2 + \epsilon}},
+        \qquad \beta_j = 2\, \sigma(\tilde\beta_j)
+
+    per head (:math:`\beta_j = \sigma(\tilde\beta_j)` with
+    :obj:`negative_eigenvalues=False`). The eigenvalues of a reflection,
+    :math:`1 - \beta_j \|\mathbf{w}_j\|^2` and :math:`1`, then lie in
+    :math:`[-1, 1]` (in :math:`[0, 1]` without negative eigenvalues), so
+    :math:`\|H\|_2 \le 1` and the P- and D-mode bounds on the states hold
+    unchanged; negative eigenvalues let the state flip sign, which a scalar
+    gate in :math:`[0, 1)` cannot do along a path of any length (Grazzi et al.,
+    2024: parity). :math:`\mathbf{W}_H` is initialised like the query/key
+    projection with a zero bias (:math:`\beta_j \approx 1` or :math:`1/2`).
 
     The output is normalised per head (:class:`MultiHeadRMSNorm`) and
     projected to :obj:`out_channels`.
@@ -95,7 +152,10 @@ class PLSTMConv(MessagePassing):
     :math:`+2` in D-mode (:math:`T = 0.96`). On ESOL (the shipped
     ``solubility.csv`` split, paper configuration with OGB encoders, AdamW
     1e-3, 30 epochs, 4 seeds) test RMSE went from 0.812/0.762/0.900/0.869
-    to 0.690/0.756/0.833/0.817, better for every seed.
+    to 0.690/0.756/0.833/0.817, better for every seed. :obj:`init="authors"`
+    restores the authors' code: transition bias :math:`\mathcal{N}(0, 10^2)`
+    per head, query/key/value/output biases (when present) PyTorch's default
+    :math:`\mathcal{U}(\pm 1 / \sqrt{\text{fan-in}})` instead of zero.
 
     Under :class:`torch.autocast` the projections run in the autocast dtype,
     but the gates and the operator run in (at least) :obj:`float32` with
@@ -145,6 +205,30 @@ class PLSTMConv(MessagePassing):
             for a fixed graph (transductive learning). (default: :obj:`False`)
         bias (bool, optional): Bias of the output projection.
             (default: :obj:`True`)
+        p_normalize (str, optional): P-mode normalisation over the line edges
+            :obj:`"out"` of the feeding edge or :obj:`"in"` to the fed edge
+            (the authors' code). (default: :obj:`"out"`)
+        transition_node (str, optional): Node whose features enter the
+            transition: :obj:`"shared"` by :math:`e'` and :math:`e`, or the
+            :obj:`"tail"` of :math:`e'` (the authors' code).
+            (default: :obj:`"shared"`)
+        prune_order (str, optional): D-mode multitree pruning,
+            :obj:`"deepest"` (the one the DAG is prepared with) or
+            :obj:`"shallowest"` (the authors' code; computed from the DAG on
+            first use, see :func:`~pyg_plstm.dag.prepare.pruned_in_order`).
+            (default: :obj:`"deepest"`)
+        qkv_bias (bool, optional): Biases of the query/key/value projections
+            (the authors' code has them). (default: :obj:`False`)
+        init (str, optional): :obj:`"default"` or :obj:`"authors"`, see above.
+            (default: :obj:`"default"`)
+        transition (str, optional): :obj:`"scalar"` or :obj:`"householder"`
+            (the scalar times :obj:`householder_steps` reflections, see above;
+            runs in the forms :data:`~pyg_plstm.functional.MATRIX_FORMS`, which
+            :obj:`form="auto"` then picks). (default: :obj:`"scalar"`)
+        householder_steps (int, optional): :math:`n_h`, reflections per
+            transition. (default: :obj:`1`)
+        negative_eigenvalues (bool, optional): :math:`\beta_j \in (0, 2)`
+            instead of :math:`(0, 1)`. (default: :obj:`True`)
 
     Shapes:
         - **input:** node features :math:`(|\mathcal{V}|, F_{in})`, edge indices
@@ -167,6 +251,14 @@ class PLSTMConv(MessagePassing):
         form: str = "auto",
         cached: bool = False,
         bias: bool = True,
+        p_normalize: str = P_NORMALIZATIONS[0],
+        transition_node: str = TRANSITION_NODES[0],
+        prune_order: str = PRUNE_ORDERS[0],
+        qkv_bias: bool = False,
+        init: str = INITS[0],
+        transition: str = TRANSITIONS[0],
+        householder_steps: int = 1,
+        negative_eigenvalues: bool = True,
     ) -> None:
         super().__init__(aggr="sum")
         if in_channels != -1:
@@ -180,6 +272,17 @@ class PLSTMConv(MessagePassing):
             check_positive(edge_dim=edge_dim)
         check_choice("mode", mode, MODES)
         check_choice("form", form, FORMS)
+        check_choice("p_normalize", p_normalize, P_NORMALIZATIONS)
+        check_choice("transition_node", transition_node, TRANSITION_NODES)
+        check_choice("prune_order", prune_order, PRUNE_ORDERS)
+        check_choice("init", init, INITS)
+        check_choice("transition", transition, TRANSITIONS)
+        check_positive(householder_steps=householder_steps)
+        if not isinstance(negative_eigenvalues, bool):
+            raise ValueError(f"`negative_eigenvalues` must be a bool, got {negative_eigenvalues!r}")
+        if transition == "householder" and form not in MATRIX_FORMS + ("auto",):
+            raise ValueError(f"transition='householder' runs in the forms {MATRIX_FORMS} or 'auto', "
+                             f"got form={form!r}")
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
             raise ValueError(f"`alpha` must be a positive number, got {alpha!r}")
 
@@ -193,11 +296,23 @@ class PLSTMConv(MessagePassing):
         self.alpha = alpha
         self.form = form
         self.cached = cached
+        self.p_normalize = p_normalize
+        self.transition_node = transition_node
+        self.prune_order = prune_order
+        self.init = init
+        self.transition = transition
+        self.householder_steps = householder_steps
+        self.negative_eigenvalues = negative_eigenvalues
         self._cached_dag: Optional[tuple[tuple[int, int], DAG]] = None
 
-        self.lin_qkv = Linear(in_channels, heads * (2 * qk_channels + v_channels), bias=False)
+        self.lin_qkv = Linear(in_channels, heads * (2 * qk_channels + v_channels), bias=qkv_bias)
         self.lin_gate = Linear(in_channels, 4 * heads)
         self.lin_edge_gate = Linear(in_channels if edge_dim is None else edge_dim, 4 * heads, bias=False)
+        # Per head and reflection: a direction (K) and a beta (1), from x_v and from f_{e'}, f_e.
+        reflections = heads * householder_steps * (qk_channels + 1)
+        self.lin_reflection = Linear(in_channels, reflections) if transition == "householder" else None
+        self.lin_edge_reflection = (Linear(in_channels if edge_dim is None else edge_dim, 2 * reflections, bias=False)
+                                    if transition == "householder" else None)
         self.norm = MultiHeadRMSNorm(heads, v_channels)
         self.lin_out = Linear(heads * v_channels, out_channels, bias=bias)
         self.reset_parameters()
@@ -210,14 +325,23 @@ class PLSTMConv(MessagePassing):
             return  # the projections of x are initialised when the first input fixes their size
         for lin in (self.lin_qkv, self.lin_out):
             torch.nn.init.normal_(lin.weight, std=math.sqrt(2.0 / (5.0 * lin.in_channels)))
-        if self.lin_out.bias is not None:
-            torch.nn.init.zeros_(self.lin_out.bias)
+            if lin.bias is not None and self.init == "authors":
+                uniform(lin.in_channels, lin.bias)
+            elif lin.bias is not None:
+                torch.nn.init.zeros_(lin.bias)
         torch.nn.init.zeros_(self.lin_gate.weight)
         torch.nn.init.zeros_(self.lin_edge_gate.weight)
+        if self.lin_reflection is not None:
+            for lin in (self.lin_reflection, self.lin_edge_reflection):
+                torch.nn.init.normal_(lin.weight, std=math.sqrt(2.0 / (5.0 * lin.in_channels)))
+            torch.nn.init.zeros_(self.lin_reflection.bias)
         with torch.no_grad():
             gate_bias = self.lin_gate.bias.view(4, self.heads)
             gate_bias.fill_(GATE_BIAS)
-            gate_bias[_TRANSITION].fill_(TRANSITION_BIAS[self.mode])
+            if self.init == "authors":
+                gate_bias[_TRANSITION].normal_(std=AUTHORS_TRANSITION_BIAS_STD)
+            else:
+                gate_bias[_TRANSITION].fill_(TRANSITION_BIAS[self.mode])
 
     def forward(
         self,
@@ -273,7 +397,8 @@ class PLSTMConv(MessagePassing):
         self._check_x(x)
         dag = self._structure(x, edge_index, batch, dag)
         edge_attr = self._dag_edge_attr(edge_attr, edge_index, dag)
-        return self._gates(x, dag.view(self.mode, reverse), edge_attr, self._dag_edge_mask(edge_index, dag))
+        pruned = pruned_in_order(dag, self.prune_order) if self.mode == "D" else dag
+        return self._gates(x, pruned.view(self.mode, reverse), edge_attr, self._dag_edge_mask(edge_index, dag))
 
     def _materialize(self, x: Tensor) -> None:
         """Fix a lazy ``in_channels=-1`` from the first input and initialise its projections."""
@@ -281,7 +406,10 @@ class PLSTMConv(MessagePassing):
             return  # nothing to infer, or _check_x names the problem
         # Weights loaded from a state dict are already materialised: keep them.
         fresh = is_lazy(self.lin_qkv.weight)
-        lazy = [self.lin_qkv, self.lin_gate] + ([self.lin_edge_gate] if self.edge_dim is None else [])
+        lazy = [self.lin_qkv, self.lin_gate, self.lin_reflection]
+        if self.edge_dim is None:
+            lazy += [self.lin_edge_gate, self.lin_edge_reflection]
+        lazy = [lin for lin in lazy if lin is not None]
         for lin in lazy:
             if hasattr(lin, "_hook"):
                 lin.initialize_parameters(lin, (x,))
@@ -408,18 +536,42 @@ class PLSTMConv(MessagePassing):
         if edge_mask is not None:
             source, mark = source * edge_mask, mark * edge_mask
         direct = torch.sigmoid(node[:, _DIRECT])
-        raw = edge[prev, _TRANSITION_PREV] + edge[nxt, _TRANSITION_NEXT] + node[dst[prev], _TRANSITION]
+        transition_node = src[prev] if self.transition_node == "tail" else dst[prev]
+        raw = edge[prev, _TRANSITION_PREV] + edge[nxt, _TRANSITION_NEXT] + node[transition_node, _TRANSITION]
         if self.mode == "P":
-            l1 = scatter(raw.abs(), prev, dim=0, dim_size=num_edges, reduce="sum")
-            transition = raw / (self.alpha + l1[prev])
+            group = nxt if self.p_normalize == "in" else prev
+            l1 = scatter(raw.abs(), group, dim=0, dim_size=num_edges, reduce="sum")
+            transition = raw / (self.alpha + l1[group])
         else:
             transition = torch.tanh(raw)
+        if self.lin_reflection is not None:
+            transition = Householder(transition, *self._reflections(x, edge_attr, dag, transition_node, dtype))
         return PLSTMGates(query.view(num_nodes, heads, k), key.view(num_nodes, heads, k),
                           value.view(num_nodes, heads, v), source, transition, mark, direct, dag)
 
+    def _reflections(self, x: Tensor, edge_attr: Optional[Tensor], dag: DAG, node_of_line: Tensor,
+                     dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        """Directions ``[L, H, n_h, K]`` and betas ``[L, H, n_h]`` of the Householder transitions."""
+        (src, dst), (prev, nxt) = dag.edge_index, dag.line_index
+        steps, k = self.householder_steps, self.qk_channels
+        node = self.lin_reflection(x).to(dtype)
+        if edge_attr is None:
+            proj = self.lin_edge_reflection(x).to(dtype)
+            edge = 0.5 * (proj[src] + proj[dst])
+        else:
+            edge = self.lin_edge_reflection(edge_attr).to(dtype)
+        edge = edge.view(dag.num_edges, 2, -1)
+        raw = (edge[prev, 0] + edge[nxt, 1] + node[node_of_line]).view(-1, self.heads, steps, k + 1)
+        direction = raw[..., :k] * torch.rsqrt(raw[..., :k].square().sum(-1, keepdim=True) + REFLECTION_EPS)
+        beta = torch.sigmoid(raw[..., k])
+        return direction, 2 * beta if self.negative_eigenvalues else beta
+
     def __repr__(self) -> str:
+        householder = (f", transition='householder', householder_steps={self.householder_steps}"
+                       f", negative_eigenvalues={self.negative_eigenvalues}" if self.transition == "householder"
+                       else "")
         return (f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, "
-                f"heads={self.heads}, mode={self.mode!r})")
+                f"heads={self.heads}, mode={self.mode!r}{householder})")
 
 
 def _describe(obj: object) -> str:

@@ -1,22 +1,26 @@
 """Training pipelines: data preparation, trainer, metrics, checkpoints, data-parallel helpers and reports."""
 from pyg_plstm.train.compare import compare_models, model_config
 from pyg_plstm.train.data import PreparedData, prepare_data
-from pyg_plstm.train.metrics import Task, evaluate, masked_loss
-from pyg_plstm.train.report import write_report
-from pyg_plstm.train.trainer import RunResult, TrainConfig, fit, load_model, predict
+from pyg_plstm.train.metrics import Task, check_labels, evaluate, masked_loss
+from pyg_plstm.train.report import load_runs, write_report
+from pyg_plstm.train.trainer import RunResult, TrainConfig, evaluate_split, fit, load_model, predict, train_epoch
 
 __all__ = [
     "PreparedData",
     "RunResult",
     "Task",
     "TrainConfig",
+    "check_labels",
     "compare_models",
     "evaluate",
+    "evaluate_split",
     "fit",
     "load_model",
+    "load_runs",
     "masked_loss",
     "model_config",
     "predict",
     "prepare_data",
+    "train_epoch",
     "write_report",
 ]

@@ -34,9 +34,9 @@ from pyg_plstm.train.fingerprint import data_changes, scan_split
 from pyg_plstm.train.metrics import Task, check_labels, evaluate, is_better, masked_loss
 from pyg_plstm.train.report import RESULT_FILE, json_safe
 
-__all__ = ["SCHEDULES", "TrainConfig", "RunResult", "TrainState", "fit", "build_state", "train_epoch", "evaluate_split",
-           "save_checkpoints", "resume_state", "TargetScale", "predict", "load_model", "make_target_norm", "lr_factor",
-           "progress_enabled", "seed_everything"]
+__all__ = ["SCHEDULES", "TrainConfig", "RunResult", "TrainState", "TargetScale", "fit", "build_state",
+           "train_epoch", "evaluate_split", "save_checkpoints", "resume_state", "write_result", "predict",
+           "load_model", "make_target_norm", "lr_factor", "progress_enabled", "seed_everything"]
 
 SPLITS = ("train", "valid", "test")
 SCHEDULES = ("cosine", "constant")
@@ -184,12 +184,25 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
     device = D.resolve_device(device)
     ckpt = load_checkpoint(path, map_location=device)
     model = make_model(**ckpt["model_config"])
-    model.load_state_dict(ckpt["model"])
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as err:  # torch lists missing / unexpected / misshapen weights
+        raise ValueError(f"{path}: the stored weights do not fit the stored model settings: {err}") from None
     return model.to(device).eval(), ckpt
 
 
-def _format_metrics(split: str, metrics: Mapping[str, float]) -> str:
-    return " ".join(f"{split} {k} {v:.4f}" for k, v in metrics.items())
+def _epoch_line(record: Mapping[str, Any], eval_splits: list[str], epochs: int, improved: bool) -> str:
+    metrics = " | ".join(" ".join(f"{s} {k} {v:.4f}" for k, v in record[s].items()) for s in eval_splits)
+    return (f"epoch {record['epoch']:>{len(str(epochs))}}/{epochs} | loss {record['loss']:.4f} | {metrics} | "
+            f"{record['time_epoch']:.1f}s" + (" *" if improved else ""))
+
+
+def write_result(out: Path, settings: Mapping[str, Any], result: RunResult) -> None:
+    """The record of a finished run, ``out/result.json``: model name, seed, settings (config, model_config, task,
+    meta, data fingerprint) and the :class:`RunResult` (read back by :func:`~pyg_plstm.train.report.load_runs`)."""
+    record = {"model": settings["model_config"].get("name"), "seed": settings["config"]["seed"], **settings,
+              "result": result.to_dict()}
+    atomic_write(out / RESULT_FILE, json.dumps(json_safe(record), indent=2))
 
 
 @dataclass
@@ -408,9 +421,7 @@ def fit(
                                    "epoch": epoch, "metrics": record}, state, improved)
         D.barrier(env)
         if env.is_main:
-            log(f"epoch {epoch:>{len(str(config.epochs))}}/{config.epochs} | loss {record['loss']:.4f} | "
-                + " | ".join(_format_metrics(s, record[s]) for s in eval_splits)
-                + f" | {record['time_epoch']:.1f}s" + (" *" if improved else ""))
+            log(_epoch_line(record, eval_splits, config.epochs, improved))
         epochs_bar.update(1)
         if on_epoch_end is not None:
             on_epoch_end(record)
@@ -431,6 +442,5 @@ def fit(
         out_dir=str(out) if out is not None else None,
     )
     if out is not None and env.is_main:
-        record = {"model": model_config.get("name"), "seed": config.seed, **settings, "result": result.to_dict()}
-        atomic_write(out / RESULT_FILE, json.dumps(json_safe(record), indent=2))
+        write_result(out, settings, result)
     return result
