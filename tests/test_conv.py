@@ -153,11 +153,11 @@ def test_batched_equals_per_graph(mode, reverse, form):
     assert torch.allclose(out, expected, atol=1e-12)
 
 
-def test_batch_argument_gives_one_block_per_graph(monkeypatch):
-    """With `batch`, form='auto' sees many small graphs, not one graph of the batch's size."""
+def test_batch_argument_gives_one_block_per_graph():
+    """With `batch`, the parallel form pads each graph on its own, not the whole batch as one graph."""
     graphs = _molecules(16, start=100)
     batch = Batch.from_data_list(graphs)
-    conv = _randomize(PLSTMConv(9, 24, heads=1, edge_dim=3).double())
+    conv = _randomize(PLSTMConv(9, 24, heads=1, edge_dim=3, form="parallel").double())
     dag = get_dag(batch)
     assert dag.num_graphs == 16 and dag.max_graph_nodes == max(g.num_nodes for g in graphs)
     conv(batch.x, batch.edge_index, batch.edge_attr, dag=dag)

@@ -531,3 +531,25 @@ def test_deep_graphs_are_stable(mode, shape, autocast):
     assert bool((norms <= bound * (1 + 1e-4) + 1e-6).all()), float((norms / bound).max())
     deepest = view.edge_level == view.edge_level.max()
     assert float(norms[deepest].max()) > float(norms[view.edge_level == 0].max())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("kind", ["dense", "householder"])
+def test_cuda_matches_naive_on_cpu(kind):
+    gen = torch.Generator().manual_seed(4)
+    dag = batched_dag(molecules(6) + [Data(edge_index=random_dag(40, 0.2, gen), num_nodes=40)])
+    gates = gates_for(dag, gen)
+    parts = ([random_dense(dag.num_line_edges, 2, 3, gen)] if kind == "dense"
+             else list(random_householder(dag.num_line_edges, 2, 3, 3, gen)))
+    as_transition = (lambda p: p[0]) if kind == "dense" else (lambda p: Householder(*p))
+    dense = parts[0] if kind == "dense" else materialise(as_transition(parts))
+    ref = call(plstm_naive, gates, dense, dag)
+    weight = torch.randn(ref.shape, dtype=ref.dtype, generator=gen)
+    ref_grads = gradients(ref, gates + parts, weight)
+    cuda_dag = DAG(dag.edge_index.cuda(), dag.line_index.cuda(), dag.num_nodes, batch=dag.batch.cuda(),
+                   num_graphs=dag.num_graphs)
+    cuda_inputs = [t.detach().cuda().requires_grad_() for t in gates + parts]
+    out = call(functools.partial(plstm_dag, form="auto"), cuda_inputs[:6], as_transition(cuda_inputs[6:]), cuda_dag)
+    assert torch.allclose(out.cpu(), ref, atol=TOL, rtol=0)
+    for a, b in zip(gradients(out, cuda_inputs, weight.cuda()), ref_grads):
+        assert torch.allclose(a.cpu(), b, atol=TOL, rtol=0)

@@ -18,7 +18,7 @@ from torch_geometric.transforms import BaseTransform
 from pyg_plstm.checks import check_choice
 from pyg_plstm.dag.graph import cycle_error, line_graph, node_rank, orient_arrays, peel_depth, validated_edges
 from pyg_plstm.dag.multitree import PRUNE_ORDERS, multitree_mask, select_parents
-from pyg_plstm.dag.structure import DAG
+from pyg_plstm.dag.structure import DAG, check_batch
 
 __all__ = ["DAGData", "ToDAG", "get_dag", "prepare_dag", "pruned_in_order"]
 
@@ -84,14 +84,8 @@ def prepare_dag(
     features of the DAG edges.
     """
     ei = validated_edges(edge_index, num_nodes, None)
-    node_graph = None
-    if batch is not None:
-        if not isinstance(batch, Tensor) or batch.shape != (num_nodes,) or batch.is_floating_point():
-            raise ValueError(f"`batch` must be an integer tensor of shape [{num_nodes}], got "
-                             f"{getattr(batch, 'dtype', type(batch).__name__)} {list(getattr(batch, 'shape', []))}")
-        node_graph = batch.detach().cpu().numpy().astype(np.int64)
-        if node_graph.size and node_graph.min() < 0:
-            raise ValueError(f"`batch` holds a negative graph id ({int(node_graph.min())})")
+    batch, num_graphs = check_batch(batch, num_nodes, num_graphs, edge_index.device)
+    node_graph = None if batch is None else batch.detach().cpu().numpy().astype(np.int64)
     prep = prepare_union(ei, num_nodes, node_rank(order, num_nodes), directed, node_graph)
     device = edge_index.device
 
@@ -212,7 +206,8 @@ class ToDAG(BaseTransform):
 
     def _prepare(self, graphs: Sequence[Data], describe_graph: bool, offset: int = 0) -> list[DAGData]:
         where = (lambda g: f"graph {offset + g}: ") if describe_graph else (lambda g: "")
-        sizes, index_arrays, ranks = [], [], []
+        sizes, index_arrays, ranks, graph_ids = [], [], [], []
+        next_graph = 0
         for g, data in enumerate(graphs):
             if getattr(data, "edge_index", None) is None:
                 raise ValueError(f"{where(g)}the graph has no `edge_index`")
@@ -222,8 +217,12 @@ class ToDAG(BaseTransform):
             try:
                 ei = validated_edges(data.edge_index, n, data.edge_attr)
                 ranks.append(node_rank(getattr(data, self.order_attr, None), n))
+                # A whole Batch keeps its graphs apart: each is detected as directed or not on its own.
+                inner, count = check_batch(getattr(data, "batch", None), n, None, data.edge_index.device)
             except ValueError as err:
                 raise ValueError(f"{where(g)}{err}") from None
+            graph_ids.append(np.full(n, next_graph) if inner is None else inner.cpu().numpy() + next_graph)
+            next_graph += count
             sizes.append(n)
             index_arrays.append(ei)
         node_offset = np.zeros(len(graphs) + 1, dtype=np.int64)
@@ -242,7 +241,8 @@ class ToDAG(BaseTransform):
             local = f"node {node - int(node_offset[g])}"
             return f"{local} of graph {offset + g}" if describe_graph else local
 
-        prep = prepare_union(ei, total, rank, self.directed, node_graph, name_node)
+        union_graph = np.concatenate(graph_ids) if graph_ids else np.zeros(0, np.int64)
+        prep = prepare_union(ei, total, rank, self.directed, union_graph, name_node)
         dag_graph = node_graph[prep.edge_index[0]]
         dag_ptr = np.searchsorted(dag_graph, np.arange(len(graphs) + 1))
         line_ptr = np.searchsorted(dag_graph[prep.line_index[0]], np.arange(len(graphs) + 1))

@@ -9,21 +9,63 @@ from torch import Tensor
 from pyg_plstm.dag.graph import check_num_nodes, edge_levels
 from pyg_plstm.dag.multitree import multitree_mask
 
-__all__ = ["DAG", "MODES"]
+__all__ = ["DAG", "MODES", "check_batch"]
 
 MODES = ("P", "D")
 
 T = TypeVar("T")
 
 
+# Index dtypes every torch gather and scatter accepts (uint8 would even be read as a mask).
+_INDEX_DTYPES = (torch.int64, torch.int32)
+
+
 def _check_index(name: str, value: Any, rows: Optional[int], device: Optional[torch.device]) -> Tensor:
-    if not isinstance(value, Tensor) or value.is_floating_point() or value.is_complex() or value.dtype == torch.bool:
-        raise ValueError(f"`{name}` must be an integer tensor, got {getattr(value, 'dtype', type(value).__name__)}")
+    if not isinstance(value, Tensor) or value.dtype not in _INDEX_DTYPES:
+        raise ValueError(f"`{name}` must be an integer tensor, got "
+                         f"{getattr(value, 'dtype', type(value).__name__)} (int64 or int32 needed)")
     if rows is not None and (value.dim() != 2 or value.size(0) != rows):
         raise ValueError(f"`{name}` must have shape [{rows}, *], got {list(value.shape)}")
     if device is not None and value.device != device:
         raise ValueError(f"`{name}` is on {value.device} but `edge_index` is on {device}")
+    if value.device.type == "meta":
+        raise ValueError(f"`{name}` is on the meta device (it has no values); materialise it on a real device")
     return value
+
+
+def check_batch(batch: Optional[Tensor], num_nodes: int, num_graphs: Optional[int],
+                device: torch.device) -> tuple[Optional[Tensor], int]:
+    """``batch`` and the number of graphs, after checking that ``batch`` is an
+    integer tensor with one sorted, non-negative graph id per node (as in a PyG
+    ``Batch``) below ``num_graphs``; ``num_graphs`` defaults to ``batch.max() + 1``."""
+    if num_graphs is not None and (isinstance(num_graphs, bool) or not isinstance(num_graphs, int)
+                                   or num_graphs < 0):
+        raise ValueError(f"`num_graphs` must be a non-negative int, got {num_graphs!r}")
+    if batch is None:
+        return None, 1 if num_graphs is None else num_graphs
+    if not isinstance(batch, Tensor) or batch.dtype not in _INDEX_DTYPES:
+        raise ValueError(f"`batch` must be an integer tensor of graph ids, got "
+                         f"{getattr(batch, 'dtype', type(batch).__name__)} (int64 or int32 needed)")
+    if batch.shape != (num_nodes,):
+        raise ValueError(f"`batch` must have shape [{num_nodes}] (one graph id per node), got {list(batch.shape)}")
+    if batch.device != device:
+        raise ValueError(f"`batch` is on {batch.device} but `edge_index` is on {device}")
+    if not num_nodes:
+        return batch, 0 if num_graphs is None else num_graphs
+    first, last = int(batch[0]), int(batch[-1])
+    if first < 0:
+        raise ValueError(f"`batch` holds a negative graph id ({first})")
+    drops = batch[1:] < batch[:-1]
+    if bool(drops.any()):
+        i = int(drops.nonzero()[0]) + 1
+        raise ValueError(
+            f"the nodes of each graph must be contiguous and graphs in order (as in a PyG Batch), but "
+            f"`batch` goes from {int(batch[i - 1])} to {int(batch[i])} at node {i}")
+    if num_graphs is None:
+        return batch, last + 1
+    if last >= num_graphs:
+        raise ValueError(f"`batch` holds graph id {last} but the batch has only {num_graphs} graphs")
+    return batch, num_graphs
 
 
 class DAG:
@@ -99,42 +141,10 @@ class DAG:
         self._edge_level_rev = edge_level_rev
         self._multitree_mask = multitree_mask
         self.input_edge = input_edge
-        self._batch, self.num_graphs = self._checked_batch(batch, num_graphs)
+        self._batch, self.num_graphs = check_batch(batch, self.num_nodes, num_graphs, device)
         self._memo: dict[Hashable, Any] = {}
         # What depends on the nodes and the batch only is shared by every view.
         self._node_memo: dict[Hashable, Any] = {}
-
-    def _checked_batch(self, batch: Optional[Tensor], num_graphs: Optional[int]) -> tuple[Optional[Tensor], int]:
-        if num_graphs is not None and (isinstance(num_graphs, bool) or not isinstance(num_graphs, int)
-                                       or num_graphs < 0):
-            raise ValueError(f"`num_graphs` must be a non-negative int, got {num_graphs!r}")
-        if batch is None:
-            return None, 1 if num_graphs is None else num_graphs
-        if not isinstance(batch, Tensor) or batch.is_floating_point() or batch.is_complex() \
-                or batch.dtype == torch.bool:
-            raise ValueError(f"`batch` must be an integer tensor of graph ids, got "
-                             f"{getattr(batch, 'dtype', type(batch).__name__)}")
-        if batch.shape != (self.num_nodes,):
-            raise ValueError(f"`batch` must have shape [{self.num_nodes}] (one graph id per node), "
-                             f"got {list(batch.shape)}")
-        if batch.device != self.edge_index.device:
-            raise ValueError(f"`batch` is on {batch.device} but `edge_index` is on {self.edge_index.device}")
-        if not self.num_nodes:
-            return batch, 0 if num_graphs is None else num_graphs
-        first, last = int(batch[0]), int(batch[-1])
-        if first < 0:
-            raise ValueError(f"`batch` holds a negative graph id ({first})")
-        drops = batch[1:] < batch[:-1]
-        if bool(drops.any()):
-            i = int(drops.nonzero()[0]) + 1
-            raise ValueError(
-                f"the nodes of each graph must be contiguous and graphs in order (as in a PyG Batch), but "
-                f"`batch` goes from {int(batch[i - 1])} to {int(batch[i])} at node {i}")
-        if num_graphs is None:
-            return batch, last + 1
-        if last >= num_graphs:
-            raise ValueError(f"`batch` holds graph id {last} but the batch has only {num_graphs} graphs")
-        return batch, num_graphs
 
     # Sizes ------------------------------------------------------------------
 

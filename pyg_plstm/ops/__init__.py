@@ -7,7 +7,8 @@ r"""The pLSTM operator's forms, one module each, all with one signature
 * :mod:`~pyg_plstm.ops.sparse`: the same sum over reachable pairs only.
 
 :mod:`~pyg_plstm.ops.common` holds the level loops two forms share and
-:mod:`~pyg_plstm.ops.schedule` what every form derives from the structure.
+:mod:`~pyg_plstm.ops.schedule` what every form derives from the structure;
+:mod:`~pyg_plstm.ops.householder` is the structured matrix transition (scan and reference forms).
 :func:`pyg_plstm.functional.plstm_dag` validates and dispatches.
 """
 from pyg_plstm.ops.common import is_scalar

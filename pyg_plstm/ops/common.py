@@ -48,10 +48,10 @@ def transpose_lines(transition: Transition) -> Transition:
 
 def move(states: Tensor, transition: Transition, inplace: bool = False) -> Tensor:
     """``T_j states_j`` for every line edge ``j``: ``states`` is ``[L, H, ...]``
-    (``[L, H, K, V]`` for matrix transitions). ``inplace`` lets a scalar
-    transition overwrite ``states`` (a freshly gathered block)."""
+    (``[L, H, K, V]`` for matrix transitions). ``inplace`` lets scalar and
+    Householder transitions overwrite ``states`` (a freshly gathered block)."""
     if isinstance(transition, Householder):
-        return transition.apply(states)
+        return transition.apply(states, inplace)
     if not is_scalar(transition):
         return transition @ states
     weights = transition[(...,) + (None,) * (states.dim() - 2)]

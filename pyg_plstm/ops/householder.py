@@ -102,17 +102,22 @@ class Householder(NamedTuple):
         eye = torch.eye(k, dtype=self.direction.dtype, device=self.direction.device)
         return self.apply(eye.expand(*self.scale.shape, k, k))
 
-    def apply(self, states: Tensor) -> Tensor:
-        """:math:`T \\mathbf{C}` for states ``[L, H, K, V]``, one reflection at a time (out of place)."""
+    def apply(self, states: Tensor, inplace: bool = False) -> Tensor:
+        """:math:`T \\mathbf{C}` for states ``[L, H, K, V]``, one reflection at a time.
+
+        ``inplace`` overwrites ``states`` (e.g. a freshly gathered block)."""
         lines, heads, k, v = states.shape
         rows = lines * heads
-        out = states.reshape(rows, k, v)
+        scale = self.scale[..., None, None]
+        # T C = H (a C): scaling first lets every step write into one buffer.
+        out = (states.mul_(scale) if inplace else states * scale).view(rows, k, v)
         direction = self.direction.reshape(rows, self.steps, k)
         weighted = (self.beta.unsqueeze(-1) * self.direction).reshape(rows, self.steps, k)
         for j in range(self.steps):
             projection = torch.bmm(direction[:, j:j + 1], out)  # w^T C: [rows, 1, V]
-            out = torch.baddbmm(out, weighted[:, j:j + 1].transpose(1, 2), projection, alpha=-1)
-        return out.view(lines, heads, k, v) * self.scale[..., None, None]
+            update = (weighted[:, j:j + 1].transpose(1, 2), projection)
+            out = out.baddbmm_(*update, alpha=-1) if inplace else torch.baddbmm(out, *update, alpha=-1)
+        return out.view(lines, heads, k, v)
 
     def grad(self, adjoint: Tensor, states: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Gradients of ``<adjoint, T states>`` with respect to ``(scale, direction, beta)``.
