@@ -290,17 +290,22 @@ def test_scalar_only_forms_refuse_matrix_transitions(form, kind):
         call(functools.partial(plstm_dag, form=form, validate=False), gates, transition, dag)
 
 
-def test_auto_picks_the_scan_for_matrix_transitions():
-    """On small molecules, where scalar transitions get a quadratic form, matrix ones run the scan."""
-    dag = batched_dag(molecules(16))
+@pytest.mark.parametrize("kind", ["dense", "householder"])
+def test_auto_picks_the_scan_for_matrix_transitions(kind, monkeypatch):
+    """Even where the form rule would pick a scalar-only form, matrix transitions run the scan."""
+    monkeypatch.setattr("pyg_plstm.functional.choose_form", lambda *args: "parallel")
+    dag = batched_dag(molecules(4))
     gen = torch.Generator().manual_seed(3)
-    gates = gates_for(dag, gen, k=24, v=24)
-    transition = random_householder(dag.num_line_edges, 2, 2, 24, gen)
+    gates = gates_for(dag, gen)
+    transition = (random_dense(dag.num_line_edges, 2, 3, gen) if kind == "dense"
+                  else random_householder(dag.num_line_edges, 2, 2, 3, gen))
     out = call(functools.partial(plstm_dag, form="auto"), gates, transition, dag)
-    assert type(out.grad_fn).__name__ == "AddBackward0"
     assert type(out.grad_fn.next_functions[0][0]).__name__ == "_LevelScanBackward"
-    scalar = plstm_dag(*gates[:4], transition.scale, *gates[4:], dag, form="auto")
+    # The patched rule is in effect: a scalar transition takes the form it names.
+    scalar = plstm_dag(*gates[:4], torch.rand(dag.num_line_edges, 2, dtype=torch.float64), *gates[4:], dag,
+                       form="auto")
     assert type(scalar.grad_fn.next_functions[0][0]).__name__ != "_LevelScanBackward"
+
 
 
 def _replace(transition: Householder, **parts) -> Householder:

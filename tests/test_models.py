@@ -116,8 +116,9 @@ def test_make_model_defaults_are_the_models_defaults():
     assert len(make_model("gin", 9, 1).convs) == inspect.signature(GNNBaseline).parameters["num_layers"].default == 5
     # Every PLSTMNet argument make_model does not name is passed through for "plstm" and refused by the GNNs.
     plstm = inspect.signature(PLSTMNet).parameters
-    passed = set(plstm) - set(make) - {"num_blocks"}
-    assert passed == {"block", "pos_encoding", "form", "alpha"}
+    named = {name for name, p in plstm.items() if p.kind is not inspect.Parameter.VAR_KEYWORD}
+    passed = named - set(make) - {"num_blocks"}
+    assert passed == {"block", "pos_encoding", "form", "alpha", "edge_features"}
     for arg in sorted(passed):
         make_model("plstm", 9, 1, hidden_channels=8, heads=2, **{arg: plstm[arg].default})
         with pytest.raises(ValueError, match=rf"model 'gcn' does not take the argument\(s\) \['{arg}'\]$"):
