@@ -30,6 +30,7 @@ Exit status::
 from __future__ import annotations
 
 import argparse
+import ast
 import csv
 import inspect
 import io
@@ -43,7 +44,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from pyg_plstm.models import MODEL_NAMES, POOLINGS, PLSTMNet, make_model
+from pyg_plstm.models import CONFIGS, MODEL_NAMES, POOLINGS, PLSTMNet, make_model, model_arguments
+from pyg_plstm.nn.conv import TRANSITIONS, PLSTMConv
 from pyg_plstm.train.files import OutputPathError, atomic_write, check_not_an_input, check_output_dir, check_output_file
 from pyg_plstm.train.trainer import SCHEDULES, TrainConfig
 
@@ -109,6 +111,18 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                        help="(default %(default)s)")
     model.add_argument("--block", default=_default(PLSTMNet, "block"),
                        help="pLSTM block pattern: PD, P or D (default %(default)s)")
+    model.add_argument("--plstm-config", choices=sorted(CONFIGS),
+                       help="a named pLSTM configuration (PLSTMNet.CONFIGS): 'paper', or 'authors' (the "
+                            "authors' edge layer and block, edge features from the encoded nodes, so no "
+                            "edge encoder); it sets pLSTM's architecture, --plstm-option entries override it")
+    model.add_argument("--plstm-option", action="append", default=[], metavar="KEY=VALUE",
+                       help="any PLSTMNet/PLSTMBlock/PLSTMConv option for pLSTM only, e.g. norm_eps=1e-2, "
+                            "gate_bias=0, p_normalize=in (repeatable; values are Python literals or strings)")
+    model.add_argument("--transition", choices=TRANSITIONS, default=_default(PLSTMConv, "transition"),
+                       help="pLSTM transitions: scalar gates, or products of Householder reflections "
+                            "(default %(default)s)")
+    model.add_argument("--householder-steps", type=int, default=_default(PLSTMConv, "householder_steps"),
+                       help="reflections per Householder transition (default %(default)s)")
 
     opt = p.add_argument_group("optimisation")
     opt.add_argument("--epochs", type=int, default=defaults.epochs, help="(default %(default)s)")
@@ -256,6 +270,34 @@ def _sorted_runs(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(records, key=key)
 
 
+def plstm_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``make_model`` arguments of pLSTM only: ``--plstm-config``, ``--transition``,
+    ``--householder-steps`` and ``--plstm-option`` entries (last wins)."""
+    overrides: dict[str, Any] = {}
+    if args.plstm_config is not None:
+        config = dict(CONFIGS[args.plstm_config])
+        overrides["num_layers"] = config.pop("num_blocks", args.layers)
+        if config.get("edge_features") == "input":
+            # Edge features come from the encoded nodes: no bond features, no edge encoder.
+            overrides.update(edge_dim=None, edge_encoder=None)
+        overrides.update(config)
+    if args.transition != _default(PLSTMConv, "transition"):
+        overrides["transition"] = args.transition
+    if args.householder_steps != _default(PLSTMConv, "householder_steps"):
+        overrides["householder_steps"] = args.householder_steps
+    allowed = set(model_arguments("plstm"))
+    for entry in args.plstm_option:
+        key, sep, text = entry.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in allowed:
+            raise ValueError(f"--plstm-option {entry!r}: expected KEY=VALUE with KEY one of {sorted(allowed)}")
+        try:
+            overrides[key] = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError):
+            overrides[key] = text.strip()
+    return overrides
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
@@ -279,6 +321,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                              schedule=args.schedule, grad_clip=args.grad_clip)
         options = {"hidden_channels": args.hidden, "num_layers": args.layers, "heads": args.heads,
                    "pooling": args.pooling, "dropout": args.dropout, "block": args.block}
+        overrides = {"plstm": plstm_overrides(args)}
         # Read-only checks, on every process: they must all stop if one does.
         _check_out(args, out, [out / m / f"seed{s}" for m in args.model for s in args.seeds])
         # Rank 0 processes the raw data first so that the others only read the result.
@@ -301,7 +344,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             # Rebuilt from every finished run in the folder, so a shared --out keeps earlier runs.
             return write_report(out, _sorted_runs(load_runs(out)), data.task, data.meta)
 
-        compare_models(data, args.model, config, args.seeds, out, options, on_run_end=report if env.is_main else None,
+        compare_models(data, args.model, config, args.seeds, out, options, overrides,
+                       on_run_end=report if env.is_main else None,
                        resume=args.resume, device=args.device, num_workers=args.num_workers,
                        progress=progress_enabled(not args.no_progress))
         if env.is_main:

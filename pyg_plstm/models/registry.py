@@ -17,7 +17,7 @@ from pyg_plstm.checks import check_positive
 from pyg_plstm.models.gnn import GNNBaseline
 from pyg_plstm.models.plstm import PLSTMNet
 
-__all__ = ["make_model", "model_names", "register_model"]
+__all__ = ["make_model", "model_arguments", "model_names", "register_model"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,13 @@ def register_model(name: str, builder: Callable[..., Module], default_layers: in
         raise ValueError(f"the builder of model {name!r} must be callable, got {type(builder).__name__}")
     check_positive(default_layers=default_layers)
     _MODELS[name] = _ModelSpec(builder, default_layers, tuple(extra_args))
+
+
+def model_arguments(name: str) -> tuple[str, ...]:
+    """The keyword arguments model ``name`` takes beyond :func:`make_model`'s own."""
+    if name not in _MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {model_names()}")
+    return _MODELS[name].extra_args
 
 
 def model_names() -> tuple[str, ...]:
@@ -105,7 +112,8 @@ def _build_plstm(in_channels: Optional[int], out_channels: int, num_layers: int,
 # OGB's depth for its graph-property GNNs; the pLSTM paper's graph setup uses 2 blocks.
 register_model("plstm", _build_plstm, default_layers=2, extra_args=(
     "block", "pos_encoding", "form", "alpha", "edge_features", "norm", "mlp_per_layer", "p_normalize",
-    "transition_node", "prune_order", "qkv_bias", "init"))
+    "transition_node", "prune_order", "qkv_bias", "init", "transition", "householder_steps",
+    "negative_eigenvalues", "gate_bias", "norm_eps"))
 register_model("gin", partial(GNNBaseline, "gin"), default_layers=5)
 register_model("gcn", partial(GNNBaseline, "gcn"), default_layers=5)
 register_model("gat", partial(GNNBaseline, "gat"), default_layers=5)

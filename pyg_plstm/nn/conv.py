@@ -28,6 +28,8 @@ _SOURCE, _MARK, _DIRECT, _TRANSITION = range(4)
 _TRANSITION_PREV, _TRANSITION_NEXT = 2, 3
 
 GATE_BIAS = -5.0
+# Offset of the per-head RMS normalisation of the operator output, see the class docstring.
+NORM_EPS = 1e-6
 # Raw transition bias at initialisation, see the class docstring.
 TRANSITION_BIAS = {"P": 3.0, "D": 2.0}
 # The authors' code draws the raw transition bias of every head from N(0, 10^2).
@@ -229,6 +231,10 @@ class PLSTMConv(MessagePassing):
             transition. (default: :obj:`1`)
         negative_eigenvalues (bool, optional): :math:`\beta_j \in (0, 2)`
             instead of :math:`(0, 1)`. (default: :obj:`True`)
+        gate_bias (float, optional): Initial bias of the source, mark and
+            direct gates. (default: :obj:`-5.0`)
+        norm_eps (float, optional): :math:`\epsilon` of the per-head RMS
+            normalisation of the operator output. (default: :obj:`1e-6`)
 
     Shapes:
         - **input:** node features :math:`(|\mathcal{V}|, F_{in})`, edge indices
@@ -259,6 +265,8 @@ class PLSTMConv(MessagePassing):
         transition: str = TRANSITIONS[0],
         householder_steps: int = 1,
         negative_eigenvalues: bool = True,
+        gate_bias: float = GATE_BIAS,
+        norm_eps: float = NORM_EPS,
     ) -> None:
         super().__init__(aggr="sum")
         if in_channels != -1:
@@ -285,6 +293,10 @@ class PLSTMConv(MessagePassing):
                              f"got form={form!r}")
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
             raise ValueError(f"`alpha` must be a positive number, got {alpha!r}")
+        if isinstance(gate_bias, bool) or not isinstance(gate_bias, (int, float)) or not math.isfinite(gate_bias):
+            raise ValueError(f"`gate_bias` must be a finite number, got {gate_bias!r}")
+        if isinstance(norm_eps, bool) or not isinstance(norm_eps, (int, float)) or not norm_eps > 0:
+            raise ValueError(f"`norm_eps` must be a positive number, got {norm_eps!r}")
 
         self.in_channels = in_channels
         self.out_channels = out_channels
@@ -303,6 +315,7 @@ class PLSTMConv(MessagePassing):
         self.transition = transition
         self.householder_steps = householder_steps
         self.negative_eigenvalues = negative_eigenvalues
+        self.gate_bias = gate_bias
         self._cached_dag: Optional[tuple[tuple[int, int], DAG]] = None
 
         self.lin_qkv = Linear(in_channels, heads * (2 * qk_channels + v_channels), bias=qkv_bias)
@@ -313,7 +326,7 @@ class PLSTMConv(MessagePassing):
         self.lin_reflection = Linear(in_channels, reflections) if transition == "householder" else None
         self.lin_edge_reflection = (Linear(in_channels if edge_dim is None else edge_dim, 2 * reflections, bias=False)
                                     if transition == "householder" else None)
-        self.norm = MultiHeadRMSNorm(heads, v_channels)
+        self.norm = MultiHeadRMSNorm(heads, v_channels, eps=norm_eps)
         self.lin_out = Linear(heads * v_channels, out_channels, bias=bias)
         self.reset_parameters()
 
@@ -337,7 +350,7 @@ class PLSTMConv(MessagePassing):
             torch.nn.init.zeros_(self.lin_reflection.bias)
         with torch.no_grad():
             gate_bias = self.lin_gate.bias.view(4, self.heads)
-            gate_bias.fill_(GATE_BIAS)
+            gate_bias.fill_(self.gate_bias)
             if self.init == "authors":
                 gate_bias[_TRANSITION].normal_(std=AUTHORS_TRANSITION_BIAS_STD)
             else:

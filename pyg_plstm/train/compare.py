@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
+from pyg_plstm.models import model_arguments, model_names
 from pyg_plstm.train.data import PreparedData
 from pyg_plstm.train.metrics import Task
 from pyg_plstm.train.trainer import TrainConfig, fit
@@ -17,13 +18,14 @@ def model_config(name: str, task: Task, encoders: Mapping[str, Any], **options: 
     """``make_model`` arguments for ``name`` predicting ``task`` from inputs described by ``encoders``
     (``in_channels``, ``edge_dim``, ``node_encoder``, ``edge_encoder``, as :attr:`PreparedData.encoders`).
 
-    ``options`` (e.g. ``hidden_channels``, ``num_layers``) apply to every model, pLSTM-only ones
-    (``block``, ...) only to ``'plstm'``.
+    ``options`` (e.g. ``hidden_channels``, ``num_layers``) apply to every model; an option that is
+    some model's own argument (:func:`~pyg_plstm.models.model_arguments`, e.g. pLSTM's ``block``)
+    goes only to the models that take it.
     """
-    plstm_only = {"block", "pos_encoding", "form", "alpha"}
-    shared = {k: v for k, v in options.items() if k not in plstm_only}
-    extra = {k: v for k, v in options.items() if k in plstm_only} if name == "plstm" else {}
-    return {"name": name, "out_channels": task.out_channels, **encoders, **shared, **extra}
+    own = {arg for model in model_names() for arg in model_arguments(model)}
+    taken = set(model_arguments(name))
+    chosen = {k: v for k, v in options.items() if k not in own or k in taken}
+    return {"name": name, "out_channels": task.out_channels, **encoders, **chosen}
 
 
 def compare_models(
@@ -33,10 +35,14 @@ def compare_models(
     seeds: Sequence[int] = (0,),
     out_dir: Optional[str | os.PathLike] = None,
     model_options: Optional[Mapping[str, Any]] = None,
+    model_overrides: Optional[Mapping[str, Mapping[str, Any]]] = None,
     on_run_end: Optional[Callable[[dict[str, Any]], None]] = None,
     **fit_kwargs: Any,
 ) -> list[dict[str, Any]]:
     r"""Train every model with every seed (``config`` with its ``seed`` replaced).
+
+    ``model_options`` go to every model (see :func:`model_config`);
+    ``model_overrides[name]`` replace ``make_model`` arguments of model ``name`` only.
 
     Runs go to ``out_dir/<model>/seed<k>/``. Returns ``{"model", "seed", "result"}``
     dicts (``result`` as :meth:`RunResult.to_dict`), each also passed to
@@ -45,6 +51,7 @@ def compare_models(
     runs = []
     for name in models:
         settings = model_config(name, data.task, data.encoders, **(model_options or {}))
+        settings.update((model_overrides or {}).get(name, {}))
         for seed in seeds:
             run_dir = None if out_dir is None else Path(out_dir) / name / f"seed{seed}"
             result = fit(settings, data.task, data.splits, dataclasses.replace(config, seed=seed), run_dir,
