@@ -1,6 +1,7 @@
 """Long-range benchmark: graph views, model configs, config checks and a tiny end-to-end run."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -208,3 +209,26 @@ def test_a_shared_out_merges_models_and_refuses_other_graphs_or_settings(tmp_pat
     assert cli_main(["long-range", "--out", str(tmp_path / "notes"), *TINY]) == 3
     assert "holds no long-range run records; pass --overwrite" in capsys.readouterr().err
     assert (tmp_path / "notes" / "results.md").read_text() == "my notes"
+
+
+@pytest.mark.parametrize("task, classes", [("path_parity", 2), ("path_s3", 6), ("path_s5", 120)])
+def test_state_tracking_tasks_set_their_classes_and_draw_permutation_walks(task: str, classes: int) -> None:
+    config = LongRangeConfig(task=task, train_depth=(2, 3), num_train=4, num_eval=4, hidden_channels=8, heads=2)
+    assert config.num_classes == classes and config.chance == 1 / classes
+    splits = long_range._splits(config, seed=0)
+    graph = splits["train"][0]
+    assert graph.x.size(1) == classes + 1 and 0 <= int(graph.y) < classes
+    # The marked walk into the readout node has one edge per element it composes.
+    assert len(long_range.marked_walk(graph)) == int(graph.depth)
+
+
+@pytest.mark.parametrize("model, steps, negative", [("plstm-P-hh2", 2, True), ("plstm-PD-hh1-pos", 1, False)])
+def test_householder_models_run_with_their_transitions(model: str, steps: int, negative: bool) -> None:
+    config = LongRangeConfig(task="path_s3", train_depth=(2, 3), hidden_channels=8, heads=2)
+    settings = model_config(model, config)
+    assert settings["transition"] == "householder" and settings["householder_steps"] == steps
+    assert settings["negative_eigenvalues"] is negative and settings["block"] == model.split("-")[1]
+    assert "transition" not in model_config("plstm-P", config)
+    graphs = long_range._splits(dataclasses.replace(config, num_train=4), 0)["train"]
+    out = make_model(**settings)(next(iter(DataLoader(graphs, batch_size=4))))
+    assert out.shape == (4, 6) and torch.isfinite(out).all()

@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import sys
 import tempfile
 import time
@@ -42,18 +43,28 @@ import torch
 from torch_geometric.data import Data
 
 from pyg_plstm.checks import check_positive
-from pyg_plstm.datasets.synthetic import KINDS, TASKS, long_range_dataset, marked_walk
+from pyg_plstm.datasets.synthetic import KINDS, long_range_dataset, marked_walk, path_permutation, permutations
+from pyg_plstm.datasets.synthetic import TASKS as WALK_TASKS
 from pyg_plstm.models import POOLINGS
 from pyg_plstm.train import Task, TrainConfig, fit, load_model, predict
 from pyg_plstm.train.compare import model_config as train_model_config
 from pyg_plstm.train.files import OutputPathError, atomic_open, atomic_write, check_output_dir
 from pyg_plstm.train.report import json_safe, markdown_table, mean_std, run_settings, settings_changes, summarize
 
-__all__ = ["MODELS", "RESULT_FILES", "LongRangeConfig", "message_passing_view", "model_config",
+__all__ = ["MODELS", "DEFAULT_MODELS", "HOUSEHOLDER_MODELS", "STATE_TASKS", "TASKS", "RESULT_FILES",
+           "LongRangeConfig", "message_passing_view", "model_config",
            "walk_survives_multitree", "run", "load_records", "summarize_records", "results_table",
            "plot_accuracy_by_depth", "write_outputs", "build_parser", "main"]
 
-MODELS = ("plstm-P", "plstm-D", "plstm-PD", "gin", "gat", "gin-deep")
+# State tracking along the marked walk: the task and n of the group S_n whose elements the walk composes.
+STATE_TASKS = {"path_parity": 2, "path_s3": 3, "path_s5": 5}
+TASKS = WALK_TASKS + tuple(STATE_TASKS)
+DEFAULT_MODELS = ("plstm-P", "plstm-D", "plstm-PD", "gin", "gat", "gin-deep")
+# pLSTM with Householder transitions: "plstm-<block>-hh<n_h>", "-pos" keeps the eigenvalues in [0, 1].
+HOUSEHOLDER_MODELS = tuple(f"plstm-{block}-hh{steps}{sign}" for block in ("P", "PD") for steps in (1, 2, 4)
+                           for sign in ("", "-pos"))
+MODELS = DEFAULT_MODELS + HOUSEHOLDER_MODELS
+_PLSTM_NAME = re.compile(r"plstm-(?P<block>PD|P|D)(?:-hh(?P<steps>\d+)(?P<pos>-pos)?)?$")
 RESULT_FILES = ("results.json", "results.md", "accuracy_by_depth.png")
 # The fields that define the graphs: one table only holds runs on the same ones.
 DATA_FIELDS = ("task", "kind", "train_depth", "test_depth", "width", "num_classes", "max_degree", "num_train",
@@ -67,6 +78,9 @@ class LongRangeConfig:
 
     ``num_eval`` graphs each are drawn for validation, in-distribution test
     and extrapolation test; split ``k`` of seed ``s`` uses data seed ``4 s + k``.
+    The state-tracking tasks (:data:`STATE_TASKS`: parity, :math:`S_3`,
+    :math:`S_5` along the walk, :func:`~pyg_plstm.datasets.synthetic.path_permutation`)
+    have ``n!`` classes: ``num_classes`` is set to that.
     Batch size and learning rate are :class:`~pyg_plstm.train.TrainConfig`'s
     defaults; the epochs, the warm-up of :meth:`train_config` and the model
     sizes are this benchmark's protocol (that of the README's recorded
@@ -82,7 +96,7 @@ class LongRangeConfig:
     max_degree: int = 2
     num_train: int = 1000
     num_eval: int = 256
-    models: tuple[str, ...] = MODELS
+    models: tuple[str, ...] = DEFAULT_MODELS
     seeds: tuple[int, ...] = (0, 1, 2)
     epochs: int = 30
     batch_size: int = _TRAIN.batch_size
@@ -98,6 +112,8 @@ class LongRangeConfig:
             raise ValueError(f"unknown task {self.task!r}; choose one of {TASKS}")
         if self.kind not in KINDS:
             raise ValueError(f"unknown graph kind {self.kind!r}; choose one of {KINDS}")
+        if self.task in STATE_TASKS:
+            object.__setattr__(self, "num_classes", len(permutations(STATE_TASKS[self.task])))
         for name in ("train_depth", "test_depth"):
             lo, hi = getattr(self, name)
             if not 1 <= lo <= hi:
@@ -107,7 +123,7 @@ class LongRangeConfig:
             "gnn_layers")})
         if self.num_classes < 2:
             raise ValueError(f"`num_classes` must be at least 2, got {self.num_classes}")
-        if self.width % self.num_classes:
+        if self.task in WALK_TASKS and self.width % self.num_classes:
             raise ValueError(f"`width` ({self.width}) must be a multiple of `num_classes` ({self.num_classes})")
         if not self.models or any(m not in MODELS for m in self.models):
             raise ValueError(f"`models` must be a non-empty selection of {MODELS}, got {self.models!r}")
@@ -168,25 +184,37 @@ def model_config(model: str, config: LongRangeConfig) -> dict[str, Any]:
     :func:`pyg_plstm.train.compare.model_config` as for ``pyg-plstm train``."""
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r}; choose one of {MODELS}")
-    plstm = model.startswith("plstm-")
-    name = "plstm" if plstm else "gin" if model == "gin-deep" else model
-    layers = config.plstm_blocks if plstm else config.deep_layers if model == "gin-deep" else config.gnn_layers
+    match = _PLSTM_NAME.match(model)
+    name = "plstm" if match else "gin" if model == "gin-deep" else model
+    layers = config.plstm_blocks if match else config.deep_layers if model == "gin-deep" else config.gnn_layers
     # pLSTM reads the mark on the directed edges; message passing also gets the direction (see the module doc).
-    inputs = {"in_channels": config.num_classes + 1, "edge_dim": 1 if plstm else 2}
+    inputs = {"in_channels": config.num_classes + 1, "edge_dim": 1 if match else 2}
+    own: dict[str, Any] = {}
+    if match:
+        own["block"] = match["block"]
+        if match["steps"]:
+            own.update(transition="householder", householder_steps=int(match["steps"]),
+                       negative_eigenvalues=not match["pos"])
     return train_model_config(name, config.task_spec, inputs, hidden_channels=config.hidden_channels,
-                              heads=config.heads, pooling=config.pooling, num_layers=layers,
-                              block=model.split("-")[1] if plstm else None)
+                              heads=config.heads, pooling=config.pooling, num_layers=layers, **own)
 
 
 def _label(row: Mapping[str, Any]) -> str:
     settings = row["model_config"]
     if settings["name"] == "plstm":
-        return f"pLSTM-{settings['block']} ({settings['num_layers']} blocks)"
+        transition = ""
+        if settings.get("transition") == "householder":
+            eigenvalues = "[-1, 1]" if settings["negative_eigenvalues"] else "[0, 1]"
+            transition = f", Householder n_h={settings['householder_steps']}, eigenvalues {eigenvalues}"
+        return f"pLSTM-{settings['block']}{transition} ({settings['num_layers']} blocks)"
     return f"{'GAT' if settings['name'] == 'gat' else 'GIN'} ({settings['num_layers']} layers)"
 
 
 def _splits(config: LongRangeConfig, seed: int) -> dict[str, list[Data]]:
     def draw(k: int, num: int, depth: tuple[int, int]) -> list[Data]:
+        if config.task in STATE_TASKS:
+            return path_permutation(num, depth, degree=STATE_TASKS[config.task], width=config.width,
+                                    kind=config.kind, max_degree=config.max_degree, seed=4 * seed + k)
         return long_range_dataset(config.task, num, depth, width=config.width, num_classes=config.num_classes,
                                   kind=config.kind, max_degree=config.max_degree, seed=4 * seed + k)
 
