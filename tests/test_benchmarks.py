@@ -3,9 +3,10 @@ import json
 
 import torch
 
+from pyg_plstm.dag import prepare_dag
+
 from benchmarks.harness import layered_dag, loglog_slope
 from benchmarks.run import main
-from pyg_plstm.dag import prepare_dag
 
 
 def test_layered_dag_has_the_requested_depth():

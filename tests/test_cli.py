@@ -333,7 +333,7 @@ def test_python_dash_m_entry_point(monkeypatch, capsys):
 
 
 def test_ogb_tu_and_binary_csv_data_sets(tmp_path, capsys):
-    from test_datasets import OGB_SMILES, SOLUBILITY, make_ogb_raw, make_tu_raw
+    from rawdata import OGB_SMILES, SOLUBILITY, make_ogb_raw, make_tu_raw
 
     make_ogb_raw(str(tmp_path), OGB_SMILES, [float(i % 5) for i in range(len(OGB_SMILES))])
     smiles = [s for s in SOLUBILITY.smiles[:30] if s not in ("C", "O")][:20]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from test_datasets import OGB_SMILES, SOLUBILITY, make_ogb_raw, make_tu_raw
+from rawdata import OGB_SMILES, SOLUBILITY, make_esol_raw, make_ogb_raw, make_tu_raw
 
 pytestmark = pytest.mark.usefixtures("single_thread")  # one intra-op thread (tests/conftest.py)
 
@@ -36,20 +36,8 @@ def test_ogbg_mol_example(tmp_path, capsys, gnn):
     assert f"Test score: {scores['Test']}" in capsys.readouterr().out
 
 
-def write_esol_raw(root, n: int = 16) -> None:
-    """The raw CSV PyG's MoleculeNet('ESOL') downloads, with the first ``n`` shipped molecules."""
-    raw = root / "esol" / "raw"
-    raw.mkdir(parents=True)
-    header = ("Compound ID,ESOL predicted log solubility in mols per litre,Minimum Degree,Molecular Weight,"
-              "Number of H-Bond Donors,Number of Rings,Number of Rotatable Bonds,Polar Surface Area,"
-              "measured log solubility in mols per litre,smiles\n")
-    rows = [f'"{name}",0,1,2,0,0,0,0,{y},{s}\n'
-            for name, y, s in zip(SOLUBILITY.name[:n], SOLUBILITY.log_solubility[:n], SOLUBILITY.smiles[:n])]
-    (raw / "delaney-processed.csv").write_text(header + "".join(rows))
-
-
 def test_moleculenet_example(tmp_path, capsys):
-    write_esol_raw(tmp_path)
+    make_esol_raw(tmp_path, n=16, invalid_row=False)
     out = tmp_path / "out"
     argv = ["--dataset", "esol", "--root", str(tmp_path), "--models", "plstm", "gin", "--seeds", "0", "1",
             "--epochs", "1", "--hidden", "8", "--layers", "1", "--batch-size", "8", "--out", str(out)] + TINY
