@@ -549,3 +549,22 @@ def test_processed_dataset_loads_with_weights_only(tmp_path):
             assert torch.equal(a[key], b[key]), key
     fresh = get_dag(Batch.from_data_list([ToDAG()(d) for d in graphs]))
     assert_same_structure(get_dag(Batch.from_data_list(list(again))), fresh)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 40), st.integers(0, 120), st.integers(0, 2**31 - 1))
+def test_small_graph_paths_equal_the_vectorised_ones(num_nodes, num_edges, seed):
+    """Preparation switches to plain Python below SMALL_GRAPH_EDGES; both paths give the same arrays,
+    on cyclic graphs too (-1 for nodes on or after a cycle)."""
+    import pyg_plstm.dag.graph as graph
+
+    gen = torch.Generator().manual_seed(seed)
+    ei = torch.randint(0, num_nodes, (2, num_edges), generator=gen).numpy()
+    acyclic = ei[:, ei[0] < ei[1]]
+    for edges in (ei, acyclic):
+        assert np.array_equal(graph._peel_depth_small(edges, num_nodes), graph._peel_depth_vectorised(edges, num_nodes))
+    keys = ei[0] * num_nodes + ei[1]
+    rev = ei[1] * num_nodes + ei[0]
+    assert np.array_equal(graph._is_in(keys, rev), np.isin(keys, rev))
+    _, first = np.unique(keys, return_index=True)
+    assert np.array_equal(graph._first_occurrences(keys), np.sort(first))
