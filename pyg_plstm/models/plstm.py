@@ -12,7 +12,7 @@ from pyg_plstm.checks import check_choice, check_dropout, check_positive
 from pyg_plstm.dag import get_dag
 from pyg_plstm.models.inputs import graph_edge_attr, graph_inputs
 from pyg_plstm.nn.block import PLSTMBlock
-from pyg_plstm.nn.conv import AUTHORS_CONV_OPTIONS
+from pyg_plstm.nn.conv import AUTHORS_CONV_OPTIONS, PAPER_GATE_BIAS, PAPER_NORM_EPS
 from pyg_plstm.nn.encoders import make_encoder
 from pyg_plstm.nn.encoding import DegreeEncoding
 from pyg_plstm.nn.pool import GraphPooling
@@ -23,8 +23,9 @@ POS_ENCODINGS = ("degree", None)
 EDGE_FEATURES = ("layer", "input")
 
 CONFIGS: dict[str, dict[str, Any]] = {
-    # The graph setup of the pLSTM paper: 2 PD blocks, 96 channels, 4 heads.
-    "paper": dict(hidden_channels=96, num_blocks=2, heads=4, block="PD"),
+    # The graph setup of the pLSTM paper: 2 PD blocks, 96 channels, 4 heads, its gate and norm init.
+    "paper": dict(hidden_channels=96, num_blocks=2, heads=4, block="PD", gate_bias=PAPER_GATE_BIAS,
+                  norm_eps=PAPER_NORM_EPS),
     # The paper's setup as the authors' code computes it (ml-jku/plstm edge layer and block,
     # ml-jku/plstm_experiments TU model): their edge layer (p_normalize, transition_node,
     # prune_order, biases, init), two residual RMSNorm sub-blocks per PD block, edge features
