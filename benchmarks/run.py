@@ -27,7 +27,7 @@ from torch_geometric.nn import GATConv, GINConv, TransformerConv
 from pyg_plstm.chem import from_smiles, rdkit_quiet
 from pyg_plstm.dag import ToDAG, get_dag, prepare_dag
 from pyg_plstm.nn import PLSTMConv
-from pyg_plstm.ops import level_schedule, plstm_naive, plstm_parallel, plstm_scan
+from pyg_plstm.ops import choose_form, level_schedule, plstm_naive, plstm_parallel, plstm_scan, plstm_sparse
 
 from benchmarks.harness import Table, layered_dag, loglog_slope, machine, median_time, write_report
 
@@ -67,8 +67,8 @@ def fwd_bwd(fn: Callable[[], torch.Tensor]) -> Callable[[], None]:
 
 def bench_operator(args: argparse.Namespace, device: torch.device) -> list[Table]:
     table = Table("1. Operator, forward + backward (H=4, K=V=24, float32)",
-                  ["molecules", "nodes", "edges", "levels", "reference ms", "level-scan ms",
-                   "parallel ms", "scan speed-up", "parallel speed-up"])
+                  ["molecules", "nodes", "edges", "levels", "reference ms", "level-scan ms", "parallel ms",
+                   "sparse ms", "auto picks", "scan speed-up", "parallel speed-up", "sparse speed-up"])
     for n in args.molecule_batches:
         batch = molecule_batch(n, device)
         dag = get_dag(batch)
@@ -76,11 +76,12 @@ def bench_operator(args: argparse.Namespace, device: torch.device) -> list[Table
         # The warm-up call builds the schedules, cached on `dag` as in a model's forward pass.
         scan = median_time(fwd_bwd(lambda: plstm_scan(*ops, dag)), device, args.repeats)
         par = median_time(fwd_bwd(lambda: plstm_parallel(*ops, dag)), device, args.repeats)
+        sparse = median_time(fwd_bwd(lambda: plstm_sparse(*ops, dag)), device, args.repeats)
         ref = float("nan")
         if device.type == "cpu" and n <= args.reference_max:
             ref = median_time(fwd_bwd(lambda: plstm_naive(*ops, dag)), device, repeats=1, warmup=0)
         table.add(n, batch.num_nodes, dag.num_edges, dag.num_levels, ref * 1e3, scan * 1e3, par * 1e3,
-                  ref / scan, ref / par)
+                  sparse * 1e3, choose_form(dag, HEAD_DIM, HEAD_DIM), ref / scan, ref / par, ref / sparse)
     table.notes.append("Level schedules are built once per batch outside the timed step (cached on the DAG, "
                        "shared by a model's layers); the reference is the per-edge Python loop, timed once, on "
                        "128 molecules only (its autograd graph needs O(E * N) memory in backward: 1,024 "
@@ -98,7 +99,7 @@ def bench_layer(args: argparse.Namespace, device: torch.device) -> list[Table]:
         ei = batch.edge_index
         layers: dict[str, Callable[[], torch.Tensor]] = {}
         for mode in ("P", "D"):
-            for form in ("auto", "scan", "parallel"):
+            for form in ("auto", "scan", "parallel", "sparse"):
                 conv = PLSTMConv(HIDDEN, HIDDEN, heads=HEADS, mode=mode, form=form).to(device)
                 layers[f"PLSTMConv {mode} ({form})"] = lambda conv=conv: conv(x, ei, dag=dag)
         conv = PLSTMConv(HIDDEN, HIDDEN, heads=HEADS).to(device)
