@@ -11,7 +11,7 @@ from torch import Tensor
 from torch_geometric.data import Batch, Data
 from torch_geometric.utils import from_smiles
 
-from pyg_plstm.dag import DAG, ToDAG, get_dag
+from pyg_plstm.dag import DAG, ToDAG, get_dag, prepare_dag
 
 FREESOLV = Path(__file__).parents[1] / "data" / "freesolv.csv"
 
@@ -117,3 +117,19 @@ def is_multitree(num_line_nodes: int, line_edges: list) -> bool:
             if len(list(itertools.islice(nx.all_simple_paths(G, s, t), 2))) > 1:
                 return False
     return True
+
+
+def chain_dag(depth):
+    n = depth + 1
+    return prepare_dag(torch.stack([torch.arange(n - 1), torch.arange(1, n)]), n, directed=True)
+
+
+def wide_diamonds_dag(depth, width=4):
+    """``depth / 2`` stages of top -> ``width`` middle nodes -> bottom."""
+    stages, edges, top = depth // 2, [], 0
+    for _ in range(stages):
+        mids = list(range(top + 1, top + 1 + width))
+        bottom = top + 1 + width
+        edges += [(top, m) for m in mids] + [(m, bottom) for m in mids]
+        top = bottom
+    return prepare_dag(torch.tensor(edges).t(), top + 1, directed=True)

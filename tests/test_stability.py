@@ -10,25 +10,10 @@ levels hold at most ``W`` edges that is ``<= (level(e) + 1) * W * max S ||k|| ||
 import pytest
 import torch
 
-from pyg_plstm.dag import prepare_dag
 from pyg_plstm.nn import PLSTMConv
 from pyg_plstm.ops import edge_states
 
-
-def chain_dag(depth):
-    n = depth + 1
-    return prepare_dag(torch.stack([torch.arange(n - 1), torch.arange(1, n)]), n, directed=True)
-
-
-def wide_diamonds_dag(depth, width=4):
-    """``depth / 2`` stages of top -> ``width`` middle nodes -> bottom."""
-    stages, edges, top = depth // 2, [], 0
-    for _ in range(stages):
-        mids = list(range(top + 1, top + 1 + width))
-        bottom = top + 1 + width
-        edges += [(top, m) for m in mids] + [(m, bottom) for m in mids]
-        top = bottom
-    return prepare_dag(torch.tensor(edges).t(), top + 1, directed=True)
+from graphs import chain_dag, wide_diamonds_dag
 
 
 def _edges_per_level(dag):
@@ -52,12 +37,15 @@ def check_bound(conv, dag, x):
 @pytest.mark.parametrize("mode", ["P", "D"])
 @pytest.mark.parametrize("shape", ["chain", "wide diamonds"])
 @pytest.mark.parametrize("autocast", [False, True], ids=["float32", "bf16-autocast"])
-def test_deep_graphs_are_stable(mode, shape, autocast):
+@pytest.mark.parametrize("transition", [{}, {"transition": "householder", "householder_steps": 2}],
+                         ids=["scalar", "householder"])
+def test_deep_graphs_are_stable(mode, shape, autocast, transition):
+    """||H||_2 <= 1 keeps Householder transitions inside the scalar bound."""
     torch.manual_seed(0)
     dag = chain_dag(10_000) if shape == "chain" else wide_diamonds_dag(10_000)
-    conv = PLSTMConv(16, 16, heads=2, mode=mode)
-    # Open the gates far more than the -5 bias initialisation so that states actually
-    # travel: source/mark/transition weights large and random.
+    conv = PLSTMConv(16, 16, heads=2, mode=mode, **transition)
+    # Large random gate weights: far from the initialisation, gates saturate at
+    # both ends and the transitions reach the edge of their constraint.
     with torch.no_grad():
         for lin in (conv.lin_gate, conv.lin_edge_gate):
             lin.weight.normal_(std=3.0)

@@ -133,47 +133,34 @@ def long_range_graph(
     if not isinstance(label, (int, np.integer)) or not 0 <= label < num_classes:
         raise ValueError(f"`label` must be an integer in [0, {num_classes}), got {label!r}")
 
-    layers = np.arange(depth * width).reshape(depth, width)
-    readout = depth * width
-    edges, marks = [], []
-    for i in range(depth - 1):
-        layer_edges, layer_marks = _layer_edges(rng, layers[i], layers[i + 1], kind, max_degree)
-        edges += layer_edges
-        marks += layer_marks
-    chosen = int(rng.integers(width))
-    edges += [(int(u), readout) for u in layers[-1]]
-    marks += [j == chosen for j in range(width)]
-    edges_np = np.array(edges).T
-    marked = np.array(marks)
-
-    # Walk back from t along marked in-edges to the source that carries the label.
-    pointer = np.full(readout + 1, -1)
-    pointer[edges_np[1, marked]] = edges_np[0, marked]
-    node = readout
-    while pointer[node] >= 0:
-        node = pointer[node]
+    edges_np, marked, walk = _marked_chains(rng, depth, width, kind, max_degree)
+    readout, node = depth * width, walk[0]  # the source that carries the label
     # Balanced classes on the sources; swapping keeps the arrangement uniform given the label.
     classes = rng.permutation(np.arange(width) % num_classes)
     holder = int(np.flatnonzero(classes == label)[0])
     classes[holder], classes[node] = classes[node], label  # layer 0 holds nodes 0 .. width - 1
 
-    num_nodes = readout + 1
-    x = np.zeros((num_nodes, num_classes + 1), dtype=np.float32)
+    x = np.zeros((readout + 1, num_classes + 1), dtype=np.float32)
     x[np.arange(width), classes] = 1.0
     x[readout, num_classes] = 1.0
     if task == "path_end":
         edges_np = edges_np[::-1]
+    return _shuffled_graph(x, edges_np, marked, label, depth, rng)
 
-    perm = rng.permutation(num_nodes)
+
+def _shuffled_graph(x: np.ndarray, edges: np.ndarray, marked: np.ndarray, label: int, depth: int,
+                    rng: np.random.Generator) -> Data:
+    """The graph with its node ids shuffled (so that no model can read the layout from them)."""
+    perm = rng.permutation(x.shape[0])
     x_perm = np.empty_like(x)
     x_perm[perm] = x
     return Data(
         x=torch.from_numpy(x_perm),
-        edge_index=torch.from_numpy(perm[edges_np]).long(),
+        edge_index=torch.from_numpy(perm[edges]).long(),
         edge_attr=torch.from_numpy(marked.astype(np.float32)).unsqueeze(-1),
         y=torch.tensor([label], dtype=torch.long),
         depth=torch.tensor([depth], dtype=torch.long),
-        num_nodes=num_nodes,
+        num_nodes=x.shape[0],
     )
 
 
@@ -323,21 +310,10 @@ def path_permutation_graph(
     first = inverse[np.array(elements[label])]  # later[first[i]] == label[i]
     carried[walk[0]] = elements.index(tuple(first.tolist()))
 
-    num_nodes = readout + 1
-    x = np.zeros((num_nodes, num_classes + 1), dtype=np.float32)
+    x = np.zeros((readout + 1, num_classes + 1), dtype=np.float32)
     x[np.arange(readout), carried] = 1.0
     x[readout, num_classes] = 1.0
-    perm = rng.permutation(num_nodes)
-    x_perm = np.empty_like(x)
-    x_perm[perm] = x
-    return Data(
-        x=torch.from_numpy(x_perm),
-        edge_index=torch.from_numpy(perm[edges]).long(),
-        edge_attr=torch.from_numpy(marked.astype(np.float32)).unsqueeze(-1),
-        y=torch.tensor([label], dtype=torch.long),
-        depth=torch.tensor([depth], dtype=torch.long),
-        num_nodes=num_nodes,
-    )
+    return _shuffled_graph(x, edges, marked, label, depth, rng)
 
 
 def path_permutation(
