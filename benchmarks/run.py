@@ -5,7 +5,7 @@
     python -m benchmarks.run --smoke          # tiny sizes: checks the harness, not speed
 
 Sections: 1 operator, 2 layer, 3 scaling (time and memory), 4 DAG preparation,
-5 end-to-end training. Times are medians of repeats after a warm-up, forward +
+5 end-to-end training, 6 Householder transitions. Times are medians of repeats after a warm-up, forward +
 backward unless stated.
 """
 from __future__ import annotations
@@ -117,6 +117,28 @@ def bench_layer(args: argparse.Namespace, device: torch.device) -> list[Table]:
     table.notes.append("pLSTM rows reuse one DAG whose schedules the warm-up built, as when the DAG is built "
                        "once per batch and shared by a model's layers; the 'structure in the step' row builds "
                        "the DAG and its schedules in every step.")
+    return [table]
+
+
+def bench_householder(args: argparse.Namespace, device: torch.device) -> list[Table]:
+    table = Table("6. Householder transitions vs scalar, PLSTMConv forward + backward, hidden 96, 4 heads",
+                  ["molecules", "transition", "form", "ms", "vs scalar (scan)", "vs scalar (auto)"])
+    n = args.molecule_batches[0]
+    batch = molecule_batch(n, device)
+    dag = get_dag(batch)
+    x = torch.randn(batch.num_nodes, HIDDEN, device=device, requires_grad=True)
+    layers: dict[tuple[str, str], Callable[[], torch.Tensor]] = {}
+    for form in ("scan", "auto"):
+        conv = PLSTMConv(HIDDEN, HIDDEN, heads=HEADS, form=form).to(device)
+        layers[("scalar", form)] = lambda conv=conv: conv(x, batch.edge_index, dag=dag)
+    for steps in (1, 2, 4):
+        conv = PLSTMConv(HIDDEN, HIDDEN, heads=HEADS, transition="householder", householder_steps=steps).to(device)
+        layers[(f"householder n_h={steps}", "scan")] = lambda conv=conv: conv(x, batch.edge_index, dag=dag)
+    times = {key: median_time(fwd_bwd(fn), device, args.repeats) for key, fn in layers.items()}
+    for (transition, form), t in times.items():
+        table.add(n, transition, form, t * 1e3, t / times[("scalar", "scan")], t / times[("scalar", "auto")])
+    table.notes.append("Householder transitions run in the scan only (the sparse and parallel forms take scalar "
+                       "transitions); 'auto' picks the sparse form for scalar transitions on molecules.")
     return [table]
 
 
@@ -254,7 +276,7 @@ def bench_training(args: argparse.Namespace, device: torch.device) -> list[Table
 
 
 SECTIONS = {"operator": bench_operator, "layer": bench_layer, "scaling": bench_scaling,
-            "preparation": bench_preparation, "training": bench_training}
+            "preparation": bench_preparation, "training": bench_training, "householder": bench_householder}
 
 
 def main(argv: list[str] | None = None) -> int:
