@@ -11,7 +11,7 @@ from pyg_plstm.nn import PLSTMConv
 from pyg_plstm.nn.conv import GATE_BIAS, TRANSITION_BIAS
 from pyg_plstm.ops import level_schedule, parallel_layout, plstm_naive
 
-from graphs import chain, family, undirected
+from graphs import chain, diamond_stack, family, undirected
 
 SMILES = pd.read_csv(Path(__file__).parent.parent / "data" / "solubility.csv").smiles.tolist()
 
@@ -501,3 +501,24 @@ def test_to_hetero_relations_within_one_node_type():
     model = to_hetero(Net(), bipartite.metadata(), aggr="sum")
     with pytest.raises(ValueError, match="relation between two node types"):
         model(bipartite.x_dict, bipartite.edge_index_dict)
+
+
+def test_reverse_pruning_own_prunes_the_reversed_dag():
+    from pyg_plstm.dag import repruned
+
+    edge_index, n = diamond_stack(3)  # prunes differently in the two directions (tests/test_dag.py)
+    dag = prepare_dag(edge_index, n)
+    x = torch.randn(n, 4, dtype=torch.float64)
+    own = _randomize(PLSTMConv(4, 8, heads=2, mode="D", reverse_pruning="own").double())
+    forward = PLSTMConv(4, 8, heads=2, mode="D").double()
+    forward.load_state_dict(own.state_dict())
+    g = own.gates(x, dag=dag, reverse=True)
+    assert g.dag is repruned(dag.reverse()).multitree()
+    assert forward.gates(x, dag=dag, reverse=True).dag is dag.view("D", reverse=True)
+    assert not torch.equal(g.dag.line_index, dag.view("D", reverse=True).line_index)
+    expected = own.lin_out(own.norm(plstm_naive(*g[:7], g.dag)).flatten(1))
+    assert torch.allclose(own(x, dag=dag, reverse=True), expected, atol=1e-12)
+    # Forward layers are unaffected by the option.
+    assert torch.equal(own(x, dag=dag), forward(x, dag=dag))
+    with pytest.raises(ValueError, match="`reverse_pruning` must be one of"):
+        PLSTMConv(4, 8, reverse_pruning="random")

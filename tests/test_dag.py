@@ -18,6 +18,7 @@ from torch_geometric.loader import DataLoader
 from pyg_plstm.dag import (
     DAG,
     DAGData,
+    RandomPruning,
     ToDAG,
     edge_levels,
     get_dag,
@@ -26,6 +27,7 @@ from pyg_plstm.dag import (
     node_depth,
     orient,
     prepare_dag,
+    repruned,
 )
 from pyg_plstm.functional import plstm_dag
 
@@ -568,3 +570,38 @@ def test_small_graph_paths_equal_the_vectorised_ones(num_nodes, num_edges, seed)
     assert np.array_equal(graph._is_in(keys, rev), np.isin(keys, rev))
     _, first = np.unique(keys, return_index=True)
     assert np.array_equal(graph._first_occurrences(keys), np.sort(first))
+
+
+def test_repruned_reverse_is_a_multitree_of_the_reversed_dag():
+    """The reversed view keeps the forward pruning; repruned() prunes the reversed DAG itself."""
+    edge_index, n = diamond_stack(3)
+    dag = prepare_dag(edge_index, n)
+    own = repruned(dag.reverse())
+    assert repruned(dag.reverse()) is own
+    expected = prepare_dag(dag.edge_index.flip(0), n, directed=True)
+    assert torch.equal(own.edge_index, expected.edge_index)
+
+    def kept(view):  # the kept line edges as (edge, edge) pairs of node pairs, independent of numbering
+        ei = view.edge_index.t().tolist()
+        return {(tuple(ei[a]), tuple(ei[b])) for a, b in view.multitree().line_index.t().tolist()}
+
+    assert kept(own) == kept(expected)
+    assert kept(own) != kept(dag.reverse())  # diamonds prune differently in the two directions
+    assert is_multitree(own.num_edges, own.multitree().line_index.t().tolist())
+
+
+def test_random_pruning_draws_valid_multitrees_without_mutating():
+    edge_index, n = diamond_stack(4)
+    data = ToDAG()(Data(edge_index=edge_index, num_nodes=n))
+    before = data.multitree_mask.clone()
+    transform = RandomPruning(torch.Generator().manual_seed(0))
+    masks = {tuple(transform(data).multitree_mask.tolist()) for _ in range(20)}
+    assert torch.equal(data.multitree_mask, before)
+    assert len(masks) > 1  # the choice among equally deep parents varies
+    for mask in masks:
+        kept = data.line_index[:, torch.tensor(mask)]
+        assert is_multitree(data.dag_edge_index.size(1), kept.t().tolist())
+    again = RandomPruning(torch.Generator().manual_seed(0))
+    assert torch.equal(again(data).multitree_mask, RandomPruning(torch.Generator().manual_seed(0))(data).multitree_mask)
+    with pytest.raises(ValueError, match="needs a prepared graph"):
+        RandomPruning()(Data(edge_index=edge_index, num_nodes=n))

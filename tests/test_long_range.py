@@ -232,3 +232,23 @@ def test_householder_models_run_with_their_transitions(model: str, steps: int, n
     graphs = long_range._splits(dataclasses.replace(config, num_train=4), 0)["train"]
     out = make_model(**settings)(next(iter(DataLoader(graphs, batch_size=4))))
     assert out.shape == (4, 6) and torch.isfinite(out).all()
+
+
+def test_d_pruning_options_reach_the_model_and_the_training_graphs(tmp_path, monkeypatch) -> None:
+    base = dict(train_depth=(5, 6), test_depth=(6, 6), num_train=16, num_eval=4, epochs=1, hidden_channels=8,
+                heads=2, models=("plstm-D",), seeds=(0,))
+    assert "reverse_pruning" not in model_config("plstm-D", LongRangeConfig(**base))
+    assert model_config("plstm-PD", LongRangeConfig(**base, d_pruning="own-reverse"))["reverse_pruning"] == "own"
+    assert "reverse_pruning" not in model_config("gin", LongRangeConfig(**base, d_pruning="own-reverse"))
+    with pytest.raises(ValueError, match="d_pruning"):
+        LongRangeConfig(**base, d_pruning="sometimes")
+    # "random": every access of a training graph draws its multitree afresh.
+    seen = []
+    fit = long_range.fit
+    monkeypatch.setattr(long_range, "fit", lambda settings, task, splits, *a, **k: seen.append(splits["train"])
+                        or fit(settings, task, splits, *a, **k))
+    long_range.run(LongRangeConfig(**base, d_pruning="random"), tmp_path / "out", log=lambda _: None)
+    train = seen[0]
+    draws = [{tuple(train[i].multitree_mask.tolist()) for _ in range(20)} for i in range(len(train))]
+    assert any(len(masks) > 1 for masks in draws)  # some graph has a choice, and it is redrawn
+    assert all(len(m) == train.graphs[i].line_index.size(1) for i, masks in enumerate(draws) for m in masks)

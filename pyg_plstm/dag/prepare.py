@@ -6,6 +6,7 @@ graph (in a transform or during dataset processing), never in a forward pass.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
@@ -20,7 +21,7 @@ from pyg_plstm.dag.graph import cycle_error, line_graph, node_rank, orient_array
 from pyg_plstm.dag.multitree import PRUNE_ORDERS, multitree_mask, select_parents
 from pyg_plstm.dag.structure import DAG, check_batch
 
-__all__ = ["DAGData", "ToDAG", "get_dag", "prepare_dag", "pruned_in_order"]
+__all__ = ["DAGData", "RandomPruning", "ToDAG", "get_dag", "prepare_dag", "pruned_in_order", "repruned"]
 
 _STRUCTURE_KEYS = ("dag_edge_index", "dag_input_edge", "line_index", "edge_level", "edge_level_rev",
                    "multitree_mask")
@@ -105,21 +106,56 @@ def pruned_in_order(dag: DAG, prune_order: str) -> DAG:
 
     ``"deepest"`` is the pruning a DAG is prepared with: ``dag`` itself is
     returned. Another order is computed from the structure on first use
-    (ties broken by node index, i.e. the node order the DAG was oriented by
-    when nodes are numbered by it) and cached on ``dag``, so the layers that
-    share ``dag`` share its pruning and schedules, and data prepared once
-    serves every order.
+    (:func:`repruned`), so data prepared once serves every order.
     """
     check_choice("prune_order", prune_order, PRUNE_ORDERS)
-    if prune_order == "deepest":
-        return dag
+    return dag if prune_order == "deepest" else repruned(dag, prune_order)
+
+
+def repruned(dag: DAG, prune_order: str = "deepest") -> DAG:
+    """``dag`` with its multitree recomputed from its own edges, in its own
+    direction (ties broken by node index, i.e. the node order the DAG was
+    oriented by when nodes are numbered by it).
+
+    For a reversed view, :meth:`~pyg_plstm.DAG.reverse` keeps the forward
+    pruning; ``repruned(dag.reverse())`` prunes the reversed DAG as if it had
+    been prepared that way. Cached on ``dag``, so the layers that share it
+    share the pruning and its schedules.
+    """
+    check_choice("prune_order", prune_order, PRUNE_ORDERS)
 
     def build() -> DAG:
         mask = multitree_mask(dag.edge_index, dag.line_index, dag.num_nodes, prune_order=prune_order)
         return DAG(dag.edge_index, dag.line_index, dag.num_nodes, edge_level=dag.edge_level,
                    edge_level_rev=dag.edge_level_rev, multitree_mask=mask.to(dag.edge_index.device),
                    input_edge=dag.input_edge, batch=dag.batch, num_graphs=dag.num_graphs)
-    return dag.memo(("prune_order", prune_order), build)
+    return dag.memo(("repruned", prune_order), build)
+
+
+class RandomPruning(BaseTransform):
+    r"""Draw the D-mode multitree of a prepared graph afresh on every call
+    (functional name: ``random_pruning``): a data augmentation.
+
+    The pruning keeps, at every node, the in-edges whose ancestries are
+    disjoint, trying the deepest first; ties are broken by a random node
+    ranking drawn from ``generator`` (torch's global generator by default, so
+    a seeded run is reproducible) instead of the node order. As a data set's
+    ``transform`` it gives D-mode layers another multitree every epoch, so no
+    path of the DAG is always cut. The input graph is not modified.
+    """
+
+    def __init__(self, generator: Optional[torch.Generator] = None) -> None:
+        self.generator = generator
+
+    def forward(self, data: Data) -> Data:
+        missing = [k for k in ("dag_edge_index", "line_index") if getattr(data, k, None) is None]
+        if missing:
+            raise ValueError(f"RandomPruning needs a prepared graph (missing {', '.join(missing)}); apply "
+                             "pyg_plstm.ToDAG() first")
+        out = copy.copy(data)
+        rank = torch.randperm(data.num_nodes, generator=self.generator)
+        out.multitree_mask = multitree_mask(data.dag_edge_index, data.line_index, data.num_nodes, order=rank)
+        return out
 
 
 class DAGData(Data):

@@ -43,6 +43,7 @@ import torch
 from torch_geometric.data import Data
 
 from pyg_plstm.checks import check_positive
+from pyg_plstm.dag import RandomPruning
 from pyg_plstm.datasets.synthetic import KINDS, long_range_dataset, marked_walk, path_permutation, permutations
 from pyg_plstm.datasets.synthetic import TASKS as WALK_TASKS
 from pyg_plstm.models import POOLINGS
@@ -51,7 +52,7 @@ from pyg_plstm.train.compare import model_config as train_model_config
 from pyg_plstm.train.files import OutputPathError, atomic_open, atomic_write, check_output_dir
 from pyg_plstm.train.report import json_safe, markdown_table, mean_std, run_settings, settings_changes, summarize
 
-__all__ = ["MODELS", "DEFAULT_MODELS", "HOUSEHOLDER_MODELS", "STATE_TASKS", "TASKS", "RESULT_FILES",
+__all__ = ["D_PRUNINGS", "MODELS", "DEFAULT_MODELS", "HOUSEHOLDER_MODELS", "STATE_TASKS", "TASKS", "RESULT_FILES",
            "LongRangeConfig", "message_passing_view", "model_config",
            "walk_survives_multitree", "run", "load_records", "summarize_records", "results_table",
            "plot_accuracy_by_depth", "write_outputs", "build_parser", "main"]
@@ -67,8 +68,11 @@ MODELS = DEFAULT_MODELS + HOUSEHOLDER_MODELS
 _PLSTM_NAME = re.compile(r"plstm-(?P<block>PD|P|D)(?:-hh(?P<steps>\d+)(?P<pos>-pos)?)?$")
 RESULT_FILES = ("results.json", "results.md", "accuracy_by_depth.png")
 # The fields that define the graphs: one table only holds runs on the same ones.
-DATA_FIELDS = ("task", "kind", "train_depth", "test_depth", "width", "num_classes", "max_degree", "num_train",
-               "num_eval")
+# D-mode's multitree: prepared once ("fixed"), reversed layers re-pruned in their own direction
+# ("own-reverse"), or drawn afresh for every training graph in every epoch ("random").
+D_PRUNINGS = ("fixed", "own-reverse", "random")
+DATA_FIELDS = ("task", "kind", "train_depth", "test_depth", "width", "num_classes", "max_degree", "d_pruning",
+               "num_train", "num_eval")
 _TRAIN = TrainConfig()
 
 
@@ -106,6 +110,7 @@ class LongRangeConfig:
     plstm_blocks: int = 2
     gnn_layers: int = 4
     pooling: str = "mean"
+    d_pruning: str = "fixed"
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -129,6 +134,8 @@ class LongRangeConfig:
             raise ValueError(f"`models` must be a non-empty selection of {MODELS}, got {self.models!r}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0:
             raise ValueError(f"`seeds` must be distinct non-negative integers, got {self.seeds!r}")
+        if self.d_pruning not in D_PRUNINGS:
+            raise ValueError(f"unknown d_pruning {self.d_pruning!r}; choose one of {D_PRUNINGS}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"unknown pooling {self.pooling!r}; choose one of {POOLINGS}")
         if self.hidden_channels % self.heads:
@@ -192,6 +199,8 @@ def model_config(model: str, config: LongRangeConfig) -> dict[str, Any]:
     own: dict[str, Any] = {}
     if match:
         own["block"] = match["block"]
+        if config.d_pruning == "own-reverse":
+            own["reverse_pruning"] = "own"
         if match["steps"]:
             own.update(transition="householder", householder_steps=int(match["steps"]),
                        negative_eigenvalues=not match["pos"])
@@ -233,13 +242,29 @@ def _accuracy_by_depth(correct: np.ndarray, depth: np.ndarray) -> dict[str, floa
     return {str(int(d)): float(correct[depth == d].mean()) for d in np.unique(depth)}
 
 
+class _Transformed(Sequence):
+    """``graphs`` with ``transform`` applied on every access (a fresh draw each epoch)."""
+
+    def __init__(self, graphs: Sequence[Data], transform: Callable[[Data], Data]) -> None:
+        self.graphs, self.transform = graphs, transform
+
+    def __len__(self) -> int:
+        return len(self.graphs)
+
+    def __getitem__(self, index: int) -> Data:
+        return self.transform(self.graphs[index])
+
+
 def _run_one(model: str, seed: int, splits: dict[str, list[Data]], config: LongRangeConfig,
              log: Callable[[str], None]) -> dict[str, Any]:
     """Train ``model`` with ``seed``; the record of its scores at the best-validation epoch."""
     settings = model_config(model, config)
     train_config = config.train_config(seed)
     with tempfile.TemporaryDirectory() as tmp:
-        result = fit(settings, config.task_spec, {"train": splits["train"], "valid": splits["valid"]}, train_config,
+        train = splits["train"]
+        if config.d_pruning == "random" and settings["name"] == "plstm":
+            train = _Transformed(train, RandomPruning())
+        result = fit(settings, config.task_spec, {"train": train, "valid": splits["valid"]}, train_config,
                      out_dir=tmp, log=log)
         best, _ = load_model(Path(tmp) / "best.pt")
     scores = {"valid": result.best["valid"]}
@@ -473,6 +498,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plstm-blocks", type=int, default=defaults.plstm_blocks)
     p.add_argument("--gnn-layers", type=int, default=defaults.gnn_layers)
     p.add_argument("--pooling", choices=POOLINGS, default=defaults.pooling)
+    p.add_argument("--d-pruning", choices=D_PRUNINGS, default=defaults.d_pruning,
+                   help="D-mode's multitree: as prepared, reversed layers re-pruned in their own direction, or "
+                        "drawn afresh per training graph and epoch (default %(default)s)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads; these small graphs gain nothing from more, and lose on a busy machine")
     p.add_argument("--out", default="runs/long_range",
@@ -497,7 +525,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             width=args.width, num_classes=args.num_classes, max_degree=args.max_degree, num_train=args.num_train,
             num_eval=args.num_eval, models=tuple(args.models), seeds=tuple(args.seeds), epochs=args.epochs,
             batch_size=args.batch_size, lr=args.lr, hidden_channels=args.hidden, heads=args.heads,
-            plstm_blocks=args.plstm_blocks, gnn_layers=args.gnn_layers, pooling=args.pooling)
+            plstm_blocks=args.plstm_blocks, gnn_layers=args.gnn_layers, pooling=args.pooling,
+            d_pruning=args.d_pruning)
     except ValueError as err:
         parser.error(str(err))
     if args.threads < 1:

@@ -15,13 +15,13 @@ from torch_geometric.utils import scatter
 from pyg_plstm.checks import check_choice, check_positive
 from pyg_plstm.dag import DAG, MODES, prepare_dag
 from pyg_plstm.dag.multitree import PRUNE_ORDERS
-from pyg_plstm.dag.prepare import pruned_in_order
+from pyg_plstm.dag.prepare import pruned_in_order, repruned
 from pyg_plstm.functional import FORMS, MATRIX_FORMS, Householder, plstm_dag
 from pyg_plstm.nn.norm import MultiHeadRMSNorm
 
 __all__ = ["PLSTMConv", "PLSTMGates", "AUTHORS_CONV_OPTIONS", "GATE_BIAS", "NORM_EPS", "PAPER_GATE_BIAS",
-           "PAPER_NORM_EPS", "INITS", "P_NORMALIZATIONS", "REFLECTION_EPS", "TRANSITION_BIAS", "TRANSITION_NODES",
-           "TRANSITIONS"]
+           "PAPER_NORM_EPS", "INITS", "P_NORMALIZATIONS", "REVERSE_PRUNINGS", "REFLECTION_EPS", "TRANSITION_BIAS",
+           "TRANSITION_NODES", "TRANSITIONS"]
 
 # Chunks of the gate projections: nodes give one term of every gate, edges
 # give the f_e terms (transition sees f_{e'} and f_e with separate weights).
@@ -41,6 +41,7 @@ AUTHORS_TRANSITION_BIAS_STD = 10.0
 
 # Options of the layer; the first entry is the default, the second the authors' code.
 P_NORMALIZATIONS = ("out", "in")
+REVERSE_PRUNINGS = ("forward", "own")
 TRANSITION_NODES = ("shared", "tail")
 INITS = ("default", "authors")
 #: Transition kinds: a scalar per line edge and head, or the scalar times Householder reflections.
@@ -237,6 +238,11 @@ class PLSTMConv(MessagePassing):
             :obj:`"shallowest"` (the authors' code; computed from the DAG on
             first use, see :func:`~pyg_plstm.dag.prepare.pruned_in_order`).
             (default: :obj:`"deepest"`)
+        reverse_pruning (str, optional): The multitree of a D-mode layer run
+            with :obj:`reverse=True`: :obj:`"forward"`, the forward DAG's
+            pruning with its edges flipped, or :obj:`"own"`, the reversed DAG
+            pruned in its own direction (:func:`~pyg_plstm.dag.repruned`).
+            (default: :obj:`"forward"`)
         qkv_bias (bool, optional): Biases of the query/key/value projections
             (the authors' code has them). (default: :obj:`False`)
         init (str, optional): :obj:`"default"` or :obj:`"authors"`, see above.
@@ -279,6 +285,7 @@ class PLSTMConv(MessagePassing):
         p_normalize: str = P_NORMALIZATIONS[0],
         transition_node: str = TRANSITION_NODES[0],
         prune_order: str = PRUNE_ORDERS[0],
+        reverse_pruning: str = REVERSE_PRUNINGS[0],
         qkv_bias: bool = False,
         init: str = INITS[0],
         transition: str = TRANSITIONS[0],
@@ -302,6 +309,7 @@ class PLSTMConv(MessagePassing):
         check_choice("p_normalize", p_normalize, P_NORMALIZATIONS)
         check_choice("transition_node", transition_node, TRANSITION_NODES)
         check_choice("prune_order", prune_order, PRUNE_ORDERS)
+        check_choice("reverse_pruning", reverse_pruning, REVERSE_PRUNINGS)
         check_choice("init", init, INITS)
         check_choice("transition", transition, TRANSITIONS)
         check_positive(householder_steps=householder_steps)
@@ -330,6 +338,7 @@ class PLSTMConv(MessagePassing):
         self.p_normalize = p_normalize
         self.transition_node = transition_node
         self.prune_order = prune_order
+        self.reverse_pruning = reverse_pruning
         self.init = init
         self.transition = transition
         self.householder_steps = householder_steps
@@ -429,8 +438,12 @@ class PLSTMConv(MessagePassing):
         self._check_x(x)
         dag = self._structure(x, edge_index, batch, dag)
         edge_attr = self._dag_edge_attr(edge_attr, edge_index, dag)
-        pruned = pruned_in_order(dag, self.prune_order) if self.mode == "D" else dag
-        return self._gates(x, pruned.view(self.mode, reverse), edge_attr, self._dag_edge_mask(edge_index, dag))
+        if self.mode == "D" and reverse and self.reverse_pruning == "own":
+            view = repruned(dag.reverse(), self.prune_order).multitree()
+        else:
+            pruned = pruned_in_order(dag, self.prune_order) if self.mode == "D" else dag
+            view = pruned.view(self.mode, reverse)
+        return self._gates(x, view, edge_attr, self._dag_edge_mask(edge_index, dag))
 
     def _materialize(self, x: Tensor) -> None:
         """Fix a lazy ``in_channels=-1`` from the first input and initialise its projections."""
