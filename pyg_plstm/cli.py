@@ -277,9 +277,6 @@ def plstm_overrides(args: argparse.Namespace) -> dict[str, Any]:
     if args.plstm_config is not None:
         config = dict(CONFIGS[args.plstm_config])
         overrides["num_layers"] = config.pop("num_blocks", args.layers)
-        if config.get("edge_features") == "input":
-            # Edge features come from the encoded nodes: no bond features, no edge encoder.
-            overrides.update(edge_dim=None, edge_encoder=None)
         overrides.update(config)
     if args.transition != _default(PLSTMConv, "transition"):
         overrides["transition"] = args.transition
@@ -295,6 +292,9 @@ def plstm_overrides(args: argparse.Namespace) -> dict[str, Any]:
             overrides[key] = ast.literal_eval(text.strip())
         except (ValueError, SyntaxError):
             overrides[key] = text.strip()
+    if overrides.get("edge_features") == "input":
+        # Edge features come from the encoded nodes: no bond features, no edge encoder.
+        overrides.update(edge_dim=None, edge_encoder=None)
     return overrides
 
 
