@@ -54,7 +54,8 @@ def test_plstm_conv(mode):
 
 
 def test_gates_follow_the_paper():
-    """S_e = s(W[x_u; f_e]), M_e = s(W[x_w; f_e]), D_n = s(W x_n), T from [f_e'; f_e; x_shared]."""
+    """S_e = s(W[x_u; f_e]), M_e = s(W[x_w; f_e]), D_n = s(W x_n), T from [f_e'; f_e; x_tail(e')]
+    (the shared node with transition_node="shared": tests/test_compat.py)."""
     data = _molecules(1, start=300)[0]
     conv = _randomize(PLSTMConv(9, 8, heads=2, mode="D", edge_dim=3).double())
     for reverse in (False, True):
@@ -73,7 +74,7 @@ def test_gates_follow_the_paper():
         assert torch.allclose(g.mark, torch.sigmoid(gate(1, data.x[dst], f @ w_edge[1].t())))
         assert torch.allclose(g.direct, torch.sigmoid(gate(2, data.x, 0)))
         assert torch.equal(dst[prev], src[nxt])
-        raw = gate(3, data.x[dst[prev]], f[prev] @ w_edge[2].t() + f[nxt] @ w_edge[3].t())
+        raw = gate(3, data.x[src[prev]], f[prev] @ w_edge[2].t() + f[nxt] @ w_edge[3].t())
         assert torch.allclose(g.transition, torch.tanh(raw))
 
 

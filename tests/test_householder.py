@@ -386,7 +386,7 @@ def _expected_reflections(conv: PLSTMConv, x: Tensor, edge_attr, view: DAG) -> t
     f = 0.5 * (x[src] + x[dst]) if edge_attr is None else edge_attr[view.input_edge]
     w_edge = conv.lin_edge_reflection.weight
     raw = (f[prev] @ w_edge[:size].t() + f[nxt] @ w_edge[size:].t()
-           + x[dst[prev]] @ conv.lin_reflection.weight.t() + conv.lin_reflection.bias)
+           + x[src[prev]] @ conv.lin_reflection.weight.t() + conv.lin_reflection.bias)
     raw = raw.view(-1, conv.heads, conv.householder_steps, conv.qk_channels + 1)
     r = raw[..., :-1]
     direction = r / torch.sqrt((r * r).sum(-1, keepdim=True) + 1e-6)

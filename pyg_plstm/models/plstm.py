@@ -25,7 +25,7 @@ EDGE_FEATURES = ("layer", "input")
 CONFIGS: dict[str, dict[str, Any]] = {
     # The graph setup of the pLSTM paper: 2 PD blocks, 96 channels, 4 heads, its gate and norm init.
     "paper": dict(hidden_channels=96, num_blocks=2, heads=4, block="PD", gate_bias=PAPER_GATE_BIAS,
-                  norm_eps=PAPER_NORM_EPS),
+                  norm_eps=PAPER_NORM_EPS, transition_node="shared"),
     # The paper's setup as the authors' code computes it (ml-jku/plstm edge layer and block,
     # ml-jku/plstm_experiments TU model): their edge layer (p_normalize, transition_node,
     # prune_order, biases, init), two residual RMSNorm sub-blocks per PD block, edge features

@@ -39,10 +39,11 @@ TRANSITION_BIAS = {"P": 3.0, "D": 2.0}
 # The authors' code draws the raw transition bias of every head from N(0, 10^2).
 AUTHORS_TRANSITION_BIAS_STD = 10.0
 
-# Options of the layer; the first entry is the default, the second the authors' code.
+# Options of the layer; the first entry is the default, the second the authors' code
+# (for the transition node both agree: the tail of e', chosen by the ablation).
 P_NORMALIZATIONS = ("out", "in")
 REVERSE_PRUNINGS = ("forward", "own")
-TRANSITION_NODES = ("shared", "tail")
+TRANSITION_NODES = ("tail", "shared")
 INITS = ("default", "authors")
 #: Transition kinds: a scalar per line edge and head, or the scalar times Householder reflections.
 TRANSITIONS = ("scalar", "householder")
@@ -94,9 +95,9 @@ class PLSTMConv(MessagePassing):
         \tilde T_{e'e} = \mathbf{W}_T [\mathbf{f}_{e'}; \mathbf{f}_e;
         \mathbf{x}_{v}],
 
-    where :math:`v` is the node shared by :math:`e'` and :math:`e`
-    (:obj:`transition_node="tail"`: the source of :math:`e'`, as in the
-    authors' code), and :math:`\mathbf{f}_e` is the edge feature
+    where :math:`v` is the tail of :math:`e'` (as in the authors' code;
+    :obj:`transition_node="shared"`: the node :math:`e'` and :math:`e` share,
+    the previous default), and :math:`\mathbf{f}_e` is the edge feature
     (``edge_attr``) or, without one, :math:`\frac{1}{2}(\mathbf{x}_u +
     \mathbf{x}_w)`. The transition is
 
@@ -230,9 +231,9 @@ class PLSTMConv(MessagePassing):
             :obj:`"out"` of the feeding edge or :obj:`"in"` to the fed edge
             (the authors' code). (default: :obj:`"out"`)
         transition_node (str, optional): Node whose features enter the
-            transition: :obj:`"shared"` by :math:`e'` and :math:`e`, or the
-            :obj:`"tail"` of :math:`e'` (the authors' code).
-            (default: :obj:`"shared"`)
+            transition: the :obj:`"tail"` of :math:`e'` (the authors' code),
+            or the node :obj:`"shared"` by :math:`e'` and :math:`e` (the
+            previous default). (default: :obj:`"tail"`)
         prune_order (str, optional): D-mode multitree pruning,
             :obj:`"deepest"` (the one the DAG is prepared with) or
             :obj:`"shallowest"` (the authors' code; computed from the DAG on
