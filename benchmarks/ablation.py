@@ -19,28 +19,30 @@ ROOT = Path(__file__).resolve().parent.parent
 DATASETS = {"solubility": [], "freesolv": ["--dataset", "freesolv", "--split", "random"]}
 SEEDS = ["--seeds", "0", "1", "2"]
 PAPER = ["--plstm-config", "paper"]
+# The rows before the default's last change ran with the previous transition node.
+SHARED = ["--plstm-option", "transition_node=shared"]
 ROWS = [
     ("plstm_default", "pLSTM, the paper's init (gate bias -5, norm eps 1e-6; the previous default)", PAPER),
     ("plstm_eps", "pLSTM, paper init + norm eps 1e-2", PAPER + ["--plstm-option", "norm_eps=1e-2"]),
     ("plstm_bias0", "pLSTM, paper init + gate bias 0", PAPER + ["--plstm-option", "gate_bias=0"]),
-    ("plstm_eps_bias0", "pLSTM, trainability fix: gate bias 0 + norm eps 1e-2 (the default)", []),
-    ("plstm_fix_P", "pLSTM default, P-only blocks", ["--block", "P"]),
-    ("plstm_fix_D", "pLSTM default, D-only blocks", ["--block", "D"]),
-    ("plstm_fix_mlp", "pLSTM default, an MLP after every layer (the authors' block shape)",
-     ["--plstm-option", "mlp_per_layer=True"]),
-    ("plstm_fix_4blocks", "pLSTM default, 4 blocks", ["--layers", "4"]),
+    ("plstm_eps_bias0", "pLSTM, trainability fix: gate bias 0 + norm eps 1e-2 (shared transition node)", SHARED),
+    ("plstm_fix_P", "fix, P-only blocks", SHARED + ["--block", "P"]),
+    ("plstm_fix_D", "fix, D-only blocks", SHARED + ["--block", "D"]),
+    ("plstm_fix_mlp", "fix, an MLP after every layer (the authors' block shape)",
+     SHARED + ["--plstm-option", "mlp_per_layer=True"]),
+    ("plstm_fix_4blocks", "fix, 4 blocks", SHARED + ["--layers", "4"]),
     ("plstm_eps_sum", "pLSTM, paper init + norm eps 1e-2, sum pooling",
      PAPER + ["--plstm-option", "norm_eps=1e-2", "--pooling", "sum"]),
-    ("sw_p_in", "pLSTM default + the authors' P normalisation (over line edges into e)",
-     ["--plstm-option", "p_normalize=in"]),
-    ("sw_tail", "pLSTM default + the authors' transition node (tail of e')",
-     ["--plstm-option", "transition_node=tail"]),
-    ("sw_shallow", "pLSTM default + the authors' pruning order (shallowest first)",
-     ["--plstm-option", "prune_order=shallowest"]),
-    ("sw_block", "pLSTM default + the authors' block (RMSNorm sub-blocks, MLP per layer, input edge features)",
-     ["--plstm-option", "norm=rms", "--plstm-option", "mlp_per_layer=True", "--plstm-option", "edge_features=input"]),
-    ("sw_init", "pLSTM default + the authors' init (transition bias N(0, 100), q/k/v biases)",
-     ["--plstm-option", "init=authors", "--plstm-option", "qkv_bias=True"]),
+    ("sw_p_in", "fix + the authors' P normalisation (over line edges into e)",
+     SHARED + ["--plstm-option", "p_normalize=in"]),
+    ("sw_tail", "**fix + the authors' transition node (tail of e'): the default**", []),
+    ("sw_shallow", "fix + the authors' pruning order (shallowest first)",
+     SHARED + ["--plstm-option", "prune_order=shallowest"]),
+    ("sw_block", "fix + the authors' block (RMSNorm sub-blocks, MLP per layer, input edge features)",
+     SHARED + ["--plstm-option", "norm=rms", "--plstm-option", "mlp_per_layer=True", "--plstm-option",
+               "edge_features=input"]),
+    ("sw_init", "fix + the authors' init (transition bias N(0, 100), q/k/v biases)",
+     SHARED + ["--plstm-option", "init=authors", "--plstm-option", "qkv_bias=True"]),
     ("plstm_authors", "pLSTM, the authors' variant (`--plstm-config authors`)", ["--plstm-config", "authors"]),
     ("baselines", "GIN / GAT / GIN + virtual node (5 layers, OGB style)", ["--model", "gin", "gat", "gin-virtual"]),
     ("gin_sum", "GIN, sum pooling", ["--model", "gin", "--pooling", "sum"]),
@@ -107,7 +109,8 @@ def _plot_curves(runs: Path, path: Path) -> None:
 
     fig, axes = plt.subplots(2, 2, figsize=(11, 7))
     keys = {"plstm_default": "pLSTM, paper init", "plstm_eps": "pLSTM, + norm eps",
-            "plstm_eps_bias0": "pLSTM, trainability fix (default)", "baselines": None}
+            "plstm_eps_bias0": "pLSTM, trainability fix", "sw_tail": "pLSTM default (fix + tail node)",
+            "baselines": None}
     for col, dataset in enumerate(DATASETS):
         for key, label in keys.items():
             folder = runs / f"{dataset}_{key}"
