@@ -133,3 +133,9 @@ def wide_diamonds_dag(depth, width=4):
         edges += [(top, m) for m in mids] + [(m, bottom) for m in mids]
         top = bottom
     return prepare_dag(torch.tensor(edges).t(), top + 1, directed=True)
+
+
+def family_dag(index: int) -> DAG:
+    """Graph ``index`` of :func:`family` (seeded by its index), prepared."""
+    _, ei, n = family(torch.Generator().manual_seed(index))[index]
+    return prepare_dag(ei, n)

@@ -17,7 +17,17 @@ from pyg_plstm.models import PLSTMNet
 from pyg_plstm.nn import PLSTMBlock, PLSTMConv
 from pyg_plstm.ops import edge_states, plstm_naive, plstm_scan
 
-from graphs import batched_dag, binary_tree, chain, family, molecules, operands_for, random_dag, tailed_diamond
+from graphs import (
+    batched_dag,
+    binary_tree,
+    chain,
+    family,
+    family_dag,
+    molecules,
+    operands_for,
+    random_dag,
+    tailed_diamond,
+)
 
 TOL = 1e-10
 GATE_NAMES = ["query", "key", "value", "source", "mark", "direct"]
@@ -76,11 +86,6 @@ def gradients(out: Tensor, inputs: list[Tensor], weight: Tensor) -> list[Tensor]
 
 # Cases --------------------------------------------------------------------
 
-def _family_dag(index: int) -> DAG:
-    _, ei, n = family(torch.Generator().manual_seed(index))[index]
-    return prepare_dag(ei, n)
-
-
 def _mixed_batch() -> DAG:
     gen = torch.Generator().manual_seed(5)
     graphs = [Data(edge_index=ei, num_nodes=n) for _, ei, n in family(gen)]
@@ -88,7 +93,7 @@ def _mixed_batch() -> DAG:
     return batched_dag(graphs)
 
 
-CASES = {f"{name}/{view}": (functools.partial(_family_dag, i), view)
+CASES = {f"{name}/{view}": (functools.partial(family_dag, i), view)
          for i, (name, _, _) in enumerate(family(torch.Generator()))
          for view in VIEWS}
 CASES.update({f"mixed batch/{view}": (_mixed_batch, view) for view in VIEWS})

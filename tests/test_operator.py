@@ -23,6 +23,7 @@ from graphs import (
     binary_tree,
     chain,
     family,
+    family_dag,
     molecules,
     operands_for,
     random_dag,
@@ -57,11 +58,6 @@ VIEWS = {
 
 # Cases --------------------------------------------------------------------
 
-def _family_dag(index: int) -> DAG:
-    _, ei, n = family(torch.Generator().manual_seed(index))[index]
-    return prepare_dag(ei, n)
-
-
 def _mixed_batch() -> DAG:
     """Every family shape, ring molecules, a random DAG and a 30-node tree that pads the others."""
     gen = torch.Generator().manual_seed(5)
@@ -90,7 +86,7 @@ def _empty_batch() -> DAG:
     return DAG(none, none, 0, batch=torch.zeros(0, dtype=torch.long))
 
 
-CASES = {f"{name}/{view}": (functools.partial(_family_dag, i), view)
+CASES = {f"{name}/{view}": (functools.partial(family_dag, i), view)
          for i, (name, _, _) in enumerate(family(torch.Generator()))
          for view in VIEWS}
 CASES.update({f"mixed batch/{view}": (_mixed_batch, view) for view in VIEWS})
