@@ -44,6 +44,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
+from pyg_plstm.chem import ORDERS, MolToDAG
 from pyg_plstm.models import CONFIGS, MODEL_NAMES, POOLINGS, PLSTMNet, make_model, model_arguments
 from pyg_plstm.nn.conv import TRANSITIONS, PLSTMConv
 from pyg_plstm.train.files import OutputPathError, atomic_write, check_not_an_input, check_output_dir, check_output_file
@@ -92,6 +93,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                       help="auto: OGB's official split, else the file's split column, else scaffold "
                            "(molecules) or random (TU); random is 80/10/10")
     data.add_argument("--split-seed", type=int, default=0, help="seed of a random split (default 0)")
+    data.add_argument("--atom-order", choices=ORDERS,
+                      help="atom numbering of molecule sets, which orients the bonds: canonical (RDKit rank), "
+                           "input (SMILES/file order, as the pLSTM paper) or bfs "
+                           f"(default: {_default(MolToDAG, 'order')})")
     data.add_argument("--root", default=_data_root(),
                       help="where data sets are downloaded/processed (default $PYG_PLSTM_DATA or "
                            "~/.cache/pyg_plstm)")
@@ -328,7 +333,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not env.is_main:
             D.barrier(env)
         data = prepare_data(args.dataset, Path(args.root).expanduser(), args.csv, args.smiles_col,
-                            args.target_col, args.split_col, args.split, args.split_seed, args.task)
+                            args.target_col, args.split_col, args.split, args.split_seed, args.task,
+                            args.atom_order)
         if env.is_main:
             D.barrier(env)
         planned = {m: run_settings(asdict(config), model_config(m, data.task, data.encoders, **options))
@@ -376,7 +382,6 @@ def _read_smiles(args: argparse.Namespace) -> list[str]:
 def cmd_predict(args: argparse.Namespace) -> int:
     import torch
 
-    from pyg_plstm.chem import MolToDAG
     from pyg_plstm.train.trainer import load_model, predict
 
     if args.batch_size <= 0:

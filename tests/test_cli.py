@@ -17,9 +17,11 @@ import pytest
 import torch
 
 import pyg_plstm.train.compare
+from pyg_plstm.chem import from_smiles
 from pyg_plstm.cli import EXIT_STATUS, main
 from pyg_plstm.models import make_model
-from pyg_plstm.train import TrainConfig
+from pyg_plstm.train import TrainConfig, load_model, predict
+from pyg_plstm.train.data import prepare_data
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -365,6 +367,51 @@ def test_ogb_tu_and_binary_csv_data_sets(tmp_path, capsys):
     code, _, err = run(["train", "--dataset", "MUTAG", "--task", "binary", *common, "--out", str(tmp_path / "x")],
                        capsys)
     assert code == 2 and "--task applies to molecule sets" in err
+
+
+def test_atom_order_reaches_every_molecule_source_and_predict(tmp_path, capsys):
+    from rawdata import OGB_SMILES, SOLUBILITY, make_ogb_raw, make_tu_raw
+
+    make_ogb_raw(str(tmp_path), OGB_SMILES, [float(i % 5) for i in range(len(OGB_SMILES))])
+    make_tu_raw(str(tmp_path), "MUTAG", SOLUBILITY.smiles[1:11].tolist(), [1, -1] * 5)
+    rows = "".join(f"{s},{i}\n" for i, s in enumerate(SOLUBILITY.smiles[:30]))
+    (tmp_path / "mols.csv").write_text("smiles,y\n" + rows)
+    root = str(tmp_path)
+
+    shipped = {order: prepare_data("solubility", root, atom_order=order) for order in (None, "input")}
+    assert shipped[None].meta["atom_order"] == "canonical" and shipped["input"].meta["atom_order"] == "input"
+    smiles = shipped["input"].dataset[5].smiles
+    assert torch.equal(shipped["input"].dataset[5].edge_index, from_smiles(smiles, order="input").edge_index)
+    assert not torch.equal(shipped[None].dataset[5].edge_index, shipped["input"].dataset[5].edge_index)
+    ogb = {order: prepare_data("ogbg-molesol", root, atom_order=order) for order in ("canonical", "input")}
+    assert ogb["input"].meta["atom_order"] == "input" and ogb["input"].dataset.order == "input"
+    assert any(not torch.equal(a.edge_index, b.edge_index) for a, b in zip(ogb["canonical"].dataset,
+                                                                         ogb["input"].dataset))
+    with pytest.raises(ValueError, match="'canonical' or 'input' for OGB"):
+        prepare_data("ogbg-molesol", root, atom_order="bfs")
+    with pytest.raises(ValueError, match="unknown atom order 'random'"):
+        prepare_data("solubility", root, atom_order="random")
+
+    common = ["--model", "gin", "--epochs", "1", "--root", root, *TINY_MODEL]
+    code, _, err = run(["train", "--dataset", "MUTAG", "--atom-order", "input", *common, "--out",
+                        str(tmp_path / "tu")], capsys)
+    assert code == 2 and "--atom-order applies to molecule sets; TU data set 'MUTAG'" in err
+    code, _, err = run(["train", "--csv", str(tmp_path / "mols.csv"), "--target-col", "y", "--split", "random",
+                        "--atom-order", "input", *common, "--out", str(tmp_path / "csv")], capsys)
+    assert code == 0, err
+    meta = torch.load(tmp_path / "csv" / "gin" / "seed0" / "best.pt", weights_only=True)["meta"]
+    assert meta["atom_order"] == "input" and meta["featurizer"]["order"] == "input"
+    # predict featurises as training did: the same numbers as the checkpoint's model on input-order graphs.
+    checkpoint = str(tmp_path / "csv" / "gin" / "seed0" / "best.pt")
+    code, out, err = run(["predict", "--checkpoint", checkpoint, "--smiles", smiles], capsys)
+    assert code == 0, err
+    model, ckpt = load_model(checkpoint, "cpu")
+    expected = predict(model, [from_smiles(smiles, order="input")], ckpt.get("target_norm"), batch_size=1)
+    assert float(next(csv.DictReader(io.StringIO(out)))["y"]) == pytest.approx(float(expected[0, 0]), rel=1e-5)
+    # Another atom order is other data: it cannot share the folder's table.
+    code, _, err = run(["train", "--csv", str(tmp_path / "mols.csv"), "--target-col", "y", "--split", "random",
+                        *common, "--out", str(tmp_path / "csv"), "--seeds", "1"], capsys)
+    assert code == 3 and "atom_order: 'input' there, 'canonical' now" in err
 
 
 def test_an_interrupted_train_keeps_its_finished_runs_and_exits_130(trained, monkeypatch, capsys):

@@ -47,6 +47,54 @@ def test_plstm_block():
     assert torch.allclose(reversed_out, block(x, edge_attr=edge_attr, dag=dag.reverse()))
 
 
+def test_bidirectional_block_adds_a_layer_on_the_reversed_dag():
+    """Reference: each layer's pre-norm input through the forward-DAG layer plus the reversed-DAG layer,
+    computed one call at a time; and swapping the two sets of layers equals running the block reversed."""
+    data = _molecules(1, start=60)[0]
+    torch.manual_seed(0)
+    block = PLSTMBlock(16, heads=2, pattern="PD", edge_dim=3, bidirectional=True).double()
+    assert str(block) == "PLSTMBlock(16, heads=2, pattern='PD', bidirectional=True)"
+    assert [conv.mode for conv in block.reverse_convs] == ["P", "D"]
+    with torch.no_grad():
+        for p in block.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    x, edge_attr, dag = torch.randn(data.num_nodes, 16, dtype=torch.double), data.edge_attr.double(), get_dag(data)
+    h = x
+    for conv, reverse_conv, norm in zip(block.convs, block.reverse_convs, block.conv_norms):
+        normed = torch.nn.functional.layer_norm(h, (16,), norm.weight, norm.bias)
+        h = h + conv(normed, edge_attr=edge_attr, dag=dag) + reverse_conv(normed, edge_attr=edge_attr,
+                                                                          dag=dag, reverse=True)
+    h = h + block.mlps[0](block.mlp_norms[0](h))
+    out = block(x, edge_attr=edge_attr, dag=dag)
+    assert torch.allclose(out, h, atol=1e-12)
+
+    one_way = PLSTMBlock(16, heads=2, pattern="PD", edge_dim=3).double()
+    one_way.load_state_dict({k: v for k, v in block.state_dict().items() if not k.startswith("reverse_convs")})
+    assert not torch.allclose(one_way(x, edge_attr=edge_attr, dag=dag), out)
+
+    swapped = PLSTMBlock(16, heads=2, pattern="PD", edge_dim=3, bidirectional=True).double()
+    state = block.state_dict()
+    swapped.load_state_dict({k.replace("reverse_convs", "@").replace("convs", "reverse_convs").replace("@", "convs"):
+                             v for k, v in state.items()})
+    assert torch.allclose(swapped(x, edge_attr=edge_attr, dag=dag, reverse=True), out, atol=1e-12)
+
+    out.sum().backward()
+    assert all(p.grad.abs().sum() > 0 for name, p in block.named_parameters()
+               if name.startswith("reverse_convs") and name.endswith("lin_qkv.weight"))
+    with pytest.raises(TypeError, match="bidirectional"):
+        PLSTMBlock(16, bidirectional="yes")
+
+
+def test_bidirectional_model_doubles_only_the_pLSTM_layers():
+    batch = _batch()
+    one_way = PLSTMNet(None, node_encoder="ogb", edge_encoder="ogb")
+    both = PLSTMNet(None, node_encoder="ogb", edge_encoder="ogb", bidirectional=True)
+    conv_params = sum(p.numel() for b in one_way.blocks for p in b.convs.parameters())
+    assert sum(p.numel() for p in both.parameters()) == sum(p.numel() for p in one_way.parameters()) + conv_params
+    assert all(block.bidirectional for block in both.blocks)
+    assert both(batch).shape == (batch.num_graphs, 1)
+
+
 def test_degree_encoding():
     edge_index = torch.tensor([[0, 0, 1], [1, 2, 2]])  # degrees 2, 2, 2 and 0 (isolated)
     pe = DegreeEncoding(4)(edge_index, 4)

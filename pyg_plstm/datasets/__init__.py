@@ -27,6 +27,7 @@ __all__ = [
     "OGBMolDataset",
     "SolubilityDataset",
     "TUDAGDataset",
+    "dataset_class",
     "load_dataset",
     "long_range_dataset",
     "long_range_graph",
@@ -34,6 +35,32 @@ __all__ = [
     "read_csv",
     "shipped_csv",
 ]
+
+
+def dataset_class(name: str) -> tuple[type[InMemoryDataset], tuple[str, ...]]:
+    """The class of data set ``name`` (see :func:`load_dataset`) and the name arguments it takes before
+    ``root``; refuses an unknown name."""
+    key = name.strip().lower()
+    if key == "solubility":
+        return SolubilityDataset, ()
+    if key == "freesolv":
+        return FreeSolvDataset, ()
+    if key.startswith("ogbg-mol"):
+        return OGBMolDataset, (key,)
+    if key.startswith("moleculenet:"):
+        return MoleculeNetDataset, (key.split(":", 1)[1],)
+    if key.startswith("tu:"):
+        return TUDAGDataset, (name.strip().split(":", 1)[1],)
+    if key in MoleculeNet.names:
+        return MoleculeNetDataset, (key,)
+    tu = {n.lower(): n for n in TU_PAPER_NAMES}
+    if key in tu:
+        return TUDAGDataset, (tu[key],)
+    raise ValueError(
+        f"unknown data set {name!r}; use 'solubility', 'freesolv', an 'ogbg-mol*' name, "
+        f"'moleculenet:<name>' ({', '.join(MoleculeNet.names)}), or 'tu:<NAME>' "
+        f"(e.g. {', '.join(TU_PAPER_NAMES)})"
+    )
 
 
 def load_dataset(name: str, root: str, **kwargs: Any) -> InMemoryDataset:
@@ -58,24 +85,8 @@ def load_dataset(name: str, root: str, **kwargs: Any) -> InMemoryDataset:
     :class:`OSError`) naming the URL and the folder where the raw files can be
     put by hand.
     """
-    key = name.strip().lower()
-    if key == "solubility":
-        return SolubilityDataset(root, **kwargs)
-    if key == "freesolv":
-        return FreeSolvDataset(root, **kwargs)
-    if key.startswith("ogbg-mol"):
-        return OGBMolDataset(key, root, **kwargs)
-    if key.startswith("moleculenet:"):
-        return MoleculeNetDataset(root, key.split(":", 1)[1], **kwargs)
-    if key.startswith("tu:"):
-        return TUDAGDataset(root, name.strip().split(":", 1)[1], **kwargs)
-    if key in MoleculeNet.names:
-        return MoleculeNetDataset(root, key, **kwargs)
-    tu = {n.lower(): n for n in TU_PAPER_NAMES}
-    if key in tu:
-        return TUDAGDataset(root, tu[key], **kwargs)
-    raise ValueError(
-        f"unknown data set {name!r}; use 'solubility', 'freesolv', an 'ogbg-mol*' name, "
-        f"'moleculenet:<name>' ({', '.join(MoleculeNet.names)}), or 'tu:<NAME>' "
-        f"(e.g. {', '.join(TU_PAPER_NAMES)})"
-    )
+    cls, names = dataset_class(name)
+    if cls is OGBMolDataset:
+        # OGB's class takes its name before the root (as OGB's own does).
+        return cls(*names, root, **kwargs)
+    return cls(root, *names, **kwargs)

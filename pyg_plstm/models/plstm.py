@@ -38,7 +38,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
 class PLSTMNet(torch.nn.Module):
     r"""Graph-level pLSTM: node (and edge) encoders, an optional degree
     encoding, :obj:`num_blocks` :class:`PLSTMBlock` s on alternately forward
-    and reversed DAGs, pooling and an MLP head.
+    and reversed DAGs (both ways in every block with :obj:`bidirectional=True`),
+    pooling and an MLP head.
 
     .. math::
         \mathbf{H}^{(0)} &= \mathrm{Enc}(\mathbf{X}) + \mathrm{PE}(\deg)
@@ -90,7 +91,7 @@ class PLSTMNet(torch.nn.Module):
             by every layer (the authors' code). (default: :obj:`"layer"`)
         **block_kwargs (optional): Further arguments of every
             :class:`~pyg_plstm.nn.PLSTMBlock` and its layers (e.g.
-            :obj:`norm`, :obj:`mlp_per_layer`, :obj:`p_normalize`,
+            :obj:`norm`, :obj:`mlp_per_layer`, :obj:`bidirectional`, :obj:`p_normalize`,
             :obj:`transition_node`, :obj:`prune_order`, :obj:`qkv_bias`,
             :obj:`init`; :obj:`transition="householder"`,
             :obj:`householder_steps`, :obj:`negative_eigenvalues` for

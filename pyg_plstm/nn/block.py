@@ -31,7 +31,14 @@ class PLSTMBlock(torch.nn.Module):
     \mathrm{MLP}(\mathrm{LN}(\mathbf{X})))` with a two-layer GELU MLP.
     The authors' code (:obj:`norm="rms", mlp_per_layer=True`) uses RMSNorm
     and follows *every* pLSTM layer with its own MLP: a :obj:`"PD"` block is
-    two residual sub-blocks, pLSTM then MLP each.
+    two residual sub-blocks, pLSTM then MLP each. A :obj:`bidirectional`
+    block reads the graph both ways in every layer, with a second layer of
+    the same mode on the reversed DAG :math:`\mathcal{G}^{\top}`:
+
+    .. math::
+        \mathbf{X} \leftarrow \mathbf{X} + \mathrm{Dropout}\big(
+        \mathrm{pLSTM}_m(\mathrm{LN}(\mathbf{X}); \mathcal{G}) +
+        \mathrm{pLSTM}'_m(\mathrm{LN}(\mathbf{X}); \mathcal{G}^{\top})\big).
 
     Args:
         channels (int): Size of the node features (input and output).
@@ -52,6 +59,9 @@ class PLSTMBlock(torch.nn.Module):
             (:class:`~torch.nn.RMSNorm`, gain only). (default: :obj:`"layer"`)
         mlp_per_layer (bool, optional): An MLP after every pLSTM layer instead
             of one after all of them. (default: :obj:`False`)
+        bidirectional (bool, optional): Add to every pLSTM layer one on the
+            reversed DAG (twice the layers' parameters) instead of reading
+            one direction per block. (default: :obj:`False`)
         **conv_kwargs (optional): Further arguments of every
             :class:`PLSTMConv` (e.g. :obj:`p_normalize`,
             :obj:`transition_node`, :obj:`prune_order`, :obj:`qkv_bias`,
@@ -72,6 +82,7 @@ class PLSTMBlock(torch.nn.Module):
         form: str = "auto",
         norm: str = BLOCK_NORMS[0],
         mlp_per_layer: bool = False,
+        bidirectional: bool = False,
         **conv_kwargs: Any,
     ) -> None:
         super().__init__()
@@ -80,12 +91,20 @@ class PLSTMBlock(torch.nn.Module):
                              f"got {pattern!r}")
         check_dropout(dropout)
         check_choice("norm", norm, BLOCK_NORMS)
+        if not isinstance(bidirectional, bool):
+            raise TypeError(f"`bidirectional` must be a bool, got {bidirectional!r}")
         self.channels = channels
         self.pattern = pattern
         self.mlp_per_layer = mlp_per_layer
-        self.convs = ModuleList(
-            PLSTMConv(channels, channels, heads, mode, edge_dim=edge_dim, alpha=alpha, form=form, **conv_kwargs)
-            for mode in pattern)
+        self.bidirectional = bidirectional
+
+        def make_convs() -> ModuleList:
+            return ModuleList(PLSTMConv(channels, channels, heads, mode, edge_dim=edge_dim, alpha=alpha, form=form,
+                                        **conv_kwargs) for mode in pattern)
+
+        self.convs = make_convs()
+        # The layers on the reversed DAG of a bidirectional block; empty otherwise.
+        self.reverse_convs = make_convs() if bidirectional else ModuleList()
 
         def make_norm() -> torch.nn.Module:
             # eps as LayerNorm's default (and the authors' RMSNorm).
@@ -102,8 +121,9 @@ class PLSTMBlock(torch.nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        for conv, norm in zip(self.convs, self.conv_norms):
+        for conv in [*self.convs, *self.reverse_convs]:
             conv.reset_parameters()
+        for norm in self.conv_norms:
             norm.reset_parameters()
         for norm, mlp in zip(self.mlp_norms, self.mlps):
             norm.reset_parameters()
@@ -129,7 +149,8 @@ class PLSTMBlock(torch.nn.Module):
             edge_attr (torch.Tensor, optional): Edge features, rows like :obj:`edge_index`.
             batch (torch.Tensor, optional): Graph of every node (when no :obj:`dag`).
             dag (DAG, optional): The prepared (batched) DAG, shared with other blocks.
-            reverse (bool, optional): Run all layers on the reversed DAG.
+            reverse (bool, optional): Run all layers on the reversed DAG (and, in a
+                bidirectional block, the layers of the reversed DAG on the DAG).
         """
         if dag is None:
             if edge_index is None:
@@ -138,11 +159,17 @@ class PLSTMBlock(torch.nn.Module):
             batch = None
         mlps = iter(zip(self.mlp_norms, self.mlps))
         for i, (conv, norm) in enumerate(zip(self.convs, self.conv_norms)):
-            x = x + self.dropout(conv(norm(x), edge_index, edge_attr, batch, dag=dag, reverse=reverse))
+            h = norm(x)
+            out = conv(h, edge_index, edge_attr, batch, dag=dag, reverse=reverse)
+            if self.bidirectional:
+                out = out + self.reverse_convs[i](h, edge_index, edge_attr, batch, dag=dag, reverse=not reverse)
+            x = x + self.dropout(out)
             if self.mlp_per_layer or i == len(self.convs) - 1:
                 mlp_norm, mlp = next(mlps)
                 x = x + self.dropout(mlp(mlp_norm(x)))
         return x
 
     def __repr__(self) -> str:
-        return f"{self.__class__.__name__}({self.channels}, heads={self.convs[0].heads}, pattern={self.pattern!r})"
+        both = ", bidirectional=True" if self.bidirectional else ""
+        return (f"{self.__class__.__name__}({self.channels}, heads={self.convs[0].heads}, "
+                f"pattern={self.pattern!r}{both})")

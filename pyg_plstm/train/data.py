@@ -92,6 +92,22 @@ def _split(dataset: Any, kind: str, method: str, seed: int) -> tuple[dict[str, T
     return random_split(len(dataset), *_FRACTIONS, seed=seed), "random"
 
 
+def _order_arguments(dataset: str, root: str, atom_order: Optional[str]) -> dict[str, Any]:
+    """The keyword arguments of ``load_dataset`` that set the atom order of data set ``dataset``."""
+    from pyg_plstm.chem import MolToDAG
+    from pyg_plstm.datasets import OGBMolDataset, TUDAGDataset, dataset_class
+
+    if atom_order is None:
+        return {}
+    cls = dataset_class(dataset)[0]
+    if issubclass(cls, TUDAGDataset):
+        raise ValueError(f"--atom-order applies to molecule sets; TU data set {dataset!r} keeps the node order "
+                         "of its files")
+    if issubclass(cls, OGBMolDataset):
+        return {"order": atom_order}
+    return {"featurizer": MolToDAG(order=atom_order)}
+
+
 def prepare_data(
     dataset: Optional[str] = "solubility",
     root: str | os.PathLike = "datasets",
@@ -102,6 +118,7 @@ def prepare_data(
     split: str = "auto",
     split_seed: int = 0,
     task: str = "auto",
+    atom_order: Optional[str] = None,
 ) -> PreparedData:
     r"""Load a data set by name (see :func:`pyg_plstm.datasets.load_dataset`) or from ``csv``.
 
@@ -109,21 +126,29 @@ def prepare_data(
     scaffold split for other molecule sets and a seeded random split for TU
     sets; ``'random'`` (80/10/10, ``split_seed``), ``'scaffold'`` and ``'file'``
     choose explicitly. ``task`` (molecules only) overrides the detection of
-    binary vs regression targets.
+    binary vs regression targets. ``atom_order`` (molecules only; ``None``:
+    :class:`~pyg_plstm.chem.MolToDAG`'s default, canonical) numbers the atoms,
+    and so orients the bonds: ``'canonical'``, ``'input'`` (the SMILES or
+    file order, as the pLSTM paper used) or ``'bfs'`` (not for OGB sets).
     """
+    from pyg_plstm.chem import ORDERS, MolToDAG
     from pyg_plstm.datasets import MoleculeCSVDataset, OGBMolDataset, TUDAGDataset, load_dataset
 
+    if atom_order is not None and atom_order not in ORDERS:
+        raise ValueError(f"unknown atom order {atom_order!r}; choose one of {ORDERS}")
     root = Path(root)
     if csv is not None:
         if not target_cols:
             raise ValueError("a CSV data set needs --target-col (the column(s) to predict)")
         name = Path(csv).stem
-        ds = MoleculeCSVDataset(str(root / "csv" / name), str(csv), smiles_col, list(target_cols), split_col)
+        featurizer = None if atom_order is None else MolToDAG(order=atom_order)
+        ds = MoleculeCSVDataset(str(root / "csv" / name), str(csv), smiles_col, list(target_cols), split_col,
+                                featurizer=featurizer)
     elif dataset is None:
         raise ValueError("name a data set or pass a CSV file")
     else:
         name = dataset
-        ds = load_dataset(dataset, str(root))
+        ds = load_dataset(dataset, str(root), **_order_arguments(dataset, str(root), atom_order))
     if len(ds) == 0:
         raise ValueError(f"data set {name!r} holds no graphs")
 
@@ -144,6 +169,7 @@ def prepare_data(
     idx, method = _split(ds, kind, split, split_seed)
     splits = {s: ds[i] for s, i in idx.items() if len(i)}
     featurizer = getattr(ds, "featurizer", None)
+    atom_order = featurizer.order if isinstance(featurizer, MolToDAG) else getattr(ds, "order", None)
     targets = list(getattr(ds, "target_cols", None) or [f"task_{t}" for t in range(detected.num_tasks)])
     meta = {
         "dataset": name,
@@ -152,6 +178,7 @@ def prepare_data(
         "split_seed": split_seed,
         "targets": targets if detected.type != "multiclass" else [f"class_{c}" for c in range(detected.num_tasks)],
         "featurizer": asdict(featurizer) if is_dataclass(featurizer) else None,
+        "atom_order": atom_order,
         "sizes": {s: len(d) for s, d in splits.items()},
     }
     return PreparedData(ds, splits, detected, encoders, meta)
