@@ -206,6 +206,14 @@ def test_task_and_config_validation(molecule_splits, tiny_plstm):
         fit(tiny_plstm(), REGRESSION, splits, TrainConfig(epochs=1), resume=True)
 
 
+def test_a_warmup_longer_than_the_run_is_named():
+    with pytest.warns(UserWarning, match="warmup_epochs=5 is longer than the run .epochs=3.: the learning rate "
+                                         "rises for the whole run and never reaches lr=0.001"):
+        TrainConfig(epochs=3)
+    factor = lr_factor(TrainConfig(epochs=3, warmup_epochs=3), steps_per_epoch=2)
+    assert factor(5) == 1.0
+
+
 def test_warmup_then_cosine_schedule():
     factor = lr_factor(TrainConfig(epochs=10, warmup_epochs=2), steps_per_epoch=5)
     assert [factor(s) for s in range(3)] == pytest.approx([0.1, 0.2, 0.3])

@@ -14,6 +14,7 @@ import os
 import random
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
@@ -74,6 +75,9 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"`{name}` must be an integer >= 0, got {value!r}")
+        if self.warmup_epochs > self.epochs:
+            warnings.warn(f"warmup_epochs={self.warmup_epochs} is longer than the run (epochs={self.epochs}): the "
+                          f"learning rate rises for the whole run and never reaches lr={self.lr}", stacklevel=3)
 
 
 @dataclass
