@@ -49,6 +49,8 @@ ROWS = [
      ["--plstm-option", "bidirectional=True"]),
     ("bidirectional_1block", "default, one bidirectional block (0.78x the parameters of the default)",
      ["--plstm-option", "bidirectional=True", "--layers", "1"]),
+    ("reverse_pruning_own", "default, D layers on the reversed DAG pruned in their own direction",
+     ["--plstm-option", "reverse_pruning=own"]),
     ("plstm_authors", "pLSTM, the authors' variant (`--plstm-config authors`)", ["--plstm-config", "authors"]),
     ("baselines", "GIN / GAT / GIN + virtual node (5 layers, OGB style)", ["--model", "gin", "gat", "gin-virtual"]),
     ("gin_sum", "GIN, sum pooling", ["--model", "gin", "--pooling", "sum"]),
