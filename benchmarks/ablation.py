@@ -43,6 +43,8 @@ ROWS = [
                "edge_features=input"]),
     ("sw_init", "fix + the authors' init (transition bias N(0, 100), q/k/v biases)",
      SHARED + ["--plstm-option", "init=authors", "--plstm-option", "qkv_bias=True"]),
+    ("tail_P", "default, P-only blocks", ["--block", "P"]),
+    ("tail_D", "default, D-only blocks", ["--block", "D"]),
     ("order_input", "default, atoms in SMILES/file order (`--atom-order input`, as the paper) instead of canonical",
      ["--atom-order", "input"]),
     ("bidirectional", "default, bidirectional blocks (every layer also on the reversed DAG; 1.48x parameters)",
