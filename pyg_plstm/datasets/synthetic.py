@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Union
+from typing import Callable, Union
 
 import numpy as np
 import torch
@@ -190,6 +190,15 @@ def long_range_dataset(
             ``ToDAG(directed=True)`` (edge directions kept) instead of plain ``Data``.
     """
     _check_args(task, width, num_classes, kind, max_degree)
+    return _draw_graphs(num_graphs, depth, num_classes, seed, prepare, lambda d, label, rng: long_range_graph(
+        task, d, label, rng, width=width, num_classes=num_classes, kind=kind, max_degree=max_degree))
+
+
+def _draw_graphs(num_graphs: int, depth: Depth, num_classes: int, seed: int, prepare: bool,
+                 make_graph: Callable[[int, int, np.random.Generator], Data]) -> list[Data]:
+    """Graph ``i`` = ``make_graph(walk depth, label i mod num_classes, rng)`` with its own
+    ``default_rng([seed, i])`` (so data sets are prefix-stable), optionally prepared by
+    ``ToDAG(directed=True)``."""
     _check_int("num_graphs", num_graphs, 1)
     _check_int("seed", seed, 0)
     lo, hi = _depth_range(depth)
@@ -197,8 +206,7 @@ def long_range_dataset(
     graphs = []
     for i in range(num_graphs):
         rng = np.random.default_rng([seed, i])
-        graph = long_range_graph(task, int(rng.integers(lo, hi + 1)), i % num_classes, rng, width=width,
-                                 num_classes=num_classes, kind=kind, max_degree=max_degree)
+        graph = make_graph(int(rng.integers(lo, hi + 1)), i % num_classes, rng)
         graphs.append(to_dag(graph) if to_dag is not None else graph)
     return graphs
 
@@ -358,17 +366,8 @@ def path_permutation(
     """
     num_classes = len(permutations(degree))
     _check_layout(width, kind, max_degree)
-    _check_int("num_graphs", num_graphs, 1)
-    _check_int("seed", seed, 0)
-    lo, hi = _depth_range(depth)
-    to_dag = ToDAG(directed=True) if prepare else None
-    graphs = []
-    for i in range(num_graphs):
-        rng = np.random.default_rng([seed, i])
-        graph = path_permutation_graph(int(rng.integers(lo, hi + 1)), i % num_classes, rng, degree=degree,
-                                       width=width, kind=kind, max_degree=max_degree)
-        graphs.append(to_dag(graph) if to_dag is not None else graph)
-    return graphs
+    return _draw_graphs(num_graphs, depth, num_classes, seed, prepare, lambda d, label, rng: path_permutation_graph(
+        d, label, rng, degree=degree, width=width, kind=kind, max_degree=max_degree))
 
 
 def path_parity(
