@@ -22,9 +22,9 @@ from torch import Tensor
 from pyg_plstm.ops.householder import Householder, Lines
 from pyg_plstm.ops.schedule import LevelSchedule
 
-__all__ = ["outer", "row_times", "times_col", "scan_states", "scan_adjoints", "scan_states_differentiable",
-           "scan_linear", "Transition", "is_scalar", "move", "select_lines", "transpose_lines", "transition_grad",
-           "transition_parts", "transition_from_parts"]
+__all__ = ["direct_term", "outer", "row_times", "times_col", "scan_states", "scan_adjoints",
+           "scan_states_differentiable", "scan_linear", "Transition", "is_scalar", "move", "select_lines",
+           "transpose_lines", "transition_grad", "transition_parts", "transition_from_parts"]
 
 Transition = Union[Tensor, Householder]
 
@@ -77,6 +77,12 @@ def transition_parts(transition: Transition) -> tuple[Tensor, ...]:
 def transition_from_parts(parts: tuple[Tensor, ...]) -> Transition:
     """Inverse of :func:`transition_parts`."""
     return Householder(*parts) if len(parts) == len(Householder._fields) else parts[0]
+
+
+def direct_term(query: Tensor, key: Tensor, value: Tensor, direct: Tensor) -> Tensor:
+    r"""The Direct gate's skip at every node, :math:`D_n (\mathbf{q}_n \cdot \mathbf{k}_n) \mathbf{v}_n`,
+    added to the state readout by every fast form."""
+    return direct[..., None] * (query * key).sum(-1, keepdim=True) * value
 
 
 def outer(a: Tensor, b: Tensor) -> Tensor:

@@ -36,7 +36,7 @@ import torch
 from torch import Tensor
 
 from pyg_plstm.dag import DAG
-from pyg_plstm.ops.common import scan_linear
+from pyg_plstm.ops.common import direct_term, scan_linear
 from pyg_plstm.ops.schedule import (
     PARALLEL_MEMORY_LIMIT,
     level_schedule,
@@ -91,4 +91,4 @@ def plstm_parallel(
     dense = rows.new_zeros(b * n, *rows.shape[1:]).index_copy(0, layout.node_slot, rows)
     q, k, v, g = dense.view(b, n, heads, rows.size(-1)).transpose(1, 2).split([k_dim, k_dim, v_dim, n], -1)
     out = ((g * (q @ k.transpose(-1, -2))) @ v).transpose(1, 2).reshape(b * n, heads, v_dim)
-    return out[layout.node_slot] + direct[..., None] * (query * key).sum(-1, keepdim=True) * value
+    return out[layout.node_slot] + direct_term(query, key, value, direct)

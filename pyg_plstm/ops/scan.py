@@ -29,6 +29,7 @@ from torch import Tensor
 from pyg_plstm.dag import DAG
 from pyg_plstm.ops.common import (
     Transition,
+    direct_term,
     outer,
     row_times,
     scan_adjoints,
@@ -148,4 +149,4 @@ def plstm_scan(
     out = _LevelScan.apply(
         ei[0], ei[1], sched, query, key, value, source[sched.edge_perm], mark[sched.edge_perm],
         *transition_parts(select_lines(transition, sched.line_perm)))
-    return out + direct[..., None] * (query * key).sum(-1, keepdim=True) * value
+    return out + direct_term(query, key, value, direct)

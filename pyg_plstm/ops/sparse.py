@@ -23,7 +23,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from pyg_plstm.dag import DAG
-from pyg_plstm.ops.common import scan_linear
+from pyg_plstm.ops.common import direct_term, scan_linear
 from pyg_plstm.ops.schedule import reachability
 
 __all__ = ["plstm_sparse"]
@@ -56,4 +56,4 @@ def plstm_sparse(
     src, dst = reach.node_pair_source, reach.node_pair_target
     scores = gating * (query.index_select(0, dst) * key.index_select(0, src)).sum(-1)
     out = value.new_zeros(value.shape).index_add(0, dst, scores.unsqueeze(-1) * value.index_select(0, src))
-    return out + direct[..., None] * (query * key).sum(-1, keepdim=True) * value
+    return out + direct_term(query, key, value, direct)
