@@ -84,14 +84,18 @@ def _depth_range(depth: Depth) -> tuple[int, int]:
     return int(depth), int(depth)
 
 
-def _check_args(task: str, width: int, num_classes: int, kind: str, max_degree: int) -> None:
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; choose one of {TASKS}")
+def _check_layout(width: int, kind: str, max_degree: int) -> None:
     if kind not in KINDS:
         raise ValueError(f"unknown graph kind {kind!r}; choose one of {KINDS}")
     _check_int("width", width, 1)
-    _check_int("num_classes", num_classes, 2)
     _check_int("max_degree", max_degree, 1)
+
+
+def _check_args(task: str, width: int, num_classes: int, kind: str, max_degree: int) -> None:
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; choose one of {TASKS}")
+    _check_layout(width, kind, max_degree)
+    _check_int("num_classes", num_classes, 2)
     if width % num_classes:
         raise ValueError(f"`width` ({width}) must be a multiple of `num_classes` ({num_classes}) so that every "
                          "class sits on equally many sources")
@@ -250,13 +254,6 @@ def permutations(degree: int) -> list[tuple[int, ...]]:
         raise ValueError(f"`degree` must be at most {MAX_DEGREE_PERMUTATIONS} ({math.factorial(degree)} classes "
                          f"would be one-hot encoded on every node), got {degree}")
     return list(itertools.permutations(range(degree)))
-
-
-def _check_layout(width: int, kind: str, max_degree: int) -> None:
-    if kind not in KINDS:
-        raise ValueError(f"unknown graph kind {kind!r}; choose one of {KINDS}")
-    _check_int("width", width, 1)
-    _check_int("max_degree", max_degree, 1)
 
 
 def _marked_chains(rng: np.random.Generator, depth: int, width: int, kind: str,
