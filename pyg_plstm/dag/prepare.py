@@ -65,8 +65,6 @@ def prepare_union(
     return PreparedUnion(dag, kept, line, depth[dag[0]], height[dag[1]], selected[line[0]])
 
 
-
-
 def prepare_dag(
     edge_index: Tensor,
     num_nodes: int,

@@ -92,7 +92,7 @@ def _split(dataset: Any, kind: str, method: str, seed: int) -> tuple[dict[str, T
     return random_split(len(dataset), *_FRACTIONS, seed=seed), "random"
 
 
-def _order_arguments(dataset: str, root: str, atom_order: Optional[str]) -> dict[str, Any]:
+def _order_arguments(dataset: str, atom_order: Optional[str]) -> dict[str, Any]:
     """The keyword arguments of ``load_dataset`` that set the atom order of data set ``dataset``."""
     from pyg_plstm.chem import MolToDAG
     from pyg_plstm.datasets import OGBMolDataset, TUDAGDataset, dataset_class
@@ -148,7 +148,7 @@ def prepare_data(
         raise ValueError("name a data set or pass a CSV file")
     else:
         name = dataset
-        ds = load_dataset(dataset, str(root), **_order_arguments(dataset, str(root), atom_order))
+        ds = load_dataset(dataset, str(root), **_order_arguments(dataset, atom_order))
     if len(ds) == 0:
         raise ValueError(f"data set {name!r} holds no graphs")
 
