@@ -10,6 +10,7 @@ from pyg_plstm import DAG, get_dag
 from pyg_plstm.chem import from_smiles
 from pyg_plstm.models import PLSTMNet
 from pyg_plstm.nn import DegreeEncoding, PLSTMBlock
+from pyg_plstm.nn.block import undirected_edges
 
 SMILES = pd.read_csv(Path(__file__).parent.parent / "data" / "solubility.csv").smiles.tolist()
 
@@ -83,6 +84,70 @@ def test_bidirectional_block_adds_a_layer_on_the_reversed_dag():
                if name.startswith("reverse_convs") and name.endswith("lin_qkv.weight"))
     with pytest.raises(TypeError, match="bidirectional"):
         PLSTMBlock(16, bidirectional="yes")
+
+
+def test_undirected_edges_give_back_the_input_bonds_with_their_features():
+    """The local layer's graph: every bond both ways, each with the features of its bond (the same in both
+    directions, as for molecules), whatever the orientation of the DAG."""
+    data = _molecules(1, start=60)[0]
+    bond_features = {}
+    edge_attr = torch.stack([bond_features.setdefault(frozenset((int(s), int(d))), torch.randn(5))
+                             for s, d in data.edge_index.t()])
+    for dag in (get_dag(data), get_dag(data).reverse()):
+        edge_index, attr = undirected_edges(dag, edge_attr)
+        got = {(int(s), int(d)): tuple(a.tolist()) for s, d, a in zip(*edge_index, attr)}
+        want = {(int(s), int(d)): tuple(a.tolist()) for s, d, a in zip(*data.edge_index, edge_attr)}
+        assert got == want
+    assert undirected_edges(get_dag(data))[1] is None
+
+
+def test_hybrid_block_equals_its_layer_by_layer_computation():
+    """Reference: the GINE update written out with scatter-free dense sums over the input bonds, then the
+    pLSTM layers and the MLP called one at a time; every parameter of the block receives a gradient."""
+    data = _molecules(1, start=60)[0]
+    torch.manual_seed(0)
+    block = PLSTMBlock(16, heads=2, pattern="PD", edge_dim=3, local="gine").double()
+    assert str(block) == "PLSTMBlock(16, heads=2, pattern='PD', local='gine')"
+    with torch.no_grad():
+        for p in block.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    x, edge_attr, dag = torch.randn(data.num_nodes, 16, dtype=torch.double), data.edge_attr.double(), get_dag(data)
+
+    normed = torch.nn.functional.layer_norm(x, (16,), block.local_norm.weight, block.local_norm.bias)
+    messages = torch.zeros_like(x)
+    for (src, dst), bond in zip(data.edge_index.t().tolist(), edge_attr):
+        messages[dst] = messages[dst] + torch.relu(normed[src] + block.local_conv.lin(bond))
+    h = x + block.local_conv.nn((1 + block.local_conv.eps) * normed + messages)
+    for conv, norm in zip(block.convs, block.conv_norms):
+        h = h + conv(torch.nn.functional.layer_norm(h, (16,), norm.weight, norm.bias), edge_attr=edge_attr, dag=dag)
+    h = h + block.mlps[0](block.mlp_norms[0](h))
+    out = block(x, edge_attr=edge_attr, dag=dag)
+    assert torch.allclose(out, h, atol=1e-12)
+    # The same through edge_index (as PLSTMNet calls it) and reversed: the local layer is undirected.
+    assert torch.allclose(block(x, data.edge_index, edge_attr, dag=dag), out, atol=1e-12)
+    plain = PLSTMBlock(16, heads=2, pattern="PD", edge_dim=3).double()
+    plain.load_state_dict({k: v for k, v in block.state_dict().items() if not k.startswith("local_")})
+    assert not torch.allclose(plain(x, edge_attr=edge_attr, dag=dag), out)
+
+    out.square().sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in block.parameters())
+    # Without edge features the local layer is GIN.
+    gin = PLSTMBlock(16, heads=2, pattern="P", local="gine")
+    assert gin(torch.randn(data.num_nodes, 16), dag=dag).shape == (data.num_nodes, 16)
+    with pytest.raises(ValueError, match="local"):
+        PLSTMBlock(16, local="gat")
+
+
+def test_hybrid_is_the_model_default_and_previous_config_drops_it():
+    batch = _batch()
+    model = PLSTMNet(None, node_encoder="ogb", edge_encoder="ogb")
+    assert all(block.local == "gine" for block in model.blocks)
+    previous = PLSTMNet.from_config("previous", None, node_encoder="ogb", edge_encoder="ogb")
+    assert all(block.local is None for block in previous.blocks)
+    local = [name for name, _ in model.named_parameters() if ".local_" in name]
+    assert local and sum(p.numel() for p in model.parameters()) > sum(p.numel() for p in previous.parameters())
+    model(batch).square().sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for name, p in model.named_parameters() if name in local)
 
 
 def test_bidirectional_model_doubles_only_the_pLSTM_layers():

@@ -25,19 +25,22 @@ EDGE_FEATURES = ("layer", "input")
 CONFIGS: dict[str, dict[str, Any]] = {
     # The graph setup of the pLSTM paper: 2 PD blocks, 96 channels, 4 heads, its gate and norm init.
     "paper": dict(hidden_channels=96, num_blocks=2, heads=4, block="PD", gate_bias=PAPER_GATE_BIAS,
-                  norm_eps=PAPER_NORM_EPS, transition_node="shared"),
+                  norm_eps=PAPER_NORM_EPS, transition_node="shared", local=None),
     # The paper's setup as the authors' code computes it (ml-jku/plstm edge layer and block,
     # ml-jku/plstm_experiments TU model): their edge layer (p_normalize, transition_node,
     # prune_order, biases, init), two residual RMSNorm sub-blocks per PD block, edge features
     # from the encoded input, mean pooling.
     "authors": dict(hidden_channels=96, num_blocks=2, heads=4, block="PD", pooling="mean",
-                    edge_features="input", norm="rms", mlp_per_layer=True, **AUTHORS_CONV_OPTIONS),
+                    edge_features="input", norm="rms", mlp_per_layer=True, local=None, **AUTHORS_CONV_OPTIONS),
+    # The defaults before the hybrid blocks: pLSTM layers alone in every block.
+    "previous": dict(local=None),
 }
 
 
 class PLSTMNet(torch.nn.Module):
     r"""Graph-level pLSTM: node (and edge) encoders, an optional degree
-    encoding, :obj:`num_blocks` :class:`PLSTMBlock` s on alternately forward
+    encoding, :obj:`num_blocks` hybrid :class:`PLSTMBlock` s (a local GINE
+    layer, then the pLSTM layers, then an MLP) on alternately forward
     and reversed DAGs (both ways in every block with :obj:`bidirectional=True`),
     pooling and an MLP head.
 
@@ -89,6 +92,11 @@ class PLSTMNet(torch.nn.Module):
             :obj:`"input"`, :math:`\frac{1}{2}(\mathbf{h}^{(0)}_u +
             \mathbf{h}^{(0)}_w)` of the encoded input, computed once and used
             by every layer (the authors' code). (default: :obj:`"layer"`)
+        local (str, optional): The local message-passing layer of every block
+            (see :class:`~pyg_plstm.nn.PLSTMBlock`): :obj:`"gine"` (a GINE
+            layer over the undirected graph before the pLSTM layers), or
+            :obj:`None` (pLSTM layers alone, the previous default; the
+            :obj:`"previous"` config). (default: :obj:`"gine"`)
         **block_kwargs (optional): Further arguments of every
             :class:`~pyg_plstm.nn.PLSTMBlock` and its layers (e.g.
             :obj:`norm`, :obj:`mlp_per_layer`, :obj:`bidirectional`, :obj:`p_normalize`,
@@ -115,6 +123,7 @@ class PLSTMNet(torch.nn.Module):
         form: str = "auto",
         alpha: float = 0.5,
         edge_features: str = EDGE_FEATURES[0],
+        local: Optional[str] = "gine",
         **block_kwargs: Any,
     ) -> None:
         super().__init__()
@@ -142,7 +151,7 @@ class PLSTMNet(torch.nn.Module):
         with_edge_features = edge_encoder is not None or edge_features == "input"
         self.blocks = ModuleList(
             PLSTMBlock(hidden_channels, heads, block, edge_dim=hidden_channels if with_edge_features else None,
-                       dropout=dropout, alpha=alpha, form=form, **block_kwargs)
+                       dropout=dropout, alpha=alpha, form=form, local=local, **block_kwargs)
             for _ in range(num_blocks))
         self.norm = LayerNorm(hidden_channels)
         self.pool = GraphPooling(pooling, hidden_channels)

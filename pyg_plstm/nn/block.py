@@ -6,21 +6,55 @@ from typing import Any, Optional
 import torch
 from torch import Tensor
 from torch.nn import GELU, Dropout, LayerNorm, Linear, ModuleList, RMSNorm, Sequential
+from torch_geometric.nn import GINConv, GINEConv
 
 from pyg_plstm.checks import check_choice, check_dropout
 from pyg_plstm.dag import DAG, MODES, prepare_dag
 from pyg_plstm.nn.conv import PLSTMConv
 
-__all__ = ["BLOCK_NORMS", "PLSTMBlock"]
+__all__ = ["BLOCK_NORMS", "LOCAL_CONVS", "PLSTMBlock", "undirected_edges"]
 
 #: Pre-norms of a block: ours, then the authors' code's.
 BLOCK_NORMS = ("layer", "rms")
+#: Local message-passing layers a block can put before its pLSTM layers (:obj:`None`: none).
+LOCAL_CONVS = ("gine", None)
+
+
+def undirected_edges(dag: DAG, edge_attr: Optional[Tensor] = None) -> tuple[Tensor, Optional[Tensor]]:
+    r"""The DAG's edges in both directions, ``[2, 2E]``, with the rows of
+    :obj:`edge_attr` (indexed like the input ``edge_index``, as every layer
+    takes it) that each DAG edge came from, repeated for the flipped copy.
+
+    For an undirected input (every bond in both directions, with the same
+    features both ways, as molecules have) this is the input graph again,
+    whatever the orientation; a directed input is read both ways, each edge
+    with its own features.
+    """
+    edge_index = torch.cat([dag.edge_index, dag.edge_index.flip(0)], dim=1)
+    if edge_attr is None:
+        return edge_index, None
+    if dag.input_edge is None:
+        raise ValueError("the DAG does not know which input edge each of its edges came from, so `edge_attr` "
+                         "cannot be mapped; build it with ToDAG/get_dag or prepare_dag")
+    rows = edge_attr.index_select(0, dag.input_edge)
+    return edge_index, torch.cat([rows, rows], dim=0)
 
 
 class PLSTMBlock(torch.nn.Module):
-    r"""Pre-norm residual pLSTM layers followed by a pre-norm residual MLP.
+    r"""Pre-norm residual pLSTM layers followed by a pre-norm residual MLP,
+    optionally after a local message-passing layer.
 
-    For every letter :math:`m` of :obj:`pattern` (the paper's graph block is
+    With :obj:`local="gine"` the block first mixes every node with its
+    neighbours in the undirected graph (a GINE layer with the edge features,
+    GIN without them), the way GPS pairs a local MPNN with a global mixer:
+
+    .. math::
+        \mathbf{X} \leftarrow \mathbf{X} + \mathrm{Dropout}\big(
+        \mathrm{GINE}(\mathrm{LN}(\mathbf{X}), \mathbf{E})\big),
+        \quad \mathrm{GINE}(\mathbf{H})_n = \mathrm{MLP}\Big((1 + \epsilon)\,
+        \mathbf{h}_n + \sum_{m \sim n} \mathrm{ReLU}(\mathbf{h}_m + \mathbf{W}\mathbf{e}_{mn})\Big).
+
+    Then, for every letter :math:`m` of :obj:`pattern` (the paper's graph block is
     :obj:`"PD"`: a P-mode layer, then a D-mode layer)
 
     .. math::
@@ -62,6 +96,8 @@ class PLSTMBlock(torch.nn.Module):
         bidirectional (bool, optional): Add to every pLSTM layer one on the
             reversed DAG (twice the layers' parameters) instead of reading
             one direction per block. (default: :obj:`False`)
+        local (str, optional): A local message-passing layer before the pLSTM
+            layers, :obj:`"gine"`, or :obj:`None`. (default: :obj:`None`)
         **conv_kwargs (optional): Further arguments of every
             :class:`PLSTMConv` (e.g. :obj:`p_normalize`,
             :obj:`transition_node`, :obj:`prune_order`, :obj:`qkv_bias`,
@@ -83,6 +119,7 @@ class PLSTMBlock(torch.nn.Module):
         norm: str = BLOCK_NORMS[0],
         mlp_per_layer: bool = False,
         bidirectional: bool = False,
+        local: Optional[str] = None,
         **conv_kwargs: Any,
     ) -> None:
         super().__init__()
@@ -91,12 +128,14 @@ class PLSTMBlock(torch.nn.Module):
                              f"got {pattern!r}")
         check_dropout(dropout)
         check_choice("norm", norm, BLOCK_NORMS)
+        check_choice("local", local, LOCAL_CONVS)
         if not isinstance(bidirectional, bool):
             raise TypeError(f"`bidirectional` must be a bool, got {bidirectional!r}")
         self.channels = channels
         self.pattern = pattern
         self.mlp_per_layer = mlp_per_layer
         self.bidirectional = bidirectional
+        self.local = local
 
         def make_convs() -> ModuleList:
             return ModuleList(PLSTMConv(channels, channels, heads, mode, edge_dim=edge_dim, alpha=alpha, form=form,
@@ -109,6 +148,14 @@ class PLSTMBlock(torch.nn.Module):
         def make_norm() -> torch.nn.Module:
             # eps as LayerNorm's default (and the authors' RMSNorm).
             return LayerNorm(channels) if norm == "layer" else RMSNorm(channels, eps=1e-5)
+
+        if local is None:
+            self.local_conv = self.local_norm = None
+        else:
+            mlp = Sequential(Linear(channels, 2 * channels), GELU(), Linear(2 * channels, channels))
+            self.local_conv = (GINConv(mlp, train_eps=True) if edge_dim is None
+                               else GINEConv(mlp, train_eps=True, edge_dim=edge_dim))
+            self.local_norm = make_norm()
 
         num_mlps = len(pattern) if mlp_per_layer else 1
         self.conv_norms = ModuleList(make_norm() for _ in pattern)
@@ -123,6 +170,9 @@ class PLSTMBlock(torch.nn.Module):
     def reset_parameters(self) -> None:
         for conv in [*self.convs, *self.reverse_convs]:
             conv.reset_parameters()
+        if self.local_conv is not None:
+            self.local_conv.reset_parameters()
+            self.local_norm.reset_parameters()
         for norm in self.conv_norms:
             norm.reset_parameters()
         for norm, mlp in zip(self.mlp_norms, self.mlps):
@@ -157,6 +207,11 @@ class PLSTMBlock(torch.nn.Module):
                 raise ValueError("pass `edge_index` or a prepared `dag`")
             dag = prepare_dag(edge_index, x.size(0), batch=batch)
             batch = None
+        if self.local_conv is not None:
+            local_index, local_attr = undirected_edges(dag, edge_attr)
+            h = self.local_norm(x)
+            out = self.local_conv(h, local_index) if local_attr is None else self.local_conv(h, local_index, local_attr)
+            x = x + self.dropout(out)
         mlps = iter(zip(self.mlp_norms, self.mlps))
         for i, (conv, norm) in enumerate(zip(self.convs, self.conv_norms)):
             h = norm(x)
@@ -171,5 +226,6 @@ class PLSTMBlock(torch.nn.Module):
 
     def __repr__(self) -> str:
         both = ", bidirectional=True" if self.bidirectional else ""
+        local = f", local={self.local!r}" if self.local is not None else ""
         return (f"{self.__class__.__name__}({self.channels}, heads={self.convs[0].heads}, "
-                f"pattern={self.pattern!r}{both})")
+                f"pattern={self.pattern!r}{both}{local})")

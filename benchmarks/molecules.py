@@ -1,0 +1,372 @@
+"""Six molecular dev sets, every model side by side: one run per model x set x seed, one table.
+
+    python -m benchmarks.molecules --run                  # train what is missing (resumable)
+    python -m benchmarks.molecules --run --models gin gat # only these models
+    python -m benchmarks.molecules                        # collect: table, learning curves
+
+Protocol (the same for every model): the file's train/test split (FreeSolv, which has none: a random
+80/10/10 split, seed 0), 10 % of train carved out as validation with a fixed seed, seeds 0-2, the
+command line's default optimisation budget (:class:`~pyg_plstm.train.TrainConfig`: 40 epochs, batch 32,
+AdamW 1e-3, cosine with 5 warm-up epochs) and no per-set tuning. chemprop's D-MPNN runs through its own
+v2 command line (``pip install -e ".[bench]"``) on the same split indices for the same number of epochs,
+with its own defaults otherwise. Model selection is by validation RMSE everywhere.
+
+Records go to ``benchmarks/results/molecules.json`` (one per model x set x seed, with the command that
+reproduces it); the table to ``benchmarks/results/molecules.md`` and learning curves to
+``benchmarks/results/molecules_curves.png``.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+RECORDS = RESULTS / "molecules.json"
+SEEDS = (0, 1, 2)
+MOLECULEACE = ("CHEMBL4616_EC50", "CHEMBL262_Ki", "CHEMBL237_EC50", "CHEMBL233_Ki")
+
+
+def _moleculeace(name: str) -> list[str]:
+    return ["--csv", f"data/moleculeace/{name}.csv", "--target-col", "y", "--split-col", "split"]
+
+
+#: Training arguments of every set: the shipped ones by name, the MoleculeACE files by path.
+SETS: dict[str, list[str]] = {
+    "solubility": ["--dataset", "solubility"],
+    "freesolv": ["--dataset", "freesolv", "--split", "random"],
+    **{name: _moleculeace(name) for name in MOLECULEACE},
+}
+#: Model key -> ``pyg-plstm train`` arguments; ``chemprop`` runs through chemprop's own command line.
+MODELS: dict[str, list[str]] = {
+    "plstm": ["--model", "plstm"],
+    "plstm-previous": ["--model", "plstm", "--plstm-config", "previous"],
+    "gin": ["--model", "gin"],
+    "gat": ["--model", "gat"],
+    "gin-virtual": ["--model", "gin-virtual"],
+    "chemprop": [],
+    "ecfp-svr": ["--model", "ecfp-svr"],
+}
+LABELS = {"plstm": "pLSTM (default)", "plstm-previous": "pLSTM (previous default)", "gin": "GIN", "gat": "GAT",
+          "gin-virtual": "GIN + virtual node", "chemprop": "chemprop D-MPNN", "ecfp-svr": "ECFP4 + SVR"}
+
+
+def train_command(set_name: str, model: str, seed: int, out: Path) -> list[str]:
+    return ["train", *SETS[set_name], *MODELS[model], "--seeds", str(seed), "--no-progress", "--out", str(out)]
+
+
+def _rmse(pred: list[float], true: list[float]) -> Optional[float]:
+    if not pred:
+        return None
+    return math.sqrt(sum((p - t) ** 2 for p, t in zip(pred, true)) / len(pred))
+
+
+def _cliff_flags(set_name: str) -> dict[str, bool]:
+    """SMILES -> activity-cliff flag of a MoleculeACE file (empty for the other sets)."""
+    if set_name not in MOLECULEACE:
+        return {}
+    with open(ROOT / "data" / "moleculeace" / f"{set_name}.csv", newline="") as f:
+        return {row["smiles"]: row["cliff_mol"] == "1" for row in csv.DictReader(f)}
+
+
+def _prepared(set_name: str, data_root: Path):
+    """The splits the command line trains on (same arguments, same processed data)."""
+    from pyg_plstm.cli import build_parser
+    from pyg_plstm.train.data import prepare_data
+
+    args = build_parser().parse_args(["train", *SETS[set_name]])
+    return prepare_data(args.dataset, root=data_root, csv=args.csv, smiles_col=args.smiles_col,
+                        target_cols=args.target_col, split_col=args.split_col, split=args.split,
+                        split_seed=args.split_seed)
+
+
+def _test_errors(set_name: str, predictions: list[float], graphs: Any, cliffs: dict[str, bool]) -> dict[str, Any]:
+    true = [float(g.y.view(-1)[0]) for g in graphs]
+    flags = [cliffs.get(g.smiles, False) for g in graphs]
+    cliff_pred = [p for p, c in zip(predictions, flags) if c]
+    cliff_true = [t for t, c in zip(true, flags) if c]
+    return {"test_rmse_check": _rmse(predictions, true),
+            "cliff_rmse": _rmse(cliff_pred, cliff_true) if set_name in MOLECULEACE else None}
+
+
+def _record_from_run(set_name: str, model: str, seed: int, out: Path, command: list[str], data_root: Path) -> dict:
+    """The benchmark record of a finished ``pyg-plstm train`` run (cliff RMSE from its best checkpoint)."""
+    from pyg_plstm.train import load_model, predict
+
+    result = json.loads((out / MODELS[model][1] / f"seed{seed}" / "result.json").read_text())
+    run = result["result"]
+    best = run["best"]
+    prepared = _prepared(set_name, data_root)
+    checkpoint = out / MODELS[model][1] / f"seed{seed}" / "best.pt"
+    errors: dict[str, Any] = {"cliff_rmse": None}
+    if checkpoint.is_file():
+        net, ckpt = load_model(checkpoint)
+        test = prepared.splits["test"]
+        values = predict(net, test, ckpt.get("target_norm")).view(-1).tolist()
+        errors = _test_errors(set_name, values, test, _cliff_flags(set_name))
+        if abs(errors.pop("test_rmse_check") - best["test"]["rmse"]) > 1e-4:
+            raise RuntimeError(f"{out}: the best checkpoint does not reproduce the recorded test RMSE")
+    return {
+        "model": model, "set": set_name, "seed": seed,
+        "test_rmse": best["test"]["rmse"], "cliff_rmse": errors["cliff_rmse"],
+        "train_rmse": best["train"]["rmse"], "valid_rmse": best["valid"]["rmse"],
+        "best_epoch": run["best_epoch"], "epochs": result["config"]["epochs"],
+        "s_per_epoch": run["seconds_per_epoch"], "cpu_s_per_epoch": run["cpu_seconds_per_epoch"],
+        "num_parameters": run["num_parameters"],
+        "command": shlex.join(["pyg-plstm", *command]),
+        "curve": {"loss": [h["loss"] for h in run["history"]],
+                  "valid_rmse": [h["valid"]["rmse"] for h in run["history"]]},
+    }
+
+
+def _chemprop_version() -> str:
+    from importlib.metadata import version
+
+    return version("chemprop")
+
+
+def _write_rows(path: Path, rows: list[tuple[str, float]]) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["smiles", "y"])
+        writer.writerows(rows)
+
+
+def _chemprop_predict(chemprop: str, model_path: Path, rows: list[tuple[str, float]], work: Path) -> list[float]:
+    inputs, preds = work / "predict_in.csv", work / "predict_out.csv"
+    _write_rows(inputs, rows)
+    subprocess.run([chemprop, "predict", "-i", str(inputs), "-s", "smiles", "--model-paths", str(model_path),
+                    "-o", str(preds), "--accelerator", "cpu", "--devices", "1", "-n", "0"],
+                   check=True, capture_output=True, text=True)
+    with open(preds, newline="") as f:
+        reader = csv.DictReader(f)
+        column = [c for c in reader.fieldnames if c not in ("smiles",)][-1]
+        return [float(row[column]) for row in reader]
+
+
+def run_chemprop(set_name: str, seed: int, out: Path, data_root: Path, epochs: int) -> dict:
+    """chemprop v2's D-MPNN through its command line on this benchmark's split indices."""
+    chemprop = shutil.which("chemprop") or str(Path(sys.executable).with_name("chemprop"))
+    if not Path(chemprop).exists():
+        raise RuntimeError("chemprop is not installed: pip install -e '.[bench]'")
+    prepared = _prepared(set_name, data_root)
+    rows, split_indices = [], {}
+    for split, key in (("train", "train"), ("valid", "val"), ("test", "test")):
+        graphs = prepared.splits[split]
+        split_indices[key] = list(range(len(rows), len(rows) + len(graphs)))
+        rows += [(g.smiles, float(g.y.view(-1)[0])) for g in graphs]
+    out.mkdir(parents=True, exist_ok=True)
+    data_path, splits_path, save_dir = out / "data.csv", out / "splits.json", out / f"seed{seed}"
+    _write_rows(data_path, rows)
+    splits_path.write_text(json.dumps([split_indices]))
+    if save_dir.exists():
+        shutil.rmtree(save_dir)
+    command = [chemprop, "train", "-i", str(data_path), "-s", "smiles", "--target-columns", "y",
+               "--task-type", "regression", "--splits-file", str(splits_path), "--epochs", str(epochs),
+               "--pytorch-seed", str(seed), "-o", str(save_dir), "--accelerator", "cpu", "--devices", "1",
+               "-n", "0"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    start = time.perf_counter()
+    children = os.times()
+    done = subprocess.run(command, check=False, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - start
+    cpu = (os.times().children_user + os.times().children_system) - (children.children_user + children.children_system)
+    (out / f"seed{seed}.log").write_text(done.stdout + done.stderr)
+    if done.returncode:
+        raise RuntimeError(f"chemprop train failed ({done.returncode}); see {out / f'seed{seed}.log'}")
+    model_path = next(save_dir.rglob("best*.pt"))
+    checkpoints = sorted(save_dir.rglob("best-epoch=*.ckpt"))
+    best_epoch = int(re.search(r"best-epoch=(\d+)", checkpoints[-1].name).group(1)) + 1 if checkpoints else None
+    with tempfile.TemporaryDirectory() as tmp:
+        predictions = {split: _chemprop_predict(chemprop, model_path, [rows[i] for i in idx], Path(tmp))
+                       for split, idx in split_indices.items()}
+    true = {split: [rows[i][1] for i in idx] for split, idx in split_indices.items()}
+    errors = _test_errors(set_name, predictions["test"], prepared.splits["test"], _cliff_flags(set_name))
+    curve = _chemprop_curve(save_dir)
+    return {
+        "model": "chemprop", "set": set_name, "seed": seed,
+        "test_rmse": _rmse(predictions["test"], true["test"]), "cliff_rmse": errors["cliff_rmse"],
+        "train_rmse": _rmse(predictions["train"], true["train"]),
+        "valid_rmse": _rmse(predictions["val"], true["val"]),
+        "best_epoch": best_epoch, "epochs": epochs, "s_per_epoch": wall / epochs, "cpu_s_per_epoch": cpu / epochs,
+        "num_parameters": None, "version": _chemprop_version(),
+        "command": shlex.join(["chemprop", *command[1:]]) + "  # data.csv/splits.json: benchmarks.molecules",
+        "curve": curve,
+    }
+
+
+def _chemprop_curve(save_dir: Path) -> dict[str, list[float]]:
+    """Per-epoch training loss and validation RMSE from chemprop's CSV log, where it wrote one."""
+    logs = sorted(save_dir.rglob("metrics.csv"))
+    if not logs:
+        return {}
+    losses: dict[int, float] = {}
+    valid: dict[int, float] = {}
+    with open(logs[-1], newline="") as f:
+        for row in csv.DictReader(f):
+            epoch = int(row["epoch"]) if row.get("epoch") else None
+            if epoch is None:
+                continue
+            if row.get("train_loss_epoch"):
+                losses[epoch] = float(row["train_loss_epoch"])
+            if row.get("val/mse"):  # on chemprop's scaled targets
+                valid[epoch] = math.sqrt(float(row["val/mse"]))
+    return {"loss": [losses[e] for e in sorted(losses)], "valid_rmse": [valid[e] for e in sorted(valid)]}
+
+
+def load_records() -> list[dict]:
+    return json.loads(RECORDS.read_text())["records"] if RECORDS.is_file() else []
+
+
+def save_record(record: dict) -> None:
+    records = [r for r in load_records()
+               if (r["model"], r["set"], r["seed"]) != (record["model"], record["set"], record["seed"])]
+    records.append(record)
+    records.sort(key=lambda r: (list(MODELS).index(r["model"]), list(SETS).index(r["set"]), r["seed"]))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    tmp = RECORDS.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({"protocol": __doc__.split("Protocol")[1].split("Records")[0].strip(),
+                               "records": records}, indent=1))
+    os.replace(tmp, RECORDS)
+
+
+def run(runs: Path, models: list[str], sets: list[str], seeds: list[int], data_root: Path) -> None:
+    from pyg_plstm.cli import main
+    from pyg_plstm.train import TrainConfig
+
+    done = {(r["model"], r["set"], r["seed"]) for r in load_records()}
+    for set_name in sets:
+        for model in models:
+            for seed in seeds:
+                if (model, set_name, seed) in done:
+                    continue
+                out = runs / set_name / model
+                print(f"[molecules] {model} on {set_name}, seed {seed}", flush=True)
+                if model == "chemprop":
+                    record = run_chemprop(set_name, seed, out, data_root, TrainConfig().epochs)
+                else:
+                    command = train_command(set_name, model, seed, out)
+                    if not (out / MODELS[model][1] / f"seed{seed}" / "result.json").is_file():
+                        status = main([*command, "--root", str(data_root)])
+                        if status:
+                            raise RuntimeError(f"pyg-plstm {shlex.join(command)} exited {status}")
+                    record = _record_from_run(set_name, model, seed, out, command[:-2], data_root)
+                save_record(record)
+
+
+def _mean_std(values: list[float]) -> tuple[float, Optional[float]]:
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, None
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+def _cell(values: list[Optional[float]], digits: int = 3) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "–"
+    mean, std = _mean_std(values)
+    return f"{mean:.{digits}f}" if std is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def collect(records: list[dict]) -> str:
+    by_key: dict[tuple[str, str], list[dict]] = {}
+    for r in records:
+        by_key.setdefault((r["model"], r["set"]), []).append(r)
+    models = [m for m in MODELS if any(k[0] == m for k in by_key)]
+    sets = [s for s in SETS if any(k[1] == s for k in by_key)]
+    chemprop = next((r.get("version") for r in records if r["model"] == "chemprop"), None)
+    lines = ["# Six molecular dev sets: every model side by side", "",
+             "Generated by `python -m benchmarks.molecules` from `benchmarks/results/molecules.json`; "
+             "do not edit by hand.", "", __doc__.split("Protocol")[1].split("Records")[0].strip().replace("\n", " "),
+             "", f"chemprop version: {chemprop}" if chemprop else "", "",
+             "## Test RMSE (mean ± std over seeds; lower is better)", "",
+             "| model | " + " | ".join(sets) + " | mean over sets |", "|---" * (len(sets) + 2) + "|"]
+    for model in models:
+        cells, means = [], []
+        for s in sets:
+            rs = by_key.get((model, s), [])
+            cells.append(_cell([r["test_rmse"] for r in rs]) + ("" if len(rs) == len(SEEDS) else f" (n={len(rs)})"))
+            if rs:
+                means.append(_mean_std([r["test_rmse"] for r in rs])[0])
+        mean = f"{sum(means) / len(means):.3f}" if len(means) == len(sets) else "–"
+        lines.append(f"| {LABELS[model]} | " + " | ".join(cells) + f" | {mean} |")
+    for title, key in (("Activity-cliff molecules: test RMSE", "cliff_rmse"),
+                       ("Train RMSE at the best-validation epoch", "train_rmse"),
+                       ("Best epoch", "best_epoch"), ("Seconds per epoch (wall)", "s_per_epoch")):
+        cols = [s for s in sets if key != "cliff_rmse" or s in MOLECULEACE]
+        lines += ["", f"## {title}", "", "| model | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+        for model in models:
+            digits = 1 if key == "best_epoch" else (2 if key == "s_per_epoch" else 3)
+            cells = [_cell([r[key] for r in by_key.get((model, s), [])], digits) for s in cols]
+            lines.append(f"| {LABELS[model]} | " + " | ".join(cells) + " |")
+    lines += ["", "## Commands", ""]
+    for model in models:
+        example = next(r for r in records if r["model"] == model)
+        lines.append(f"- {LABELS[model]}: `{example['command']}`")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def plot_curves(records: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sets = [s for s in SETS if any(r["set"] == s for r in records)]
+    fig, axes = plt.subplots(2, len(sets), figsize=(3.2 * len(sets), 6), squeeze=False)
+    for col, set_name in enumerate(sets):
+        for model in MODELS:
+            rs = [r for r in records if r["set"] == set_name and r["model"] == model and r.get("curve")]
+            for row, key in enumerate(("loss", "valid_rmse")):
+                curves = [r["curve"][key] for r in rs if r["curve"].get(key)]
+                if not curves:
+                    continue
+                length = min(len(c) for c in curves)
+                mean = [sum(c[e] for c in curves) / len(curves) for e in range(length)]
+                axes[row][col].plot(range(1, length + 1), mean, label=LABELS[model])
+        axes[0][col].set_title(set_name, fontsize=9)
+        axes[0][col].set_yscale("log")
+        axes[1][col].set_xlabel("epoch")
+    axes[0][0].set_ylabel("training loss (own scale)")
+    axes[1][0].set_ylabel("validation RMSE")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--run", action="store_true", help="train the missing runs first")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "molecules", help="run folders")
+    parser.add_argument("--data-root", type=Path, default=ROOT / "runs" / "data", help="processed data")
+    args = parser.parse_args(argv)
+    os.chdir(ROOT)
+    if args.run:
+        run(args.runs, args.models, args.sets, args.seeds, args.data_root)
+    records = load_records()
+    if records:
+        (RESULTS / "molecules.md").write_text(collect(records))
+        plot_curves(records, RESULTS / "molecules_curves.png")
+        print(f"wrote {RESULTS / 'molecules.md'} and molecules_curves.png ({len(records)} records)")
+
+
+if __name__ == "__main__":
+    main()
