@@ -5,13 +5,13 @@ from typing import Any, Optional
 
 import torch
 from torch import Tensor
-from torch.nn import GELU, Dropout, LayerNorm, Linear, ModuleList, Sequential
+from torch.nn import GELU, Dropout, Linear, ModuleList, Sequential
 from torch_geometric.nn.inits import reset
 
 from pyg_plstm.checks import check_choice, check_dropout, check_positive
 from pyg_plstm.dag import get_dag
 from pyg_plstm.models.inputs import graph_edge_attr, graph_inputs
-from pyg_plstm.nn.block import PLSTMBlock
+from pyg_plstm.nn.block import PLSTMBlock, make_norm
 from pyg_plstm.nn.conv import AUTHORS_CONV_OPTIONS, PAPER_GATE_BIAS, PAPER_NORM_EPS
 from pyg_plstm.nn.encoders import make_encoder
 from pyg_plstm.nn.encoding import DegreeEncoding
@@ -25,15 +25,15 @@ EDGE_FEATURES = ("layer", "input")
 CONFIGS: dict[str, dict[str, Any]] = {
     # The graph setup of the pLSTM paper: 2 PD blocks, 96 channels, 4 heads, its gate and norm init.
     "paper": dict(hidden_channels=96, num_blocks=2, heads=4, block="PD", gate_bias=PAPER_GATE_BIAS,
-                  norm_eps=PAPER_NORM_EPS, transition_node="shared", local=None),
+                  norm_eps=PAPER_NORM_EPS, transition_node="shared", norm="layer", local=None),
     # The paper's setup as the authors' code computes it (ml-jku/plstm edge layer and block,
     # ml-jku/plstm_experiments TU model): their edge layer (p_normalize, transition_node,
     # prune_order, biases, init), two residual RMSNorm sub-blocks per PD block, edge features
     # from the encoded input, mean pooling.
     "authors": dict(hidden_channels=96, num_blocks=2, heads=4, block="PD", pooling="mean",
                     edge_features="input", norm="rms", mlp_per_layer=True, local=None, **AUTHORS_CONV_OPTIONS),
-    # The defaults before the hybrid blocks: pLSTM layers alone in every block.
-    "previous": dict(local=None),
+    # The defaults before the hybrid blocks: pLSTM layers alone in every block, LayerNorm.
+    "previous": dict(norm="layer", local=None),
 }
 
 
@@ -92,6 +92,13 @@ class PLSTMNet(torch.nn.Module):
             :obj:`"input"`, :math:`\frac{1}{2}(\mathbf{h}^{(0)}_u +
             \mathbf{h}^{(0)}_w)` of the encoded input, computed once and used
             by every layer (the authors' code). (default: :obj:`"layer"`)
+        norm (str, optional): The norms of the blocks and before the pooling:
+            :obj:`"batch"` (BatchNorm over the nodes of the batch, as GIN),
+            :obj:`"layer"` or :obj:`"rms"` (the latter two keep a LayerNorm
+            before the pooling). LayerNorm normalises every node's features
+            on its own, and on ChEMBL activity sets the model then fits
+            about half as fast as GIN, with or without the pLSTM layers.
+            (default: :obj:`"batch"`)
         local (str, optional): The local message-passing layer of every block
             (see :class:`~pyg_plstm.nn.PLSTMBlock`): :obj:`"gine"` (a GINE
             layer over the undirected graph before the pLSTM layers), or
@@ -123,6 +130,7 @@ class PLSTMNet(torch.nn.Module):
         form: str = "auto",
         alpha: float = 0.5,
         edge_features: str = EDGE_FEATURES[0],
+        norm: str = "batch",
         local: Optional[str] = "gine",
         **block_kwargs: Any,
     ) -> None:
@@ -151,9 +159,10 @@ class PLSTMNet(torch.nn.Module):
         with_edge_features = edge_encoder is not None or edge_features == "input"
         self.blocks = ModuleList(
             PLSTMBlock(hidden_channels, heads, block, edge_dim=hidden_channels if with_edge_features else None,
-                       dropout=dropout, alpha=alpha, form=form, local=local, **block_kwargs)
+                       dropout=dropout, alpha=alpha, form=form, norm=norm, local=local, **block_kwargs)
             for _ in range(num_blocks))
-        self.norm = LayerNorm(hidden_channels)
+        # The configurations measured with layer or RMS pre-norms had a LayerNorm here; they keep it.
+        self.norm = make_norm("batch" if norm == "batch" else "layer", hidden_channels)
         self.pool = GraphPooling(pooling, hidden_channels)
         self.head = Sequential(Linear(hidden_channels, hidden_channels), GELU(), Dropout(dropout),
                                Linear(hidden_channels, out_channels))

@@ -5,19 +5,28 @@ from typing import Any, Optional
 
 import torch
 from torch import Tensor
-from torch.nn import GELU, Dropout, LayerNorm, Linear, ModuleList, RMSNorm, Sequential
+from torch.nn import GELU, BatchNorm1d, Dropout, LayerNorm, Linear, ModuleList, RMSNorm, Sequential
 from torch_geometric.nn import GINConv, GINEConv
 
 from pyg_plstm.checks import check_choice, check_dropout
 from pyg_plstm.dag import DAG, MODES, prepare_dag
 from pyg_plstm.nn.conv import PLSTMConv
 
-__all__ = ["BLOCK_NORMS", "LOCAL_CONVS", "PLSTMBlock", "undirected_edges"]
+__all__ = ["BLOCK_NORMS", "LOCAL_CONVS", "PLSTMBlock", "make_norm", "undirected_edges"]
 
-#: Pre-norms of a block: ours, then the authors' code's.
-BLOCK_NORMS = ("layer", "rms")
+#: Pre-norms of a block: LayerNorm, the authors' code's RMSNorm, and BatchNorm over the nodes of a batch.
+BLOCK_NORMS = ("layer", "rms", "batch")
 #: Local message-passing layers a block can put before its pLSTM layers (:obj:`None`: none).
 LOCAL_CONVS = ("gine", None)
+
+
+def make_norm(kind: str, channels: int) -> torch.nn.Module:
+    """A norm of :data:`BLOCK_NORMS` over :obj:`channels` features."""
+    check_choice("norm", kind, BLOCK_NORMS)
+    if kind == "batch":
+        return BatchNorm1d(channels)
+    # eps as LayerNorm's default (and the authors' RMSNorm).
+    return LayerNorm(channels) if kind == "layer" else RMSNorm(channels, eps=1e-5)
 
 
 def undirected_edges(dag: DAG, edge_attr: Optional[Tensor] = None) -> tuple[Tensor, Optional[Tensor]]:
@@ -89,8 +98,11 @@ class PLSTMBlock(torch.nn.Module):
         form (str, optional): Operator form of the pLSTM layers.
             (default: :obj:`"auto"`)
         norm (str, optional): The pre-norms, :obj:`"layer"`
-            (:class:`~torch.nn.LayerNorm`) or :obj:`"rms"`
-            (:class:`~torch.nn.RMSNorm`, gain only). (default: :obj:`"layer"`)
+            (:class:`~torch.nn.LayerNorm`), :obj:`"rms"`
+            (:class:`~torch.nn.RMSNorm`, gain only) or :obj:`"batch"`
+            (:class:`~torch.nn.BatchNorm1d` over the nodes of the batch, as in
+            GIN; in training mode a node's output then depends on the rest of
+            the batch). (default: :obj:`"layer"`)
         mlp_per_layer (bool, optional): An MLP after every pLSTM layer instead
             of one after all of them. (default: :obj:`False`)
         bidirectional (bool, optional): Add to every pLSTM layer one on the
@@ -145,21 +157,17 @@ class PLSTMBlock(torch.nn.Module):
         # The layers on the reversed DAG of a bidirectional block; empty otherwise.
         self.reverse_convs = make_convs() if bidirectional else ModuleList()
 
-        def make_norm() -> torch.nn.Module:
-            # eps as LayerNorm's default (and the authors' RMSNorm).
-            return LayerNorm(channels) if norm == "layer" else RMSNorm(channels, eps=1e-5)
-
         if local is None:
             self.local_conv = self.local_norm = None
         else:
             mlp = Sequential(Linear(channels, 2 * channels), GELU(), Linear(2 * channels, channels))
             self.local_conv = (GINConv(mlp, train_eps=True) if edge_dim is None
                                else GINEConv(mlp, train_eps=True, edge_dim=edge_dim))
-            self.local_norm = make_norm()
+            self.local_norm = make_norm(norm, channels)
 
         num_mlps = len(pattern) if mlp_per_layer else 1
-        self.conv_norms = ModuleList(make_norm() for _ in pattern)
-        self.mlp_norms = ModuleList(make_norm() for _ in range(num_mlps))
+        self.conv_norms = ModuleList(make_norm(norm, channels) for _ in pattern)
+        self.mlp_norms = ModuleList(make_norm(norm, channels) for _ in range(num_mlps))
         self.mlps = ModuleList(
             Sequential(Linear(channels, mlp_ratio * channels), GELU(), Dropout(dropout),
                        Linear(mlp_ratio * channels, channels))
