@@ -118,7 +118,7 @@ def test_make_model_defaults_are_the_models_defaults():
     plstm = inspect.signature(PLSTMNet).parameters
     named = {name for name, p in plstm.items() if p.kind is not inspect.Parameter.VAR_KEYWORD}
     passed = named - set(make) - {"num_blocks"}
-    assert passed == {"block", "pos_encoding", "form", "alpha", "edge_features"}
+    assert passed == {"block", "pos_encoding", "form", "alpha", "edge_features", "norm", "local"}
     for arg in sorted(passed):
         make_model("plstm", 9, 1, hidden_channels=8, heads=2, **{arg: plstm[arg].default})
         with pytest.raises(ValueError, match=rf"model 'gcn' does not take the argument\(s\) \['{arg}'\]$"):
