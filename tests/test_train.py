@@ -387,3 +387,26 @@ def test_a_checkpoint_whose_weights_do_not_fit_its_model_is_named(tmp_path, mole
     torch.save(ckpt, tmp_path / "edited.pt")
     with pytest.raises(ValueError, match="edited.pt: the stored weights do not fit the stored model settings"):
         load_model(tmp_path / "edited.pt")
+
+
+def test_a_format_1_checkpoint_loads_with_the_defaults_it_was_written_with(tmp_path):
+    """Format-1 checkpoints predate the hybrid, batch-normed pLSTM default: their pLSTM settings name
+    neither `norm` nor `local`, and they rebuild with the 'previous' config's values."""
+    from pyg_plstm.models import make_model
+    from pyg_plstm.train.checkpoint import save_checkpoint
+
+    config = {"name": "plstm", "in_channels": 9, "out_channels": 1, "hidden_channels": 16, "heads": 2}
+    torch.manual_seed(0)
+    old = make_model(**config, norm="layer", local=None)
+    save_checkpoint(tmp_path / "old.pt", {"model_config": config, "model": old.state_dict()})
+    ckpt = torch.load(tmp_path / "old.pt", weights_only=True)
+    torch.save({**ckpt, "format": 1}, tmp_path / "old.pt")
+    model, loaded = load_model(tmp_path / "old.pt")
+    assert loaded["model_config"]["local"] is None and loaded["model_config"]["norm"] == "layer"
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), old.state_dict().values()))
+    # A current checkpoint keeps what it names; an unknown format is refused.
+    save_checkpoint(tmp_path / "new.pt", {"model_config": config, "model": make_model(**config).state_dict()})
+    assert "local" not in load_checkpoint(tmp_path / "new.pt")["model_config"]
+    torch.save({**ckpt, "format": 99}, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="not a pyg-plstm checkpoint"):
+        load_checkpoint(tmp_path / "bad.pt")

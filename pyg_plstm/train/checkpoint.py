@@ -12,11 +12,14 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import torch
 
+from pyg_plstm.models import CONFIGS
 from pyg_plstm.train.files import atomic_open
 
 __all__ = ["FORMAT_VERSION", "save_checkpoint", "load_checkpoint", "rng_state", "set_rng_state", "check_config"]
 
-FORMAT_VERSION = 1
+#: Format 2: pLSTM's model settings name ``norm`` and ``local`` (their defaults changed); a format-1
+#: checkpoint was written when the ``"previous"`` config's values were the defaults, and loads with them.
+FORMAT_VERSION = 2
 
 
 def rng_state() -> dict[str, Any]:
@@ -59,8 +62,11 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises several types for corrupt / foreign files
         raise ValueError(f"{path} is not a readable pyg-plstm checkpoint: {err}") from err
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT_VERSION:
+    if not isinstance(ckpt, dict) or ckpt.get("format") not in (1, FORMAT_VERSION):
         raise ValueError(f"{path} is not a pyg-plstm checkpoint (format {FORMAT_VERSION})")
+    model_config = ckpt.get("model_config")
+    if ckpt["format"] == 1 and isinstance(model_config, dict) and model_config.get("name") == "plstm":
+        ckpt["model_config"] = {**CONFIGS["previous"], **model_config}
     return ckpt
 
 
