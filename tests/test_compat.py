@@ -419,7 +419,7 @@ def test_default_block_is_unchanged():
     h = h + mlp[3](F.gelu(mlp[0](F.layer_norm(h, (8,), mlp_norm.weight, mlp_norm.bias))))
     assert torch.allclose(block(x, dag=dag), h, atol=1e-12)
     with pytest.raises(ValueError, match="norm"):
-        PLSTMBlock(8, norm="batch")
+        PLSTMBlock(8, norm="group")
 
 
 def test_input_edge_features_are_computed_once_from_the_encoded_input():

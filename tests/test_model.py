@@ -138,6 +138,31 @@ def test_hybrid_block_equals_its_layer_by_layer_computation():
         PLSTMBlock(16, local="gat")
 
 
+def test_batch_norm_block_normalises_every_feature_over_the_nodes_of_the_batch():
+    """Reference: the pre-norms as batch statistics written out (training mode), the pLSTM layers and the
+    MLP called one at a time; in eval mode the running statistics are used instead."""
+    batch = _batch(3, start=60)
+    torch.manual_seed(0)
+    block = PLSTMBlock(16, heads=2, pattern="PD", edge_dim=3, norm="batch").double()
+    x, edge_attr, dag = torch.randn(batch.num_nodes, 16, dtype=torch.double), batch.edge_attr.double(), get_dag(batch)
+
+    def normed(h, norm):
+        mean, var = h.mean(0), h.var(0, unbiased=False)
+        return (h - mean) / torch.sqrt(var + norm.eps) * norm.weight + norm.bias
+
+    h = x
+    for conv, norm in zip(block.convs, block.conv_norms):
+        h = h + conv(normed(h, norm), edge_attr=edge_attr, dag=dag)
+    h = h + block.mlps[0](normed(h, block.mlp_norms[0]))
+    assert torch.allclose(block(x, edge_attr=edge_attr, dag=dag), h, atol=1e-12)
+    block.eval()
+    h = x
+    for conv, norm in zip(block.convs, block.conv_norms):
+        h = h + conv(norm(h), edge_attr=edge_attr, dag=dag)
+    assert torch.allclose(block(x, edge_attr=edge_attr, dag=dag), h + block.mlps[0](block.mlp_norms[0](h)),
+                          atol=1e-12)
+
+
 def test_hybrid_is_the_model_default_and_previous_config_drops_it():
     batch = _batch()
     model = PLSTMNet(None, node_encoder="ogb", edge_encoder="ogb")
