@@ -55,13 +55,18 @@ SETS: dict[str, list[str]] = {
 MODELS: dict[str, list[str]] = {
     "plstm": ["--model", "plstm"],
     "plstm-previous": ["--model", "plstm", "--plstm-config", "previous"],
+    "plstm-layernorm": ["--model", "plstm", "--plstm-option", "norm=layer"],
+    "plstm-no-local": ["--model", "plstm", "--plstm-option", "local=None"],
     "gin": ["--model", "gin"],
     "gat": ["--model", "gat"],
     "gin-virtual": ["--model", "gin-virtual"],
     "chemprop": [],
     "ecfp-svr": ["--model", "ecfp-svr"],
 }
-LABELS = {"plstm": "pLSTM (default)", "plstm-previous": "pLSTM (previous default)", "gin": "GIN", "gat": "GAT",
+LABELS = {"plstm": "pLSTM (default: BatchNorm, GINE + pLSTM blocks)",
+          "plstm-previous": "pLSTM (previous default: LayerNorm, pLSTM blocks)",
+          "plstm-layernorm": "ablation: default with LayerNorm", "plstm-no-local": "ablation: default without GINE",
+          "gin": "GIN", "gat": "GAT",
           "gin-virtual": "GIN + virtual node", "chemprop": "chemprop D-MPNN", "ecfp-svr": "ECFP4 + SVR"}
 
 
