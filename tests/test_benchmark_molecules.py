@@ -1,0 +1,59 @@
+"""benchmarks.molecules: commands that parse, a record from a real (one-epoch) run, the collected table."""
+import csv
+import math
+from pathlib import Path
+
+import pytest
+
+from pyg_plstm.cli import build_parser, main
+from pyg_plstm.train import load_model, predict
+
+from benchmarks import molecules as bench
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "moleculeace"
+
+
+def test_every_command_parses_and_every_set_is_shipped():
+    for set_name in bench.SETS:
+        for model, arguments in bench.MODELS.items():
+            if arguments:
+                args = build_parser().parse_args(bench.train_command(set_name, model, 0, Path("out")))
+                assert args.seeds == [0] and args.model == [arguments[1]]
+    for name in bench.MOLECULEACE:
+        with open(DATA / f"{name}.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        assert {"smiles", "y", "cliff_mol", "split"} <= set(rows[0])
+        assert {r["split"] for r in rows} == {"train", "test"}
+
+
+def test_a_record_from_a_one_epoch_run_has_the_cliff_rmse_of_its_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.chdir(bench.ROOT)
+    out, data_root = tmp_path / "run", tmp_path / "data"
+    command = bench.train_command("CHEMBL4616_EC50", "gin", 0, out)
+    assert main([*command, "--epochs", "1", "--hidden", "8", "--layers", "1", "--root", str(data_root)]) == 0
+    record = bench._record_from_run("CHEMBL4616_EC50", "gin", 0, out, command[:-2], data_root)
+    assert record["model"] == "gin" and record["set"] == "CHEMBL4616_EC50" and record["epochs"] == 1
+    assert record["command"].startswith("pyg-plstm train --csv data/moleculeace/CHEMBL4616_EC50.csv")
+    # The cliff RMSE, recomputed here from the best checkpoint and the file's flags.
+    model, ckpt = load_model(out / "gin" / "seed0" / "best.pt")
+    test = bench._prepared("CHEMBL4616_EC50", data_root).splits["test"]
+    values = predict(model, test, ckpt.get("target_norm")).view(-1).tolist()
+    with open(DATA / "CHEMBL4616_EC50.csv", newline="") as f:
+        cliff = {r["smiles"] for r in csv.DictReader(f) if r["cliff_mol"] == "1" and r["split"] == "test"}
+    errors = [(v - float(g.y)) ** 2 for v, g in zip(values, test) if g.smiles in cliff]
+    assert 0 < len(errors) < len(test)
+    assert record["cliff_rmse"] == pytest.approx(math.sqrt(sum(errors) / len(errors)), rel=1e-6)
+    assert record["test_rmse"] == pytest.approx(math.sqrt(sum((v - float(g.y)) ** 2 for v, g in zip(values, test))
+                                                          / len(test)), rel=1e-5)
+
+
+def test_the_table_gives_mean_and_std_over_seeds_and_the_mean_over_complete_rows():
+    records = [{"model": model, "set": set_name, "seed": seed, "test_rmse": value + seed * 0.1,
+                "cliff_rmse": None, "train_rmse": 0.5, "best_epoch": 10, "s_per_epoch": 1.0,
+                "command": f"pyg-plstm train {model}"}
+               for model, value in (("gin", 1.0), ("plstm", 2.0)) for set_name in ("solubility", "freesolv")
+               for seed in (0, 1, 2)]
+    records = [r for r in records if not (r["model"] == "plstm" and r["set"] == "freesolv" and r["seed"] == 2)]
+    table = bench.collect(records)
+    assert "| GIN | 1.100 ± 0.100 | 1.100 ± 0.100 | 1.100 |" in table
+    assert "2.050 ± 0.071 (n=2)" in table
