@@ -40,11 +40,12 @@ import sys
 import textwrap
 import time
 import urllib.error
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
+from pyg_plstm.baselines import ECFP_MODELS
 from pyg_plstm.chem import ORDERS, MolToDAG
+from pyg_plstm.chem.features import FP_RADIUS, FP_SIZE
 from pyg_plstm.models import CONFIGS, MODEL_NAMES, POOLINGS, PLSTMNet, make_model, model_arguments
 from pyg_plstm.nn.conv import TRANSITIONS, PLSTMConv
 from pyg_plstm.train.files import OutputPathError, atomic_write, check_not_an_input, check_output_dir, check_output_file
@@ -58,6 +59,8 @@ EXIT_STATUS = "exit status:\n" + textwrap.indent(textwrap.dedent(__doc__.split("
 # What a failed download raises: pyg_plstm.datasets.DownloadError (a URLError naming the URL and the offline
 # folder), or what urllib raises where a download is not wrapped.
 DOWNLOAD_ERRORS = (urllib.error.URLError, ConnectionError, TimeoutError)
+# Graph models, then the fingerprint baselines; the order of the tables.
+TRAINABLE = MODEL_NAMES + tuple(ECFP_MODELS)
 
 
 def _data_root() -> str:
@@ -102,8 +105,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                            "~/.cache/pyg_plstm)")
 
     model = p.add_argument_group("model")
-    model.add_argument("--model", nargs="+", choices=MODEL_NAMES, default=["plstm"], metavar="NAME",
-                       help=f"one or more of {', '.join(MODEL_NAMES)} (default: %(default)s)")
+    model.add_argument("--model", nargs="+", choices=TRAINABLE, default=["plstm"], metavar="NAME",
+                       help=f"one or more of {', '.join(TRAINABLE)} (default: %(default)s); ecfp-svr and "
+                            "ecfp-rf are the fingerprint baselines (ECFP bits into a Tanimoto-kernel SVM, C "
+                            "picked on the validation split, or a random forest), which ignore the options "
+                            "below but --fp-radius/--fp-size")
     model.add_argument("--hidden", type=int, default=_default(make_model, "hidden_channels"),
                        help="hidden channels (default %(default)s)")
     model.add_argument("--layers", type=int, help="pLSTM blocks / GNN layers (default: the model's usual depth, "
@@ -126,6 +132,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     model.add_argument("--transition", choices=TRANSITIONS, default=_default(PLSTMConv, "transition"),
                        help="pLSTM transitions: scalar gates, or products of Householder reflections "
                             "(default %(default)s)")
+    model.add_argument("--fp-radius", type=int, default=FP_RADIUS,
+                       help="Morgan radius of the ecfp-* fingerprints (default %(default)s: ECFP4)")
+    model.add_argument("--fp-size", type=int, default=FP_SIZE,
+                       help="bits of the ecfp-* fingerprints (default %(default)s)")
     model.add_argument("--householder-steps", type=int, default=_default(PLSTMConv, "householder_steps"),
                        help="reflections per Householder transition (default %(default)s)")
 
@@ -193,12 +203,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check_train_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    positive = ["epochs", "batch_size", "hidden", "heads", "threads"] + (["layers"] if args.layers is not None else [])
+    positive = ["epochs", "batch_size", "hidden", "heads", "threads", "fp_size"]
+    positive += ["layers"] if args.layers is not None else []
     for name in positive:
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     if args.num_workers < 0:
         parser.error(f"--num-workers must be >= 0, got {args.num_workers}")
+    if args.fp_radius < 0:
+        parser.error(f"--fp-radius must be >= 0, got {args.fp_radius}")
     if min(args.seeds) < 0:
         parser.error(f"--seeds must be >= 0, got {args.seeds}")
     if args.csv is None and (args.target_col or args.split_col):
@@ -222,9 +235,10 @@ def _check_out(args: argparse.Namespace, out: Path, run_dirs: list[Path]) -> Non
     check_output_dir(out)
     for name in REPORT_FILES:
         check_not_an_input(out / name, [args.csv])
-    earlier = [d for d in run_dirs if (d / "last.pt").exists()]
+    # Graph models leave last.pt, fingerprint baselines only best.pt.
+    earlier = [d / name for d in run_dirs for name in ("last.pt", "best.pt") if (d / name).exists()]
     if earlier and not (args.resume or args.overwrite):
-        raise OutputPathError(f"{out} already holds runs ({earlier[0] / 'last.pt'}); pass --resume to continue "
+        raise OutputPathError(f"{out} already holds runs ({earlier[0]}); pass --resume to continue "
                               "them, --overwrite to start them over, or choose another --out")
     foreign = [out / name for name in REPORT_FILES if (out / name).exists()]
     if foreign and not any(out.glob(f"*/seed*/{RESULT_FILE}")) and not args.overwrite:
@@ -267,10 +281,10 @@ def _check_mergeable(records: list[dict[str, Any]], data: Any, out: Path, planne
 
 
 def _sorted_runs(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Runs in the order of :data:`MODEL_NAMES` (models registered later after them), then by seed."""
+    """Runs in the order of :data:`TRAINABLE` (models registered later after them), then by seed."""
     def key(record: dict[str, Any]) -> tuple[int, str, int]:
         name = record["model"]
-        return (MODEL_NAMES.index(name) if name in MODEL_NAMES else len(MODEL_NAMES), name, record["seed"])
+        return (TRAINABLE.index(name) if name in TRAINABLE else len(TRAINABLE), name, record["seed"])
 
     return sorted(records, key=key)
 
@@ -307,7 +321,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
     from pyg_plstm.train import distributed as D
-    from pyg_plstm.train.compare import compare_models, model_config
+    from pyg_plstm.train.compare import compare_models, model_config, run_config
     from pyg_plstm.train.data import prepare_data
     from pyg_plstm.train.report import load_runs, run_settings, write_report
     from pyg_plstm.train.trainer import progress_enabled
@@ -326,7 +340,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                              schedule=args.schedule, grad_clip=args.grad_clip)
         options = {"hidden_channels": args.hidden, "num_layers": args.layers, "heads": args.heads,
                    "pooling": args.pooling, "dropout": args.dropout, "block": args.block}
-        overrides = {"plstm": plstm_overrides(args)}
+        overrides = {"plstm": plstm_overrides(args),
+                     **{m: {"radius": args.fp_radius, "size": args.fp_size} for m in ECFP_MODELS}}
         # Read-only checks, on every process: they must all stop if one does.
         _check_out(args, out, [out / m / f"seed{s}" for m in args.model for s in args.seeds])
         # Rank 0 processes the raw data first so that the others only read the result.
@@ -337,7 +352,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                             args.atom_order)
         if env.is_main:
             D.barrier(env)
-        planned = {m: run_settings(asdict(config), model_config(m, data.task, data.encoders, **options))
+        planned = {m: run_settings(run_config(m, config), {**model_config(m, data.task, data.encoders, **options),
+                                                            **overrides.get(m, {})})
                    for m in args.model}
         _check_mergeable(load_runs(out), data, out, planned, args.seeds)
         if env.is_main:
@@ -380,46 +396,26 @@ def _read_smiles(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    import torch
-
-    from pyg_plstm.train.trainer import load_model, predict
+    from pyg_plstm.train.inference import Predictor
 
     if args.batch_size <= 0:
         raise ValueError(f"--batch-size must be positive, got {args.batch_size}")
     # Refuse an unusable --out before any work is done.
     out = None if args.out is None else check_output_file(args.out, [args.checkpoint, args.csv], args.overwrite)
-    model, ckpt = load_model(args.checkpoint, args.device)
-    featurizer = ckpt["meta"].get("featurizer")
-    # Only SMILES-featurised (regression / binary) models can predict from SMILES.
-    if featurizer is None:
-        raise ValueError(f"{args.checkpoint} was not trained on SMILES ({ckpt['meta'].get('dataset')}); "
-                         "predict needs a molecule model")
-    to_graph = MolToDAG(**featurizer)
+    predictor = Predictor(args.checkpoint, args.device, args.batch_size)
     smiles = _read_smiles(args)
-    graphs, ok, errors = [], [], {}
-    for row, s in enumerate(smiles):
-        try:
-            graphs.append(to_graph.from_smiles(s))
-            ok.append(row)
-        except ValueError as err:
-            errors[row] = str(err)
-            print(f"row {row}: refused {s!r}: {err}", file=sys.stderr)
-    values = torch.empty(0)
-    if graphs:
-        values = predict(model, graphs, ckpt.get("target_norm"), args.batch_size, args.device)
-        # Classifiers output logits; users want probabilities.
-        if ckpt["task"]["type"] == "binary":
-            values = values.sigmoid()
-    columns = list(ckpt["meta"].get("targets") or [f"task_{t}" for t in range(ckpt["task"]["num_tasks"])])
-    by_row = dict(zip(ok, values.tolist()))
+    values, errors = predictor(smiles)
+    for row, err in errors.items():
+        print(f"row {row}: refused {smiles[row]!r}: {err}", file=sys.stderr)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["row", "smiles"] + columns + ["error"])
+    writer.writerow(["row", "smiles"] + predictor.columns + ["error"])
     for row, s in enumerate(smiles):
-        writer.writerow([row, s] + by_row.get(row, [""] * len(columns)) + [errors.get(row, "")])
+        cells = [""] * len(predictor.columns) if row in errors else values[row].tolist()
+        writer.writerow([row, s] + cells + [errors.get(row, "")])
     if out is not None:
         atomic_write(out, buf.getvalue())
-        print(f"{len(ok)} of {len(smiles)} rows predicted; written to {out}", file=sys.stderr)
+        print(f"{len(smiles) - len(errors)} of {len(smiles)} rows predicted; written to {out}", file=sys.stderr)
     else:
         sys.stdout.write(buf.getvalue())
     return EXIT_INVALID_ROWS if errors and not args.allow_invalid else EXIT_OK

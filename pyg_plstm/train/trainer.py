@@ -36,7 +36,8 @@ from pyg_plstm.train.metrics import Task, check_labels, evaluate, is_better, mas
 from pyg_plstm.train.report import RESULT_FILE, json_safe
 
 __all__ = ["SCHEDULES", "TrainConfig", "RunResult", "TrainState", "TargetScale", "fit", "build_state",
-           "train_epoch", "evaluate_split", "save_checkpoints", "resume_state", "write_result", "predict",
+           "train_epoch", "evaluate_split", "save_checkpoints", "check_resumable", "resume_state", "write_result",
+           "predict", "check_splits", "scan_splits",
            "load_model", "make_target_norm", "lr_factor", "progress_enabled", "seed_everything"]
 
 SPLITS = ("train", "valid", "test")
@@ -301,6 +302,18 @@ def save_checkpoints(out: Path, payload: Mapping[str, Any], state: TrainState, i
                                       "best": state.best, "rng": rng_state()})
 
 
+def check_resumable(ckpt: Mapping[str, Any], settings: Mapping[str, Any], path: Path) -> None:
+    """Raise :class:`ValueError` naming every difference when checkpoint ``ckpt`` (read from ``path``) was made on
+    other data (fingerprints differ) or with other ``settings`` (config, model_config, task, meta) than this run's."""
+    changes = data_changes(ckpt.get("data"), settings["data"])
+    if changes:
+        raise ValueError(f"checkpoint {path} was made on other data:\n  " + "\n  ".join(changes)
+                         + "\nstart afresh (without resuming) or restore the data it was made on")
+    for key, value in settings.items():
+        if key != "data":
+            check_config(ckpt[key], value, f"checkpoint {path} ({key})")
+
+
 def resume_state(out: Path, state: TrainState, settings: Mapping[str, Any], device: torch.device) -> bool:
     """Load ``out/last.pt`` (and the best weights) into ``state``; ``False`` if there is none.
 
@@ -311,13 +324,7 @@ def resume_state(out: Path, state: TrainState, settings: Mapping[str, Any], devi
     if not last_path.is_file():
         return False
     ckpt = load_checkpoint(last_path, map_location=device)
-    changes = data_changes(ckpt.get("data"), settings["data"])
-    if changes:
-        raise ValueError(f"checkpoint {last_path} was made on other data:\n  " + "\n  ".join(changes)
-                         + "\nstart afresh (without resuming) or restore the data it was made on")
-    for key, value in settings.items():
-        if key != "data":
-            check_config(ckpt[key], value, f"checkpoint {last_path} ({key})")
+    check_resumable(ckpt, settings, last_path)
     state.module.load_state_dict(ckpt["model"])
     state.optimizer.load_state_dict(ckpt["optimizer"])
     state.scheduler.load_state_dict(ckpt["scheduler"])
@@ -327,7 +334,8 @@ def resume_state(out: Path, state: TrainState, settings: Mapping[str, Any], devi
     return True
 
 
-def _check_splits(splits: Mapping[str, Dataset]) -> None:
+def check_splits(splits: Mapping[str, Dataset]) -> None:
+    """Refuse splits without ``train`` and ``valid``, with unknown names or empty ones."""
     missing = [s for s in ("train", "valid") if s not in splits]
     if missing:
         raise ValueError(f"`splits` needs the split(s) {missing}; got {sorted(splits)}")
@@ -337,6 +345,17 @@ def _check_splits(splits: Mapping[str, Dataset]) -> None:
     empty = [s for s, ds in splits.items() if len(ds) == 0]
     if empty:
         raise ValueError(f"split(s) {empty} are empty")
+
+
+def scan_splits(task: Task, splits: Mapping[str, Dataset], meta: Mapping[str, Any]
+                ) -> tuple[dict[str, Tensor], dict[str, Any], list[str]]:
+    """Labels and data fingerprint of every split (:func:`~pyg_plstm.train.fingerprint.scan_split`), and the
+    notices of :func:`~pyg_plstm.train.metrics.check_labels` (which refuses labels that cannot be trained on)."""
+    labels, fingerprint = {}, {}
+    for name, dataset in splits.items():
+        labels[name], fingerprint[name] = scan_split(name, dataset)
+    notices = check_labels(task, labels, meta.get("targets") or [f"task_{t}" for t in range(task.num_tasks)])
+    return labels, fingerprint, notices
 
 
 def fit(
@@ -373,14 +392,11 @@ def fit(
         meta: plain data describing the dataset (name, ``targets``, ...) kept in checkpoints.
         on_epoch_end: called with each epoch's record (after checkpointing).
     """
-    _check_splits(splits)
+    check_splits(splits)
     if resume and out_dir is None:
         raise ValueError("`resume` needs an `out_dir` holding the interrupted run's last.pt")
     model_config, meta = dict(model_config), dict(meta or {})
-    labels, fingerprint = {}, {}
-    for name, dataset in splits.items():
-        labels[name], fingerprint[name] = scan_split(name, dataset)
-    notices = check_labels(task, labels, meta.get("targets") or [f"task_{t}" for t in range(task.num_tasks)])
+    labels, fingerprint, notices = scan_splits(task, splits, meta)
     env = D.setup(device)
     out = Path(out_dir) if out_dir is not None else None
     show = progress and env.is_main

@@ -1,0 +1,75 @@
+r"""Predictions for SMILES from a checkpoint of any model: pLSTM, the GNN baselines or a fingerprint baseline.
+
+:class:`Predictor` loads a checkpoint written by ``pyg-plstm train`` and maps
+SMILES to predictions in label units (probabilities for binary targets);
+SMILES that cannot be converted are reported per row, never predicted.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from pyg_plstm.chem import MolToDAG
+from pyg_plstm.train.checkpoint import load_checkpoint
+from pyg_plstm.train.classical import is_classical, load_classical
+from pyg_plstm.train.trainer import TargetScale, load_model, predict
+
+__all__ = ["Predictor"]
+
+
+class Predictor:
+    r"""A trained checkpoint that predicts molecules given as SMILES.
+
+    Args:
+        path: ``best.pt`` / ``last.pt`` of a ``pyg-plstm train`` run.
+        device: where graph models run (``'cpu'``, ``'cuda'``, ``'auto'``).
+        batch_size: graphs per forward pass.
+    """
+
+    def __init__(self, path: str | os.PathLike, device: str = "cpu", batch_size: int = 128) -> None:
+        self.path, self.device, self.batch_size = str(path), device, batch_size
+        ckpt = load_checkpoint(path)
+        self.name = ckpt["model_config"].get("name")
+        if is_classical(self.name):
+            self.model: Any = load_classical(ckpt)
+        else:
+            # Only SMILES-featurised (regression / binary) models can predict from SMILES.
+            if ckpt["meta"].get("featurizer") is None:
+                raise ValueError(f"{path} was not trained on SMILES ({ckpt['meta'].get('dataset')}); "
+                                 "predict needs a molecule model")
+            self.model, ckpt = load_model(path, device)
+            self.to_graph = MolToDAG(**ckpt["meta"]["featurizer"])
+        self.task_type = ckpt["task"]["type"]
+        self.target_norm = ckpt.get("target_norm")
+        self.columns = list(ckpt["meta"].get("targets")
+                            or [f"task_{t}" for t in range(ckpt["task"]["num_tasks"])])
+
+    def __call__(self, smiles: Sequence[str]) -> tuple[np.ndarray, dict[int, str]]:
+        """Predictions ``[len(smiles), len(columns)]`` (float64; NaN rows for refused SMILES) and
+        ``{row: why it was refused}``."""
+        values = np.full((len(smiles), len(self.columns)), np.nan)
+        errors: dict[int, str] = {}
+        if is_classical(self.name):
+            bits, errors = self.model.featurize(smiles)
+            ok = [row for row in range(len(smiles)) if row not in errors]
+            scale = TargetScale(self.target_norm, torch.device("cpu"))
+            out = scale.output(torch.from_numpy(self.model.predict(bits[ok])).float()) if ok else None
+        else:
+            graphs, ok = [], []
+            for row, text in enumerate(smiles):
+                try:
+                    graphs.append(self.to_graph.from_smiles(text))
+                    ok.append(row)
+                except (ValueError, TypeError) as err:
+                    errors[row] = str(err)
+            out = predict(self.model, graphs, self.target_norm, self.batch_size, self.device) if ok else None
+        if out is not None:
+            # Classifiers output logits; users want probabilities.
+            values[ok] = (out.sigmoid() if self.task_type == "binary" else out).double().cpu().numpy()
+        return values, errors
+
+    def __repr__(self) -> str:
+        return f"Predictor({self.name}, {self.path}, targets={self.columns})"
