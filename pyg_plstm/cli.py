@@ -45,7 +45,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from pyg_plstm.baselines import ECFP_MODELS
 from pyg_plstm.chem import ORDERS, MolToDAG
-from pyg_plstm.chem.features import FP_RADIUS, FP_SIZE
+from pyg_plstm.chem.features import FP_RADIUS, FP_SIZE, MOLECULE_FEATURES
 from pyg_plstm.models import CONFIGS, MODEL_NAMES, POOLINGS, PLSTMNet, make_model, model_arguments
 from pyg_plstm.nn.conv import TRANSITIONS, PLSTMConv
 from pyg_plstm.train.files import OutputPathError, atomic_write, check_not_an_input, check_output_dir, check_output_file
@@ -100,6 +100,19 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                       help="atom numbering of molecule sets, which orients the bonds: canonical (RDKit rank), "
                            "input (SMILES/file order, as the pLSTM paper) or bfs "
                            f"(default: {_default(MolToDAG, 'order')})")
+    data.add_argument("--molecule-features", nargs="+", choices=MOLECULE_FEATURES, default=[], metavar="NAME",
+                      help=f"molecule-level features beside the graph, any of {', '.join(MOLECULE_FEATURES)} "
+                           "(Morgan ones with --fp-radius/--fp-size; rdkit2d: RDKit's descriptor list, a "
+                           "descriptor RDKit cannot compute becomes the training mean); standardised on the "
+                           "training split and joined to the pooled embedding before the head of every graph "
+                           "model (the ecfp-* models ignore them)")
+    data.add_argument("--descriptors", metavar="CSV",
+                      help="a file of your own molecule-level descriptors (numeric columns, no gaps) keyed by "
+                           "SMILES or row (--descriptors-key), joined like --molecule-features; every molecule "
+                           "must be in it")
+    data.add_argument("--descriptors-key", default="smiles", metavar="COL",
+                      help="key column of --descriptors: a SMILES column (matched by canonical SMILES), or "
+                           "'row' for 0-based data rows (default: smiles)")
     data.add_argument("--root", default=_data_root(),
                       help="where data sets are downloaded/processed (default $PYG_PLSTM_DATA or "
                            "~/.cache/pyg_plstm)")
@@ -133,9 +146,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                        help="pLSTM transitions: scalar gates, or products of Householder reflections "
                             "(default %(default)s)")
     model.add_argument("--fp-radius", type=int, default=FP_RADIUS,
-                       help="Morgan radius of the ecfp-* fingerprints (default %(default)s: ECFP4)")
+                       help="Morgan radius of the ecfp-* fingerprints and the morgan_* molecule features "
+                            "(default %(default)s: ECFP4)")
     model.add_argument("--fp-size", type=int, default=FP_SIZE,
-                       help="bits of the ecfp-* fingerprints (default %(default)s)")
+                       help="length of the ecfp-* fingerprints and the morgan_* molecule features "
+                            "(default %(default)s)")
     model.add_argument("--householder-steps", type=int, default=_default(PLSTMConv, "householder_steps"),
                        help="reflections per Householder transition (default %(default)s)")
 
@@ -157,7 +172,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--threads", type=int, default=1,
                      help="intra-op CPU threads per process (default 1: molecular graphs are too small for "
                           "more threads to pay off; on 2 cores one thread trained pLSTM about 4x faster)")
-    run.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
+    run.add_argument("--num-workers", type=int, default=0,
+                     help="DataLoader worker processes, and processes converting molecules (graphs and "
+                          "molecule features) when a data set is processed")
     run.add_argument("--out", help="output folder (default runs/<dataset>-<time>); runs of other models or seeds "
                                    "on the same data may share it, and its summary covers all of them")
     run.add_argument("--resume", action="store_true",
@@ -180,6 +197,9 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--smiles", nargs="+", help="SMILES strings")
     src.add_argument("--csv", help="CSV file with a SMILES column")
     p.add_argument("--smiles-col", default="smiles", help="SMILES column of --csv (default: smiles)")
+    p.add_argument("--descriptors", metavar="CSV",
+                   help="descriptor file of these molecules, for a model trained with --descriptors (same "
+                        "columns and key; rows are those of the SMILES given)")
     p.add_argument("--out", help="output CSV file (default: standard output); never one of the inputs")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--batch-size", type=int, default=128)
@@ -234,7 +254,7 @@ def _check_out(args: argparse.Namespace, out: Path, run_dirs: list[Path]) -> Non
 
     check_output_dir(out)
     for name in REPORT_FILES:
-        check_not_an_input(out / name, [args.csv])
+        check_not_an_input(out / name, [args.csv, args.descriptors])
     # Graph models leave last.pt, fingerprint baselines only best.pt.
     earlier = [d / name for d in run_dirs for name in ("last.pt", "best.pt") if (d / name).exists()]
     if earlier and not (args.resume or args.overwrite):
@@ -349,7 +369,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             D.barrier(env)
         data = prepare_data(args.dataset, Path(args.root).expanduser(), args.csv, args.smiles_col,
                             args.target_col, args.split_col, args.split, args.split_seed, args.task,
-                            args.atom_order)
+                            args.atom_order, args.molecule_features, args.fp_radius, args.fp_size,
+                            args.descriptors, args.descriptors_key, args.num_workers)
         if env.is_main:
             D.barrier(env)
         planned = {m: run_settings(run_config(m, config), {**model_config(m, data.task, data.encoders, **options),
@@ -401,8 +422,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.batch_size <= 0:
         raise ValueError(f"--batch-size must be positive, got {args.batch_size}")
     # Refuse an unusable --out before any work is done.
-    out = None if args.out is None else check_output_file(args.out, [args.checkpoint, args.csv], args.overwrite)
-    predictor = Predictor(args.checkpoint, args.device, args.batch_size)
+    out = None if args.out is None else check_output_file(args.out, [args.checkpoint, args.csv, args.descriptors],
+                                                          args.overwrite)
+    predictor = Predictor(args.checkpoint, args.device, args.batch_size, args.descriptors)
     smiles = _read_smiles(args)
     values, errors = predictor(smiles)
     for row, err in errors.items():

@@ -18,6 +18,10 @@ import numpy as np
 __all__ = ["NodeForest"]
 
 _ARRAYS = ("left", "right", "feature", "threshold", "value", "roots")
+# Node indices fit 32 bits (a forest of 2^31 nodes would not fit in memory); thresholds stay float64 as
+# scikit-learn's, so every comparison is the same.
+_DTYPES = {"left": np.int32, "right": np.int32, "feature": np.int32, "threshold": np.float64,
+           "value": np.float64, "roots": np.int64}
 
 
 class NodeForest:
@@ -34,7 +38,8 @@ class NodeForest:
     def __init__(self, n_estimators: int = 500, max_features: float | str = 1.0, classify: bool = False,
                  seed: int = 0) -> None:
         self.n_estimators, self.max_features, self.classify, self.seed = n_estimators, max_features, classify, seed
-        self.left = self.right = self.feature = self.roots = np.zeros(0, dtype=np.int64)
+        self.left = self.right = self.feature = np.zeros(0, dtype=np.int32)
+        self.roots = np.zeros(0, dtype=np.int64)
         self.threshold = self.value = np.zeros(0)
 
     def fit(self, x: np.ndarray, y: np.ndarray, n_jobs: int = 1) -> "NodeForest":
@@ -69,8 +74,7 @@ class NodeForest:
             parts["roots"].append(np.array([offset]))
             offset += tree.node_count
         for name, chunks in parts.items():
-            dtype = np.float64 if name in ("threshold", "value") else np.int64
-            setattr(self, name, np.concatenate(chunks).astype(dtype))
+            setattr(self, name, np.concatenate(chunks).astype(_DTYPES[name]))
         return self
 
     def predict(self, x: np.ndarray) -> np.ndarray:
@@ -99,8 +103,7 @@ class NodeForest:
     def from_state(cls, state: Mapping[str, Any]) -> "NodeForest":
         forest = cls(state["n_estimators"], state["max_features"], state["classify"], state["seed"])
         for name in _ARRAYS:
-            dtype = np.float64 if name in ("threshold", "value") else np.int64
-            setattr(forest, name, np.asarray(state[name], dtype=dtype))
+            setattr(forest, name, np.asarray(state[name], dtype=_DTYPES[name]))
         return forest
 
     def __repr__(self) -> str:

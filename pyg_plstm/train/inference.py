@@ -2,17 +2,22 @@ r"""Predictions for SMILES from a checkpoint of any model: pLSTM, the GNN baseli
 
 :class:`Predictor` loads a checkpoint written by ``pyg-plstm train`` and maps
 SMILES to predictions in label units (probabilities for binary targets);
-SMILES that cannot be converted are reported per row, never predicted.
+SMILES that cannot be converted are reported per row, never predicted. A
+model trained with molecule-level features gets them computed again from the
+SMILES, as in training (and looked up in a descriptor file if it was trained
+with one; a molecule the file lacks is refused like an invalid SMILES); the
+checkpoint's scaler standardises them.
 """
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
 
 from pyg_plstm.chem import MolToDAG
+from pyg_plstm.datasets.descriptors import MoleculeFeatures
 from pyg_plstm.train.checkpoint import load_checkpoint
 from pyg_plstm.train.classical import is_classical, load_classical
 from pyg_plstm.train.trainer import TargetScale, load_model, predict
@@ -27,12 +32,24 @@ class Predictor:
         path: ``best.pt`` / ``last.pt`` of a ``pyg-plstm train`` run.
         device: where graph models run (``'cpu'``, ``'cuda'``, ``'auto'``).
         batch_size: graphs per forward pass.
+        descriptors: the descriptor file (CSV) of the molecules to predict, for a
+            model trained with one (same columns and key); refused otherwise.
     """
 
-    def __init__(self, path: str | os.PathLike, device: str = "cpu", batch_size: int = 128) -> None:
+    def __init__(self, path: str | os.PathLike, device: str = "cpu", batch_size: int = 128,
+                 descriptors: Optional[str | os.PathLike] = None) -> None:
         self.path, self.device, self.batch_size = str(path), device, batch_size
         ckpt = load_checkpoint(path)
         self.name = ckpt["model_config"].get("name")
+        recorded = ckpt["meta"].get("molecule_features")
+        self.features: Optional[MoleculeFeatures] = None
+        if recorded is not None and not is_classical(self.name):
+            try:
+                self.features = MoleculeFeatures.from_meta(recorded, None if descriptors is None else str(descriptors))
+            except ValueError as err:
+                raise ValueError(f"{path}: {err}") from None
+        elif descriptors is not None and (recorded or {}).get("descriptors") is None:
+            raise ValueError(f"{path} ({self.name}) was trained without a descriptor file; do not pass one")
         if is_classical(self.name):
             self.model: Any = load_classical(ckpt)
         else:
@@ -61,10 +78,14 @@ class Predictor:
             graphs, ok = [], []
             for row, text in enumerate(smiles):
                 try:
-                    graphs.append(self.to_graph.from_smiles(text))
-                    ok.append(row)
+                    graph = self.to_graph.from_smiles(text)
+                    if self.features is not None:
+                        graph.molecule_features = torch.from_numpy(self.features(text, row)).reshape(1, -1)
                 except (ValueError, TypeError) as err:
                     errors[row] = str(err)
+                    continue
+                graphs.append(graph)
+                ok.append(row)
             out = predict(self.model, graphs, self.target_norm, self.batch_size, self.device) if ok else None
         if out is not None:
             # Classifiers output logits; users want probabilities.

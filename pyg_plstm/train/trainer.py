@@ -37,7 +37,7 @@ from pyg_plstm.train.report import RESULT_FILE, json_safe
 
 __all__ = ["SCHEDULES", "TrainConfig", "RunResult", "TrainState", "TargetScale", "fit", "build_state",
            "train_epoch", "evaluate_split", "save_checkpoints", "check_resumable", "resume_state", "write_result",
-           "predict", "check_splits", "scan_splits",
+           "predict", "check_splits", "scan_splits", "molecule_feature_matrix",
            "load_model", "make_target_norm", "lr_factor", "progress_enabled", "seed_everything"]
 
 SPLITS = ("train", "valid", "test")
@@ -236,17 +236,34 @@ class TrainState:
         return improved
 
 
-def build_state(model_config: Mapping[str, Any], config: TrainConfig, num_train: int, env: D.DistEnv) -> TrainState:
-    """A fresh model (seeded with ``config.seed``), its AdamW optimiser, schedule and batch sampler."""
+def molecule_feature_matrix(dataset: Dataset) -> Tensor:
+    """The ``molecule_features`` of every graph of ``dataset``, ``[len(dataset), dim]``; refused when a graph
+    has none."""
+    rows = []
+    for i in range(len(dataset)):
+        features = getattr(dataset[i], "molecule_features", None)
+        if features is None:
+            raise ValueError(f"graph {i} has no `molecule_features`, but the model takes them")
+        rows.append(features.reshape(1, -1))
+    return torch.cat(rows)
+
+
+def build_state(model_config: Mapping[str, Any], config: TrainConfig, train: Dataset, env: D.DistEnv) -> TrainState:
+    """A fresh model (seeded with ``config.seed``), its AdamW optimiser, schedule and batch sampler for the
+    training split ``train``, whose rows fit the model's molecule-feature scaler if it has one."""
     seed_everything(config.seed)
-    module = make_model(**model_config).to(env.device)
+    module = make_model(**model_config)
+    scaler = getattr(module, "molecule_scaler", None)
+    if scaler is not None:
+        scaler.fit(molecule_feature_matrix(train))
+    module = module.to(env.device)
     if env.distributed and env.device.type == "cuda":
         module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
     model: nn.Module = module
     if env.distributed:
         model = nn.parallel.DistributedDataParallel(
             module, device_ids=[env.device.index] if env.device.type == "cuda" else None)
-    sampler = D.GlobalBatchSampler(num_train, config.batch_size, shuffle=True, seed=config.seed, rank=env.rank,
+    sampler = D.GlobalBatchSampler(len(train), config.batch_size, shuffle=True, seed=config.seed, rank=env.rank,
                                    world_size=env.world_size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(config, len(sampler)))
@@ -403,7 +420,7 @@ def fit(
     for notice in notices if env.is_main else ():
         log(notice)
 
-    state = build_state(model_config, config, len(splits["train"]), env)
+    state = build_state(model_config, config, splits["train"], env)
     norm = make_target_norm(task, labels["train"], config.normalize_targets)
     scale = TargetScale(norm, env.device)
     settings = {"config": asdict(config), "model_config": model_config, "task": task.to_dict(), "meta": meta,
