@@ -190,9 +190,13 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="predict SMILES with a trained checkpoint, write CSV", epilog=EXIT_STATUS,
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Predictions of a checkpoint written by `pyg-plstm train` (best.pt or "
-                                   "last.pt). Invalid SMILES are reported per row and left without a "
-                                   "prediction; the exit status is then 1 unless --allow-invalid.")
-    p.add_argument("--checkpoint", required=True, help="path to best.pt / last.pt")
+                                   "last.pt), or the mean and standard deviation of several (an ensemble). "
+                                   "Invalid SMILES are reported per row and left without a prediction; the "
+                                   "exit status is then 1 unless --allow-invalid.")
+    p.add_argument("--checkpoint", required=True, nargs="+", metavar="PATH",
+                   help="best.pt / last.pt, or a run folder (every best.pt below it); several form an ensemble "
+                        "whose CSV has the mean per target and a <target>_std column (population std over "
+                        "the members)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--smiles", nargs="+", help="SMILES strings")
     src.add_argument("--csv", help="CSV file with a SMILES column")
@@ -343,6 +347,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from pyg_plstm.train import distributed as D
     from pyg_plstm.train.compare import compare_models, model_config, run_config
     from pyg_plstm.train.data import prepare_data
+    from pyg_plstm.train.ensemble import seed_ensembles
     from pyg_plstm.train.report import load_runs, run_settings, write_report
     from pyg_plstm.train.trainer import progress_enabled
 
@@ -385,7 +390,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         def report(_: Any = None) -> str:
             # Rebuilt from every finished run in the folder, so a shared --out keeps earlier runs.
-            return write_report(out, _sorted_runs(load_runs(out)), data.task, data.meta)
+            runs = _sorted_runs(load_runs(out))
+            return write_report(out, runs, data.task, data.meta, seed_ensembles(out, runs, data.task))
 
         compare_models(data, args.model, config, args.seeds, out, options, overrides,
                        on_run_end=report if env.is_main else None,
@@ -417,23 +423,32 @@ def _read_smiles(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from pyg_plstm.train.inference import Predictor
+    import numpy as np
+
+    from pyg_plstm.train.inference import Predictor, checkpoint_paths, predict_ensemble
 
     if args.batch_size <= 0:
         raise ValueError(f"--batch-size must be positive, got {args.batch_size}")
     # Refuse an unusable --out before any work is done.
-    out = None if args.out is None else check_output_file(args.out, [args.checkpoint, args.csv, args.descriptors],
+    paths = checkpoint_paths(args.checkpoint)
+    out = None if args.out is None else check_output_file(args.out, [*paths, args.csv, args.descriptors],
                                                           args.overwrite)
-    predictor = Predictor(args.checkpoint, args.device, args.batch_size, args.descriptors)
+    members = [Predictor(path, args.device, args.batch_size, args.descriptors) for path in paths]
     smiles = _read_smiles(args)
-    values, errors = predictor(smiles)
+    if len(members) == 1:
+        (values, errors), columns = members[0](smiles), members[0].columns
+    else:
+        mean, std, errors = predict_ensemble(members, smiles)
+        print(f"ensemble of {len(members)} checkpoints: {', '.join(map(str, paths))}", file=sys.stderr)
+        columns = members[0].columns + [f"{c}_std" for c in members[0].columns]
+        values = np.concatenate([mean, std], axis=1)
     for row, err in errors.items():
         print(f"row {row}: refused {smiles[row]!r}: {err}", file=sys.stderr)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["row", "smiles"] + predictor.columns + ["error"])
+    writer.writerow(["row", "smiles"] + columns + ["error"])
     for row, s in enumerate(smiles):
-        cells = [""] * len(predictor.columns) if row in errors else values[row].tolist()
+        cells = [""] * len(columns) if row in errors else values[row].tolist()
         writer.writerow([row, s] + cells + [errors.get(row, "")])
     if out is not None:
         atomic_write(out, buf.getvalue())

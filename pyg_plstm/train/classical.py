@@ -36,7 +36,8 @@ from tqdm.auto import tqdm
 
 from pyg_plstm.baselines import ECFP_MODELS, ECFPModel
 from pyg_plstm.train.checkpoint import load_checkpoint, save_checkpoint
-from pyg_plstm.train.metrics import Task, evaluate, is_better, masked_loss
+from pyg_plstm.train.ensemble import save_test_predictions
+from pyg_plstm.train.metrics import Task, evaluate, is_better, masked_loss, output_values
 from pyg_plstm.train.report import RESULT_FILE
 from pyg_plstm.train.trainer import (
     RunResult,
@@ -170,6 +171,8 @@ def fit_classical(
         log(f"{model_config['name']}: C={model.C:g} by valid {task.metric} "
             + ", ".join(f"{s['C']:g}: {s[f'valid_{task.metric}']:.4f}" for s in selection))
     if out is not None:
+        if "test" in splits:
+            save_test_predictions(out, labels["test"], output_values(task.type, predict(model, "test")))
         save_checkpoint(out / CHECKPOINT, {**settings, "model": _to_tensors(model.state_dict()),
                                            "target_norm": norm, "epoch": 1, "metrics": record})
     result = RunResult(best_epoch=1, best=metrics, history=[record], num_parameters=model.num_parameters,

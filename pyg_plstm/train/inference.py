@@ -11,6 +11,7 @@ checkpoint's scaler standardises them.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -19,10 +20,12 @@ import torch
 from pyg_plstm.chem import MolToDAG
 from pyg_plstm.datasets.descriptors import MoleculeFeatures
 from pyg_plstm.train.checkpoint import load_checkpoint
-from pyg_plstm.train.classical import is_classical, load_classical
+from pyg_plstm.train.classical import CHECKPOINT, is_classical, load_classical
+from pyg_plstm.train.ensemble import ensemble
+from pyg_plstm.train.metrics import output_values
 from pyg_plstm.train.trainer import TargetScale, load_model, predict
 
-__all__ = ["Predictor"]
+__all__ = ["Predictor", "checkpoint_paths", "predict_ensemble"]
 
 
 class Predictor:
@@ -88,9 +91,46 @@ class Predictor:
                 ok.append(row)
             out = predict(self.model, graphs, self.target_norm, self.batch_size, self.device) if ok else None
         if out is not None:
-            # Classifiers output logits; users want probabilities.
-            values[ok] = (out.sigmoid() if self.task_type == "binary" else out).double().cpu().numpy()
+            values[ok] = output_values(self.task_type, out).double().cpu().numpy()
         return values, errors
 
     def __repr__(self) -> str:
         return f"Predictor({self.name}, {self.path}, targets={self.columns})"
+
+
+def checkpoint_paths(paths: Sequence[str | os.PathLike]) -> list[Path]:
+    """Checkpoint files from files and run folders: a folder stands for every ``best.pt`` below it (e.g. all
+    seeds of a ``train --out`` folder, or of one model's folder), in path order."""
+    found: list[Path] = []
+    for entry in map(Path, paths):
+        if entry.is_dir():
+            inside = sorted(entry.rglob(CHECKPOINT))
+            if not inside:
+                raise ValueError(f"{entry} is a folder without any {CHECKPOINT} below it")
+            found += inside
+        else:
+            found.append(entry)
+    return found
+
+
+def predict_ensemble(members: Sequence[Predictor], smiles: Sequence[str]
+                     ) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+    """The mean and standard deviation over ``members`` of their predictions for ``smiles``
+    (:func:`~pyg_plstm.train.ensemble.ensemble`), and ``{row: why}`` for rows some member refused.
+
+    The members must predict the same targets of the same task type.
+    """
+    first = members[0]
+    for member in members[1:]:
+        if (member.columns, member.task_type) != (first.columns, first.task_type):
+            raise ValueError(f"{member.path} predicts {member.task_type} {member.columns}, {first.path} "
+                             f"{first.task_type} {first.columns}: an ensemble needs the same targets")
+    values, errors = [], {}
+    for member in members:
+        prediction, refused = member(smiles)
+        values.append(prediction)
+        for row, why in refused.items():
+            errors.setdefault(row, why)
+    mean, std = ensemble(values)
+    mean[list(errors)], std[list(errors)] = np.nan, np.nan
+    return mean, std, errors

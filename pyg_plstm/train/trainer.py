@@ -30,9 +30,10 @@ from pyg_plstm.checks import check_choice, check_positive
 from pyg_plstm.models import make_model
 from pyg_plstm.train import distributed as D
 from pyg_plstm.train.checkpoint import check_config, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from pyg_plstm.train.ensemble import save_test_predictions
 from pyg_plstm.train.files import atomic_write
 from pyg_plstm.train.fingerprint import data_changes, scan_split
-from pyg_plstm.train.metrics import Task, check_labels, evaluate, is_better, masked_loss
+from pyg_plstm.train.metrics import Task, check_labels, evaluate, is_better, masked_loss, output_values
 from pyg_plstm.train.report import RESULT_FILE, json_safe
 
 __all__ = ["SCHEDULES", "TrainConfig", "RunResult", "TrainState", "TargetScale", "fit", "build_state",
@@ -172,7 +173,14 @@ def _predict(module: nn.Module, dataset: Dataset, batch_size: int, device: torch
     parts = D.gather_shards((ys, preds), env)
     ys = [t for p_ys, _ in parts for t in p_ys]
     pred = torch.cat([t for _, p_preds in parts for t in p_preds])
-    return (torch.cat(ys) if ys else None), pred
+    y = torch.cat(ys) if ys else None
+    if env.world_size > 1:
+        # Shards come rank after rank; put every graph back in its place in the data set.
+        order = torch.cat([torch.arange(r, len(dataset), env.world_size) for r in range(env.world_size)])
+        place = torch.empty_like(order)
+        place[order] = torch.arange(len(order))
+        pred, y = pred[place], (None if y is None else y[place])
+    return y, pred
 
 
 def predict(module: nn.Module, dataset: Dataset, target_norm: Optional[Mapping[str, Tensor]] = None,
@@ -468,6 +476,12 @@ def fit(
     # gives the same numbers as evaluating it after every epoch, at a fraction of the cost.
     state.module.load_state_dict(state.best_state)
     best = {**state.best, "train": evaluate_on("train")}
+    if "test" in splits:
+        # The best epoch's test predictions, for ensembles over seeds (see pyg_plstm.train.ensemble).
+        test_y, test_pred = _predict(state.module, splits["test"], config.batch_size * 4, env.device, scale, env,
+                                     num_workers)
+        if out is not None and env.is_main:
+            save_test_predictions(out, test_y, output_values(task.type, test_pred))
     history = state.history
     result = RunResult(
         best_epoch=best["epoch"],
