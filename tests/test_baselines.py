@@ -185,3 +185,44 @@ def test_ecfp_runs_refuse_a_second_run_without_resume_and_resume_checks_settings
     changed = [a if a != "512" else "256" for a in argv]
     code, _, err = run(changed + ["--resume"], capsys)
     assert code == 2 and "size: checkpoint has 512, this run has 256" in err
+
+
+def test_ecfp_binary_multitask_with_missing_labels_round_trips_through_predict(tmp_path, capsys):
+    """SVC and forest classifiers per target on its labelled molecules; predict gives probabilities whose
+    test ROC-AUC is the recorded one."""
+    from conftest import SOLUBILITY_CSV
+    from sklearn.metrics import roc_auc_score
+
+    from pyg_plstm.train.classical import split_smiles
+    from pyg_plstm.train.data import prepare_data
+
+    rows = list(csv.DictReader(SOLUBILITY_CSV.open()))[:60]
+    values = np.array([float(row["log_solubility"]) for row in rows])
+    middle, upper = np.quantile(values, [0.5, 0.7])
+    with (tmp_path / "binary.csv").open("w") as f:
+        f.write("smiles,soluble,very,split\n")
+        for i, (row, value) in enumerate(zip(rows, values)):
+            # Dealt round-robin (the file is sorted by solubility): every split holds both classes.
+            split = ["train", "train", "train", "valid", "test"][i % 5]
+            very = "" if i % 4 == 1 else int(value > upper)
+            f.write(f"{row['smiles']},{int(value > middle)},{very},{split}\n")
+    argv = ["train", "--csv", str(tmp_path / "binary.csv"), "--target-col", "soluble", "very", "--split-col",
+            "split", "--model", "ecfp-svr", "ecfp-rf", "--fp-size", "256", "--root", str(tmp_path / "data"),
+            "--out", str(tmp_path / "out"), "--no-progress"]
+    assert run(argv, capsys)[0] == 0
+    data = prepare_data(None, tmp_path / "data", tmp_path / "binary.csv", "smiles", ["soluble", "very"], "split")
+    test = data.splits["test"]
+    labels = np.concatenate([g.y.numpy() for g in test])
+    for model in ("ecfp-svr", "ecfp-rf"):
+        code, out, _ = run(["predict", "--checkpoint", str(tmp_path / "out" / model / "seed0" / "best.pt"),
+                            "--smiles", *split_smiles("test", test)], capsys)
+        assert code == 0
+        predicted = np.array([[float(r["soluble"]), float(r["very"])] for r in csv.DictReader(io.StringIO(out))])
+        assert ((predicted > 0) & (predicted < 1)).all()
+        record = json.loads((tmp_path / "out" / model / "seed0" / "result.json").read_text())
+        labelled = [~np.isnan(labels[:, t]) for t in range(2)]
+        # Targets with one class in the test split are not scored (OGB's rule, the recorded metric's).
+        scores = [roc_auc_score(labels[known, t], predicted[known, t]) for t, known in enumerate(labelled)
+                  if len(np.unique(labels[known, t])) == 2]
+        assert scores
+        assert np.mean(scores) == pytest.approx(record["result"]["best"]["test"]["rocauc"])
