@@ -2,13 +2,15 @@ r"""The ``pyg-plstm`` command line (also ``python -m pyg_plstm``).
 
 Subcommands:
 
-* ``train``: train pLSTM and/or baselines on a named data set or a CSV, over
-  one or more seeds; writes checkpoints and a result record per run under
-  ``--out/<model>/seed<k>/``, and ``summary.json``/``summary.md``/``curves.png``
-  over every finished run in ``--out`` (earlier runs on the same data stay in
-  the table), and prints the best-validation table.
+* ``train``: train pLSTM, the GNN baselines and/or the fingerprint baselines
+  (``ecfp-svr``, ``ecfp-rf``) on a named data set or a CSV, over one or more
+  seeds, optionally with molecule-level features; writes checkpoints and a
+  result record per run under ``--out/<model>/seed<k>/``, and
+  ``summary.json``/``summary.md``/``curves.png`` over every finished run in
+  ``--out`` (earlier runs on the same data stay in the table; models with
+  several seeds also as ensembles), and prints the best-validation table.
 * ``predict``: predictions of a trained checkpoint for SMILES (arguments or a
-  CSV column), written as CSV.
+  CSV column), or the mean and std of several (an ensemble), written as CSV.
 * ``long-range``: the synthetic long-range benchmark
   (:mod:`pyg_plstm.experiments.long_range`; its own options follow).
 
