@@ -2,13 +2,15 @@ r"""The ``pyg-plstm`` command line (also ``python -m pyg_plstm``).
 
 Subcommands:
 
-* ``train``: train pLSTM and/or baselines on a named data set or a CSV, over
-  one or more seeds; writes checkpoints and a result record per run under
-  ``--out/<model>/seed<k>/``, and ``summary.json``/``summary.md``/``curves.png``
-  over every finished run in ``--out`` (earlier runs on the same data stay in
-  the table), and prints the best-validation table.
+* ``train``: train pLSTM, the GNN baselines and/or the fingerprint baselines
+  (``ecfp-svr``, ``ecfp-rf``) on a named data set or a CSV, over one or more
+  seeds, optionally with molecule-level features; writes checkpoints and a
+  result record per run under ``--out/<model>/seed<k>/``, and
+  ``summary.json``/``summary.md``/``curves.png`` over every finished run in
+  ``--out`` (earlier runs on the same data stay in the table; models with
+  several seeds also as ensembles), and prints the best-validation table.
 * ``predict``: predictions of a trained checkpoint for SMILES (arguments or a
-  CSV column), written as CSV.
+  CSV column), or the mean and std of several (an ensemble), written as CSV.
 * ``long-range``: the synthetic long-range benchmark
   (:mod:`pyg_plstm.experiments.long_range`; its own options follow).
 
@@ -40,11 +42,12 @@ import sys
 import textwrap
 import time
 import urllib.error
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
+from pyg_plstm.baselines import ECFP_MODELS
 from pyg_plstm.chem import ORDERS, MolToDAG
+from pyg_plstm.chem.features import FP_RADIUS, FP_SIZE, MOLECULE_FEATURES
 from pyg_plstm.models import CONFIGS, MODEL_NAMES, POOLINGS, PLSTMNet, make_model, model_arguments
 from pyg_plstm.nn.conv import TRANSITIONS, PLSTMConv
 from pyg_plstm.train.files import OutputPathError, atomic_write, check_not_an_input, check_output_dir, check_output_file
@@ -58,6 +61,8 @@ EXIT_STATUS = "exit status:\n" + textwrap.indent(textwrap.dedent(__doc__.split("
 # What a failed download raises: pyg_plstm.datasets.DownloadError (a URLError naming the URL and the offline
 # folder), or what urllib raises where a download is not wrapped.
 DOWNLOAD_ERRORS = (urllib.error.URLError, ConnectionError, TimeoutError)
+# Graph models, then the fingerprint baselines; the order of the tables.
+TRAINABLE = MODEL_NAMES + tuple(ECFP_MODELS)
 
 
 def _data_root() -> str:
@@ -97,13 +102,29 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                       help="atom numbering of molecule sets, which orients the bonds: canonical (RDKit rank), "
                            "input (SMILES/file order, as the pLSTM paper) or bfs "
                            f"(default: {_default(MolToDAG, 'order')})")
+    data.add_argument("--molecule-features", nargs="+", choices=MOLECULE_FEATURES, default=[], metavar="NAME",
+                      help=f"molecule-level features beside the graph, any of {', '.join(MOLECULE_FEATURES)} "
+                           "(Morgan ones with --fp-radius/--fp-size; rdkit2d: RDKit's descriptor list, a "
+                           "descriptor RDKit cannot compute becomes the training mean); standardised on the "
+                           "training split and joined to the pooled embedding before the head of every graph "
+                           "model (the ecfp-* models ignore them)")
+    data.add_argument("--descriptors", metavar="CSV",
+                      help="a file of your own molecule-level descriptors (numeric columns, no gaps) keyed by "
+                           "SMILES or row (--descriptors-key), joined like --molecule-features; every molecule "
+                           "must be in it")
+    data.add_argument("--descriptors-key", default="smiles", metavar="COL",
+                      help="key column of --descriptors: a SMILES column (matched by canonical SMILES), or "
+                           "'row' for 0-based data rows (default: smiles)")
     data.add_argument("--root", default=_data_root(),
                       help="where data sets are downloaded/processed (default $PYG_PLSTM_DATA or "
                            "~/.cache/pyg_plstm)")
 
     model = p.add_argument_group("model")
-    model.add_argument("--model", nargs="+", choices=MODEL_NAMES, default=["plstm"], metavar="NAME",
-                       help=f"one or more of {', '.join(MODEL_NAMES)} (default: %(default)s)")
+    model.add_argument("--model", nargs="+", choices=TRAINABLE, default=["plstm"], metavar="NAME",
+                       help=f"one or more of {', '.join(TRAINABLE)} (default: %(default)s); ecfp-svr and "
+                            "ecfp-rf are the fingerprint baselines (ECFP bits into a Tanimoto-kernel SVM, C "
+                            "picked on the validation split, or a random forest), which ignore the options "
+                            "below but --fp-radius/--fp-size")
     model.add_argument("--hidden", type=int, default=_default(make_model, "hidden_channels"),
                        help="hidden channels (default %(default)s)")
     model.add_argument("--layers", type=int, help="pLSTM blocks / GNN layers (default: the model's usual depth, "
@@ -126,6 +147,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     model.add_argument("--transition", choices=TRANSITIONS, default=_default(PLSTMConv, "transition"),
                        help="pLSTM transitions: scalar gates, or products of Householder reflections "
                             "(default %(default)s)")
+    model.add_argument("--fp-radius", type=int, default=FP_RADIUS,
+                       help="Morgan radius of the ecfp-* fingerprints and the morgan_* molecule features "
+                            "(default %(default)s: ECFP4)")
+    model.add_argument("--fp-size", type=int, default=FP_SIZE,
+                       help="length of the ecfp-* fingerprints and the morgan_* molecule features "
+                            "(default %(default)s)")
     model.add_argument("--householder-steps", type=int, default=_default(PLSTMConv, "householder_steps"),
                        help="reflections per Householder transition (default %(default)s)")
 
@@ -147,7 +174,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--threads", type=int, default=1,
                      help="intra-op CPU threads per process (default 1: molecular graphs are too small for "
                           "more threads to pay off; on 2 cores one thread trained pLSTM about 4x faster)")
-    run.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
+    run.add_argument("--num-workers", type=int, default=0,
+                     help="DataLoader worker processes, and processes converting molecules (graphs and "
+                          "molecule features) when a data set is processed")
     run.add_argument("--out", help="output folder (default runs/<dataset>-<time>); runs of other models or seeds "
                                    "on the same data may share it, and its summary covers all of them")
     run.add_argument("--resume", action="store_true",
@@ -163,13 +192,20 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="predict SMILES with a trained checkpoint, write CSV", epilog=EXIT_STATUS,
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Predictions of a checkpoint written by `pyg-plstm train` (best.pt or "
-                                   "last.pt). Invalid SMILES are reported per row and left without a "
-                                   "prediction; the exit status is then 1 unless --allow-invalid.")
-    p.add_argument("--checkpoint", required=True, help="path to best.pt / last.pt")
+                                   "last.pt), or the mean and standard deviation of several (an ensemble). "
+                                   "Invalid SMILES are reported per row and left without a prediction; the "
+                                   "exit status is then 1 unless --allow-invalid.")
+    p.add_argument("--checkpoint", required=True, nargs="+", metavar="PATH",
+                   help="best.pt / last.pt, or a run folder (every best.pt below it); several form an ensemble "
+                        "whose CSV has the mean per target and a <target>_std column (population std over "
+                        "the members)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--smiles", nargs="+", help="SMILES strings")
     src.add_argument("--csv", help="CSV file with a SMILES column")
     p.add_argument("--smiles-col", default="smiles", help="SMILES column of --csv (default: smiles)")
+    p.add_argument("--descriptors", metavar="CSV",
+                   help="descriptor file of these molecules, for a model trained with --descriptors (same "
+                        "columns and key; rows are those of the SMILES given)")
     p.add_argument("--out", help="output CSV file (default: standard output); never one of the inputs")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--batch-size", type=int, default=128)
@@ -193,12 +229,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check_train_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    positive = ["epochs", "batch_size", "hidden", "heads", "threads"] + (["layers"] if args.layers is not None else [])
+    positive = ["epochs", "batch_size", "hidden", "heads", "threads", "fp_size"]
+    positive += ["layers"] if args.layers is not None else []
     for name in positive:
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     if args.num_workers < 0:
         parser.error(f"--num-workers must be >= 0, got {args.num_workers}")
+    if args.fp_radius < 0:
+        parser.error(f"--fp-radius must be >= 0, got {args.fp_radius}")
     if min(args.seeds) < 0:
         parser.error(f"--seeds must be >= 0, got {args.seeds}")
     if args.csv is None and (args.target_col or args.split_col):
@@ -221,10 +260,11 @@ def _check_out(args: argparse.Namespace, out: Path, run_dirs: list[Path]) -> Non
 
     check_output_dir(out)
     for name in REPORT_FILES:
-        check_not_an_input(out / name, [args.csv])
-    earlier = [d for d in run_dirs if (d / "last.pt").exists()]
+        check_not_an_input(out / name, [args.csv, args.descriptors])
+    # Graph models leave last.pt, fingerprint baselines only best.pt.
+    earlier = [d / name for d in run_dirs for name in ("last.pt", "best.pt") if (d / name).exists()]
     if earlier and not (args.resume or args.overwrite):
-        raise OutputPathError(f"{out} already holds runs ({earlier[0] / 'last.pt'}); pass --resume to continue "
+        raise OutputPathError(f"{out} already holds runs ({earlier[0]}); pass --resume to continue "
                               "them, --overwrite to start them over, or choose another --out")
     foreign = [out / name for name in REPORT_FILES if (out / name).exists()]
     if foreign and not any(out.glob(f"*/seed*/{RESULT_FILE}")) and not args.overwrite:
@@ -267,10 +307,10 @@ def _check_mergeable(records: list[dict[str, Any]], data: Any, out: Path, planne
 
 
 def _sorted_runs(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Runs in the order of :data:`MODEL_NAMES` (models registered later after them), then by seed."""
+    """Runs in the order of :data:`TRAINABLE` (models registered later after them), then by seed."""
     def key(record: dict[str, Any]) -> tuple[int, str, int]:
         name = record["model"]
-        return (MODEL_NAMES.index(name) if name in MODEL_NAMES else len(MODEL_NAMES), name, record["seed"])
+        return (TRAINABLE.index(name) if name in TRAINABLE else len(TRAINABLE), name, record["seed"])
 
     return sorted(records, key=key)
 
@@ -307,8 +347,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
     from pyg_plstm.train import distributed as D
-    from pyg_plstm.train.compare import compare_models, model_config
+    from pyg_plstm.train.compare import compare_models, model_config, run_config
     from pyg_plstm.train.data import prepare_data
+    from pyg_plstm.train.ensemble import seed_ensembles
     from pyg_plstm.train.report import load_runs, run_settings, write_report
     from pyg_plstm.train.trainer import progress_enabled
 
@@ -326,7 +367,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                              schedule=args.schedule, grad_clip=args.grad_clip)
         options = {"hidden_channels": args.hidden, "num_layers": args.layers, "heads": args.heads,
                    "pooling": args.pooling, "dropout": args.dropout, "block": args.block}
-        overrides = {"plstm": plstm_overrides(args)}
+        overrides = {"plstm": plstm_overrides(args),
+                     **{m: {"radius": args.fp_radius, "size": args.fp_size} for m in ECFP_MODELS}}
         # Read-only checks, on every process: they must all stop if one does.
         _check_out(args, out, [out / m / f"seed{s}" for m in args.model for s in args.seeds])
         # Rank 0 processes the raw data first so that the others only read the result.
@@ -334,10 +376,12 @@ def cmd_train(args: argparse.Namespace) -> int:
             D.barrier(env)
         data = prepare_data(args.dataset, Path(args.root).expanduser(), args.csv, args.smiles_col,
                             args.target_col, args.split_col, args.split, args.split_seed, args.task,
-                            args.atom_order)
+                            args.atom_order, args.molecule_features, args.fp_radius, args.fp_size,
+                            args.descriptors, args.descriptors_key, args.num_workers)
         if env.is_main:
             D.barrier(env)
-        planned = {m: run_settings(asdict(config), model_config(m, data.task, data.encoders, **options))
+        planned = {m: run_settings(run_config(m, config), {**model_config(m, data.task, data.encoders, **options),
+                                                            **overrides.get(m, {})})
                    for m in args.model}
         _check_mergeable(load_runs(out), data, out, planned, args.seeds)
         if env.is_main:
@@ -348,7 +392,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         def report(_: Any = None) -> str:
             # Rebuilt from every finished run in the folder, so a shared --out keeps earlier runs.
-            return write_report(out, _sorted_runs(load_runs(out)), data.task, data.meta)
+            runs = _sorted_runs(load_runs(out))
+            return write_report(out, runs, data.task, data.meta, seed_ensembles(out, runs, data.task))
 
         compare_models(data, args.model, config, args.seeds, out, options, overrides,
                        on_run_end=report if env.is_main else None,
@@ -380,46 +425,36 @@ def _read_smiles(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    import torch
+    import numpy as np
 
-    from pyg_plstm.train.trainer import load_model, predict
+    from pyg_plstm.train.inference import Predictor, checkpoint_paths, predict_ensemble
 
     if args.batch_size <= 0:
         raise ValueError(f"--batch-size must be positive, got {args.batch_size}")
     # Refuse an unusable --out before any work is done.
-    out = None if args.out is None else check_output_file(args.out, [args.checkpoint, args.csv], args.overwrite)
-    model, ckpt = load_model(args.checkpoint, args.device)
-    featurizer = ckpt["meta"].get("featurizer")
-    # Only SMILES-featurised (regression / binary) models can predict from SMILES.
-    if featurizer is None:
-        raise ValueError(f"{args.checkpoint} was not trained on SMILES ({ckpt['meta'].get('dataset')}); "
-                         "predict needs a molecule model")
-    to_graph = MolToDAG(**featurizer)
+    paths = checkpoint_paths(args.checkpoint)
+    out = None if args.out is None else check_output_file(args.out, [*paths, args.csv, args.descriptors],
+                                                          args.overwrite)
+    members = [Predictor(path, args.device, args.batch_size, args.descriptors) for path in paths]
     smiles = _read_smiles(args)
-    graphs, ok, errors = [], [], {}
-    for row, s in enumerate(smiles):
-        try:
-            graphs.append(to_graph.from_smiles(s))
-            ok.append(row)
-        except ValueError as err:
-            errors[row] = str(err)
-            print(f"row {row}: refused {s!r}: {err}", file=sys.stderr)
-    values = torch.empty(0)
-    if graphs:
-        values = predict(model, graphs, ckpt.get("target_norm"), args.batch_size, args.device)
-        # Classifiers output logits; users want probabilities.
-        if ckpt["task"]["type"] == "binary":
-            values = values.sigmoid()
-    columns = list(ckpt["meta"].get("targets") or [f"task_{t}" for t in range(ckpt["task"]["num_tasks"])])
-    by_row = dict(zip(ok, values.tolist()))
+    if len(members) == 1:
+        (values, errors), columns = members[0](smiles), members[0].columns
+    else:
+        mean, std, errors = predict_ensemble(members, smiles)
+        print(f"ensemble of {len(members)} checkpoints: {', '.join(map(str, paths))}", file=sys.stderr)
+        columns = members[0].columns + [f"{c}_std" for c in members[0].columns]
+        values = np.concatenate([mean, std], axis=1)
+    for row, err in errors.items():
+        print(f"row {row}: refused {smiles[row]!r}: {err}", file=sys.stderr)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["row", "smiles"] + columns + ["error"])
     for row, s in enumerate(smiles):
-        writer.writerow([row, s] + by_row.get(row, [""] * len(columns)) + [errors.get(row, "")])
+        cells = [""] * len(columns) if row in errors else values[row].tolist()
+        writer.writerow([row, s] + cells + [errors.get(row, "")])
     if out is not None:
         atomic_write(out, buf.getvalue())
-        print(f"{len(ok)} of {len(smiles)} rows predicted; written to {out}", file=sys.stderr)
+        print(f"{len(smiles) - len(errors)} of {len(smiles)} rows predicted; written to {out}", file=sys.stderr)
     else:
         sys.stdout.write(buf.getvalue())
     return EXIT_INVALID_ROWS if errors and not args.allow_invalid else EXIT_OK

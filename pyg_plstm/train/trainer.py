@@ -30,13 +30,15 @@ from pyg_plstm.checks import check_choice, check_positive
 from pyg_plstm.models import make_model
 from pyg_plstm.train import distributed as D
 from pyg_plstm.train.checkpoint import check_config, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from pyg_plstm.train.ensemble import save_test_predictions
 from pyg_plstm.train.files import atomic_write
 from pyg_plstm.train.fingerprint import data_changes, scan_split
-from pyg_plstm.train.metrics import Task, check_labels, evaluate, is_better, masked_loss
+from pyg_plstm.train.metrics import Task, check_labels, evaluate, is_better, masked_loss, output_values
 from pyg_plstm.train.report import RESULT_FILE, json_safe
 
 __all__ = ["SCHEDULES", "TrainConfig", "RunResult", "TrainState", "TargetScale", "fit", "build_state",
-           "train_epoch", "evaluate_split", "save_checkpoints", "resume_state", "write_result", "predict",
+           "train_epoch", "evaluate_split", "save_checkpoints", "check_resumable", "resume_state", "write_result",
+           "predict", "check_splits", "scan_splits", "molecule_feature_matrix",
            "load_model", "make_target_norm", "lr_factor", "progress_enabled", "seed_everything"]
 
 SPLITS = ("train", "valid", "test")
@@ -171,7 +173,14 @@ def _predict(module: nn.Module, dataset: Dataset, batch_size: int, device: torch
     parts = D.gather_shards((ys, preds), env)
     ys = [t for p_ys, _ in parts for t in p_ys]
     pred = torch.cat([t for _, p_preds in parts for t in p_preds])
-    return (torch.cat(ys) if ys else None), pred
+    y = torch.cat(ys) if ys else None
+    if env.world_size > 1:
+        # Shards come rank after rank; put every graph back in its place in the data set.
+        order = torch.cat([torch.arange(r, len(dataset), env.world_size) for r in range(env.world_size)])
+        place = torch.empty_like(order)
+        place[order] = torch.arange(len(order))
+        pred, y = pred[place], (None if y is None else y[place])
+    return y, pred
 
 
 def predict(module: nn.Module, dataset: Dataset, target_norm: Optional[Mapping[str, Tensor]] = None,
@@ -235,17 +244,34 @@ class TrainState:
         return improved
 
 
-def build_state(model_config: Mapping[str, Any], config: TrainConfig, num_train: int, env: D.DistEnv) -> TrainState:
-    """A fresh model (seeded with ``config.seed``), its AdamW optimiser, schedule and batch sampler."""
+def molecule_feature_matrix(dataset: Dataset) -> Tensor:
+    """The ``molecule_features`` of every graph of ``dataset``, ``[len(dataset), dim]``; refused when a graph
+    has none."""
+    rows = []
+    for i in range(len(dataset)):
+        features = getattr(dataset[i], "molecule_features", None)
+        if features is None:
+            raise ValueError(f"graph {i} has no `molecule_features`, but the model takes them")
+        rows.append(features.reshape(1, -1))
+    return torch.cat(rows)
+
+
+def build_state(model_config: Mapping[str, Any], config: TrainConfig, train: Dataset, env: D.DistEnv) -> TrainState:
+    """A fresh model (seeded with ``config.seed``), its AdamW optimiser, schedule and batch sampler for the
+    training split ``train``, whose rows fit the model's molecule-feature scaler if it has one."""
     seed_everything(config.seed)
-    module = make_model(**model_config).to(env.device)
+    module = make_model(**model_config)
+    scaler = getattr(module, "molecule_scaler", None)
+    if scaler is not None:
+        scaler.fit(molecule_feature_matrix(train))
+    module = module.to(env.device)
     if env.distributed and env.device.type == "cuda":
         module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
     model: nn.Module = module
     if env.distributed:
         model = nn.parallel.DistributedDataParallel(
             module, device_ids=[env.device.index] if env.device.type == "cuda" else None)
-    sampler = D.GlobalBatchSampler(num_train, config.batch_size, shuffle=True, seed=config.seed, rank=env.rank,
+    sampler = D.GlobalBatchSampler(len(train), config.batch_size, shuffle=True, seed=config.seed, rank=env.rank,
                                    world_size=env.world_size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(config, len(sampler)))
@@ -301,6 +327,18 @@ def save_checkpoints(out: Path, payload: Mapping[str, Any], state: TrainState, i
                                       "best": state.best, "rng": rng_state()})
 
 
+def check_resumable(ckpt: Mapping[str, Any], settings: Mapping[str, Any], path: Path) -> None:
+    """Raise :class:`ValueError` naming every difference when checkpoint ``ckpt`` (read from ``path``) was made on
+    other data (fingerprints differ) or with other ``settings`` (config, model_config, task, meta) than this run's."""
+    changes = data_changes(ckpt.get("data"), settings["data"])
+    if changes:
+        raise ValueError(f"checkpoint {path} was made on other data:\n  " + "\n  ".join(changes)
+                         + "\nstart afresh (without resuming) or restore the data it was made on")
+    for key, value in settings.items():
+        if key != "data":
+            check_config(ckpt[key], value, f"checkpoint {path} ({key})")
+
+
 def resume_state(out: Path, state: TrainState, settings: Mapping[str, Any], device: torch.device) -> bool:
     """Load ``out/last.pt`` (and the best weights) into ``state``; ``False`` if there is none.
 
@@ -311,13 +349,7 @@ def resume_state(out: Path, state: TrainState, settings: Mapping[str, Any], devi
     if not last_path.is_file():
         return False
     ckpt = load_checkpoint(last_path, map_location=device)
-    changes = data_changes(ckpt.get("data"), settings["data"])
-    if changes:
-        raise ValueError(f"checkpoint {last_path} was made on other data:\n  " + "\n  ".join(changes)
-                         + "\nstart afresh (without resuming) or restore the data it was made on")
-    for key, value in settings.items():
-        if key != "data":
-            check_config(ckpt[key], value, f"checkpoint {last_path} ({key})")
+    check_resumable(ckpt, settings, last_path)
     state.module.load_state_dict(ckpt["model"])
     state.optimizer.load_state_dict(ckpt["optimizer"])
     state.scheduler.load_state_dict(ckpt["scheduler"])
@@ -327,7 +359,8 @@ def resume_state(out: Path, state: TrainState, settings: Mapping[str, Any], devi
     return True
 
 
-def _check_splits(splits: Mapping[str, Dataset]) -> None:
+def check_splits(splits: Mapping[str, Dataset]) -> None:
+    """Refuse splits without ``train`` and ``valid``, with unknown names or empty ones."""
     missing = [s for s in ("train", "valid") if s not in splits]
     if missing:
         raise ValueError(f"`splits` needs the split(s) {missing}; got {sorted(splits)}")
@@ -337,6 +370,17 @@ def _check_splits(splits: Mapping[str, Dataset]) -> None:
     empty = [s for s, ds in splits.items() if len(ds) == 0]
     if empty:
         raise ValueError(f"split(s) {empty} are empty")
+
+
+def scan_splits(task: Task, splits: Mapping[str, Dataset], meta: Mapping[str, Any]
+                ) -> tuple[dict[str, Tensor], dict[str, Any], list[str]]:
+    """Labels and data fingerprint of every split (:func:`~pyg_plstm.train.fingerprint.scan_split`), and the
+    notices of :func:`~pyg_plstm.train.metrics.check_labels` (which refuses labels that cannot be trained on)."""
+    labels, fingerprint = {}, {}
+    for name, dataset in splits.items():
+        labels[name], fingerprint[name] = scan_split(name, dataset)
+    notices = check_labels(task, labels, meta.get("targets") or [f"task_{t}" for t in range(task.num_tasks)])
+    return labels, fingerprint, notices
 
 
 def fit(
@@ -373,21 +417,18 @@ def fit(
         meta: plain data describing the dataset (name, ``targets``, ...) kept in checkpoints.
         on_epoch_end: called with each epoch's record (after checkpointing).
     """
-    _check_splits(splits)
+    check_splits(splits)
     if resume and out_dir is None:
         raise ValueError("`resume` needs an `out_dir` holding the interrupted run's last.pt")
     model_config, meta = dict(model_config), dict(meta or {})
-    labels, fingerprint = {}, {}
-    for name, dataset in splits.items():
-        labels[name], fingerprint[name] = scan_split(name, dataset)
-    notices = check_labels(task, labels, meta.get("targets") or [f"task_{t}" for t in range(task.num_tasks)])
+    labels, fingerprint, notices = scan_splits(task, splits, meta)
     env = D.setup(device)
     out = Path(out_dir) if out_dir is not None else None
     show = progress and env.is_main
     for notice in notices if env.is_main else ():
         log(notice)
 
-    state = build_state(model_config, config, len(splits["train"]), env)
+    state = build_state(model_config, config, splits["train"], env)
     norm = make_target_norm(task, labels["train"], config.normalize_targets)
     scale = TargetScale(norm, env.device)
     settings = {"config": asdict(config), "model_config": model_config, "task": task.to_dict(), "meta": meta,
@@ -435,6 +476,12 @@ def fit(
     # gives the same numbers as evaluating it after every epoch, at a fraction of the cost.
     state.module.load_state_dict(state.best_state)
     best = {**state.best, "train": evaluate_on("train")}
+    if "test" in splits:
+        # The best epoch's test predictions, for ensembles over seeds (see pyg_plstm.train.ensemble).
+        test_y, test_pred = _predict(state.module, splits["test"], config.batch_size * 4, env.device, scale, env,
+                                     num_workers)
+        if out is not None and env.is_main:
+            save_test_predictions(out, test_y, output_values(task.type, test_pred))
     history = state.history
     result = RunResult(
         best_epoch=best["epoch"],
