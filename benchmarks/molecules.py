@@ -109,27 +109,30 @@ def _test_errors(set_name: str, predictions: list[float], graphs: Any, cliffs: d
 
 
 def _record_from_run(set_name: str, model: str, seed: int, out: Path, command: list[str], data_root: Path) -> dict:
-    """The benchmark record of a finished ``pyg-plstm train`` run (cliff RMSE from its best checkpoint)."""
+    """The benchmark record of a finished ``pyg-plstm train`` run (cliff RMSE from the test predictions
+    the run saved at its best epoch, or from its best checkpoint)."""
     from pyg_plstm.train import load_model, predict
+    from pyg_plstm.train.ensemble import load_test_predictions
 
-    result = json.loads((out / MODELS[model][1] / f"seed{seed}" / "result.json").read_text())
+    run_dir = out / MODELS[model][1] / f"seed{seed}"
+    result = json.loads((run_dir / "result.json").read_text())
     run = result["result"]
     best = run["best"]
-    prepared = _prepared(set_name, data_root)
-    checkpoint = out / MODELS[model][1] / f"seed{seed}" / "best.pt"
-    errors: dict[str, Any] = {"cliff_rmse": None}
-    if checkpoint.is_file():
-        net, ckpt = load_model(checkpoint)
-        test = prepared.splits["test"]
+    test = _prepared(set_name, data_root).splits["test"]
+    saved = load_test_predictions(run_dir)
+    if saved is not None:
+        values = saved[1].reshape(-1).tolist()
+    else:
+        net, ckpt = load_model(run_dir / "best.pt")
         values = predict(net, test, ckpt.get("target_norm")).view(-1).tolist()
-        errors = _test_errors(set_name, values, test, _cliff_flags(set_name))
-        if abs(errors.pop("test_rmse_check") - best["test"]["rmse"]) > 1e-4:
-            raise RuntimeError(f"{out}: the best checkpoint does not reproduce the recorded test RMSE")
+    errors = _test_errors(set_name, values, test, _cliff_flags(set_name))
+    if abs(errors.pop("test_rmse_check") - best["test"]["rmse"]) > 1e-4:
+        raise RuntimeError(f"{run_dir}: the test predictions do not reproduce the recorded test RMSE")
     return {
         "model": model, "set": set_name, "seed": seed,
         "test_rmse": best["test"]["rmse"], "cliff_rmse": errors["cliff_rmse"],
         "train_rmse": best["train"]["rmse"], "valid_rmse": best["valid"]["rmse"],
-        "best_epoch": run["best_epoch"], "epochs": result["config"]["epochs"],
+        "best_epoch": run["best_epoch"], "epochs": result["config"].get("epochs"),
         "s_per_epoch": run["seconds_per_epoch"], "cpu_s_per_epoch": run["cpu_seconds_per_epoch"],
         "num_parameters": run["num_parameters"],
         "command": shlex.join(["pyg-plstm", *command]),
