@@ -52,6 +52,28 @@ def prepare_union(
     depth = peel_depth(dag, num_nodes)
     if (depth < 0).any():
         raise cycle_error(dag, depth, name_node)
+    return _prepared(dag, kept, num_nodes, rank, depth, node_graph)
+
+
+def prepare_numbered_union(ei: np.ndarray, num_nodes: int, node_graph: np.ndarray) -> PreparedUnion:
+    """:func:`prepare_union` of undirected simple graphs whose nodes are
+    numbered in the orientation order (``rank`` = node index), without the
+    general orientation pass.
+
+    ``ei`` must hold both directions of every edge, no self-loops, no
+    duplicates, and each edge's forward column (``src < dst``) before its
+    reverse, e.g. sorted by ``(src, dst)`` (molecules renumbered by their
+    canonical ranks). The DAG is then the forward columns in their order,
+    acyclic by construction, and the result equals
+    ``prepare_union(ei, num_nodes, arange(num_nodes), False, node_graph)``.
+    """
+    kept = np.flatnonzero(ei[0] < ei[1])
+    dag = ei[:, kept]
+    return _prepared(dag, kept, num_nodes, np.arange(num_nodes), peel_depth(dag, num_nodes), node_graph)
+
+
+def _prepared(dag: np.ndarray, kept: np.ndarray, num_nodes: int, rank: np.ndarray, depth: np.ndarray,
+              node_graph: Optional[np.ndarray]) -> PreparedUnion:
     height = peel_depth(dag[::-1].copy(), num_nodes)
     line = line_graph(dag, num_nodes).numpy()
     src = dag[0]
@@ -63,6 +85,29 @@ def prepare_union(
         bit = np.arange(src.size) - first
     selected = select_parents(dag, num_nodes, rank, depth, bit)
     return PreparedUnion(dag, kept, line, depth[dag[0]], height[dag[1]], selected[line[0]])
+
+
+def split_union(prep: PreparedUnion, node_graph: np.ndarray, node_offset: np.ndarray,
+                edge_offset: np.ndarray) -> list[dict[str, Tensor]]:
+    """The structure attributes of every graph of a prepared union, numbered
+    within the graph (``node_offset``/``edge_offset``: the first node and
+    input edge of every graph, plus the totals). Every tensor owns its memory."""
+    num_graphs = node_offset.size - 1
+    dag_graph = node_graph[prep.edge_index[0]]
+    dag_ptr = np.searchsorted(dag_graph, np.arange(num_graphs + 1)).tolist()
+    line_ptr = np.searchsorted(dag_graph[prep.line_index[0]], np.arange(num_graphs + 1)).tolist()
+    out = []
+    for g in range(num_graphs):
+        e0, e1, l0, l1 = dag_ptr[g], dag_ptr[g + 1], line_ptr[g], line_ptr[g + 1]
+        out.append({
+            "dag_edge_index": torch.from_numpy(prep.edge_index[:, e0:e1] - node_offset[g]),
+            "dag_input_edge": torch.from_numpy(prep.kept[e0:e1] - edge_offset[g]),
+            "line_index": torch.from_numpy(prep.line_index[:, l0:l1] - e0),
+            "edge_level": torch.from_numpy(prep.edge_level[e0:e1].copy()),
+            "edge_level_rev": torch.from_numpy(prep.edge_level_rev[e0:e1].copy()),
+            "multitree_mask": torch.from_numpy(prep.multitree_mask[l0:l1].copy()),
+        })
+    return out
 
 
 def prepare_dag(
@@ -277,21 +322,12 @@ class ToDAG(BaseTransform):
 
         union_graph = np.concatenate(graph_ids) if graph_ids else np.zeros(0, np.int64)
         prep = prepare_union(ei, total, rank, self.directed, union_graph, name_node)
-        dag_graph = node_graph[prep.edge_index[0]]
-        dag_ptr = np.searchsorted(dag_graph, np.arange(len(graphs) + 1))
-        line_ptr = np.searchsorted(dag_graph[prep.line_index[0]], np.arange(len(graphs) + 1))
-
         out = []
-        for g, data in enumerate(graphs):
-            e0, e1, l0, l1 = dag_ptr[g], dag_ptr[g + 1], line_ptr[g], line_ptr[g + 1]
+        for g, (data, structure) in enumerate(zip(graphs, split_union(prep, node_graph, node_offset, edge_offset))):
             item = DAGData(**data.to_dict())
             item.num_nodes = sizes[g]
-            item.dag_edge_index = torch.from_numpy(prep.edge_index[:, e0:e1] - node_offset[g])
-            item.dag_input_edge = torch.from_numpy(prep.kept[e0:e1] - edge_offset[g])
-            item.line_index = torch.from_numpy(prep.line_index[:, l0:l1] - e0)
-            item.edge_level = torch.from_numpy(prep.edge_level[e0:e1].copy())
-            item.edge_level_rev = torch.from_numpy(prep.edge_level_rev[e0:e1].copy())
-            item.multitree_mask = torch.from_numpy(prep.multitree_mask[l0:l1].copy())
+            for key, value in structure.items():
+                setattr(item, key, value)
             out.append(item)
         return out
 
