@@ -21,7 +21,12 @@ from pyg_plstm.dag.graph import cycle_error, line_graph, node_rank, orient_array
 from pyg_plstm.dag.multitree import PRUNE_ORDERS, multitree_mask, select_parents
 from pyg_plstm.dag.structure import DAG, check_batch
 
-__all__ = ["DAGData", "RandomPruning", "ToDAG", "get_dag", "prepare_dag", "pruned_in_order", "repruned"]
+__all__ = ["DAGCollater", "DAGData", "DAGLoader", "RandomPruning", "ToDAG", "get_dag", "prepare_dag",
+           "pruned_in_order", "repruned"]
+
+# The DAG a DAGCollater built for a batch travels in the batch object's __dict__, outside PyG's
+# storage, so that batching, separating and moving the batch's tensors leave it alone.
+_COLLATED_DAG = "_pyg_plstm_dag"
 
 _STRUCTURE_KEYS = ("dag_edge_index", "dag_input_edge", "line_index", "edge_level", "edge_level_rev",
                    "multitree_mask")
@@ -225,7 +230,9 @@ class DAGData(Data):
 
 def get_dag(data: Data) -> DAG:
     """The :class:`~pyg_plstm.DAG` of a prepared (possibly batched) :class:`DAGData`,
-    with its ``batch`` vector and number of graphs."""
+    with its ``batch`` vector and number of graphs: the one :class:`DAGCollater`
+    built for the batch (with everything cached on it) while the batch stays
+    on the device it was built on, else a new one."""
     if not isinstance(data, Data):
         raise ValueError(f"get_dag needs a prepared torch_geometric Data/Batch, got {type(data).__name__}")
     missing = [k for k in _STRUCTURE_KEYS if getattr(data, k, None) is None]
@@ -234,6 +241,9 @@ def get_dag(data: Data) -> DAG:
             f"the graph has no prepared DAG (missing {', '.join(missing)}); apply "
             "pyg_plstm.ToDAG() as a (pre_)transform first"
         )
+    collated = data.__dict__.get(_COLLATED_DAG)
+    if collated is not None and collated.edge_index.device == data.dag_edge_index.device:
+        return collated
     batch = getattr(data, "batch", None)
     num_graphs = None
     if isinstance(data, Batch):
@@ -245,6 +255,46 @@ def get_dag(data: Data) -> DAG:
         data.dag_edge_index, data.line_index, data.num_nodes,
         edge_level=data.edge_level, edge_level_rev=data.edge_level_rev, multitree_mask=data.multitree_mask,
         input_edge=data.dag_input_edge, batch=batch, num_graphs=num_graphs)
+
+
+class DAGCollater:
+    r"""``collate_fn`` of a :class:`torch.utils.data.DataLoader` over prepared
+    graphs: batches them as PyG's loader does and builds the batch's
+    :class:`~pyg_plstm.DAG` there, in the loader's worker processes when
+    ``num_workers > 0``.
+
+    ``prepare(dag)`` (e.g. :meth:`PLSTMNet.prepare_structure
+    <pyg_plstm.models.PLSTMNet.prepare_structure>`) builds whatever a model
+    derives from the structure (views, checks, schedules), cached on the DAG;
+    :func:`get_dag` of the batch returns that DAG, so the model's forward pass
+    does no host-side structure work. Moving the batch to another device
+    leaves the DAG behind: :func:`get_dag` then builds a new one there.
+    """
+
+    def __init__(self, prepare: Optional[Callable[[DAG], Any]] = None) -> None:
+        if prepare is not None and not callable(prepare):
+            raise ValueError(f"`prepare` must be callable (it receives the batch's DAG), got {type(prepare).__name__}")
+        self.prepare = prepare
+
+    def __call__(self, data_list: Sequence[Data]) -> Batch:
+        batch = Batch.from_data_list(data_list)
+        dag = get_dag(batch)
+        if self.prepare is not None:
+            self.prepare(dag)
+        batch.__dict__[_COLLATED_DAG] = dag
+        return batch
+
+
+class DAGLoader(torch.utils.data.DataLoader):
+    r"""A :class:`torch.utils.data.DataLoader` of prepared graphs whose batches
+    carry their DAG, built by :class:`DAGCollater` with ``prepare``; every
+    other argument is the DataLoader's."""
+
+    def __init__(self, dataset: Any, *args: Any, prepare: Optional[Callable[[DAG], Any]] = None,
+                 **kwargs: Any) -> None:
+        if "collate_fn" in kwargs:
+            raise ValueError("DAGLoader batches with DAGCollater; pass `prepare` instead of `collate_fn`")
+        super().__init__(dataset, *args, collate_fn=DAGCollater(prepare), **kwargs)
 
 
 class ToDAG(BaseTransform):
