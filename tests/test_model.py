@@ -376,3 +376,30 @@ def test_input_errors():
     batch = _batch()
     with pytest.raises(ValueError, match="node features have 5 channels but the model was built for 9"):
         model(batch.update({"x": torch.randn(batch.num_nodes, 5)}))
+
+
+@pytest.mark.parametrize("options", [{}, {"block": "D", "bidirectional": True, "form": "scan"},
+                                     {"num_blocks": 3, "reverse_pruning": "own", "form": "parallel"},
+                                     {"transition": "householder"}])
+def test_structure_prepared_in_the_loader_leaves_no_host_work_to_the_forward(monkeypatch, options):
+    from torch_geometric.loader import DataLoader
+
+    import pyg_plstm.ops.schedule as schedule
+    from pyg_plstm.dag import DAGLoader
+
+    graphs = _molecules(20)
+    torch.manual_seed(0)
+    model = PLSTMNet(None, hidden_channels=16, heads=2, node_encoder="ogb", edge_encoder="ogb", **options).eval()
+    expected = [model(batch) for batch in DataLoader(graphs, batch_size=8)]
+    collated = list(DAGLoader(graphs, batch_size=8, prepare=model.prepare_structure))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("structure work in the forward pass")
+
+    for name in ("sort_levels", "_reachability", "_check_structure", "_layout"):
+        monkeypatch.setattr(schedule, name, refuse)
+    for batch, want in zip(collated, expected):
+        assert get_dag(batch) is get_dag(batch)
+        assert torch.equal(model(batch), want)
+    with pytest.raises(AssertionError, match="structure work"):
+        model(Batch.from_data_list(graphs[:8]))  # without the loader, the forward builds it

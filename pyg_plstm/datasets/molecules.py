@@ -57,11 +57,10 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
-from torch_geometric.data import Data
 from tqdm import tqdm
 
 from pyg_plstm.chem import MolToDAG
-from pyg_plstm.dag import DAGData, ToDAG
+from pyg_plstm.dag import DAGData
 from pyg_plstm.datasets.processing import (
     ProcessedDataset,
     apply_pre_transform,
@@ -164,36 +163,40 @@ Row = tuple[str, Optional[Sequence[str]], int]
 MoleculeVector = Callable[[str, int], np.ndarray]
 
 
-def _convert_row(featurizer: MolToDAG, target_names: Sequence[str], molecule_features: Optional[MoleculeVector],
-                 row: Row) -> tuple[Optional[Data], str]:
-    r"""``(graph, canonical SMILES)`` of one row, or ``(None, the reason it failed)``."""
-    smiles, cells, number = row
-    try:
-        y = None
-        if cells is not None:
-            y = []
-            for name, cell in zip(target_names, cells):
-                try:
-                    y.append(parse_target(cell))
-                except ValueError as e:
-                    raise ValueError(f"column {name!r}: {e}") from None
-        graph, canonical = featurizer.graph_from_smiles(smiles, y)
-    except ValueError as e:
-        return None, str(e)
-    if molecule_features is not None:
-        # Not a row error: features that cannot be had for a valid molecule (a descriptor file lacking it)
-        # are refused whatever on_error says.
-        graph.molecule_features = torch.from_numpy(molecule_features(smiles, number)).reshape(1, -1)
-    return graph, canonical
+def _targets(target_names: Sequence[str], cells: Optional[Sequence[str]]) -> Optional[list[float]]:
+    r"""The target cells of a row as floats (``None`` without target columns)."""
+    if cells is None:
+        return None
+    y = []
+    for name, cell in zip(target_names, cells):
+        try:
+            y.append(parse_target(cell))
+        except ValueError as e:
+            raise ValueError(f"column {name!r}: {e}") from None
+    return y
 
 
 def _convert_chunk(featurizer: MolToDAG, target_names: Sequence[str], molecule_features: Optional[MoleculeVector],
                    rows: Sequence[Row]) -> list[tuple[Optional[DAGData], str]]:
-    r""":func:`_convert_row` for every row, then one vectorised DAG preparation
-    of the graphs (several times faster than a ToDAG call per molecule)."""
-    converted = [_convert_row(featurizer, target_names, molecule_features, row) for row in rows]
-    prepared = iter(ToDAG().prepare_many([graph for graph, _ in converted if graph is not None]))
-    return [(None if graph is None else next(prepared), text) for graph, text in converted]
+    r"""``(prepared graph, canonical SMILES)`` or ``(None, the reason it failed)``
+    per row; the molecules are converted together by :meth:`MolToDAG.convert_many
+    <pyg_plstm.chem.MolToDAG.convert_many>` (several times faster than one call per molecule)."""
+    parsed: list[Union[list[float], None, str]] = []
+    for _, cells, _ in rows:
+        try:
+            parsed.append(_targets(target_names, cells))
+        except ValueError as e:
+            parsed.append(str(e))
+    valid = [k for k, y in enumerate(parsed) if not isinstance(y, str)]
+    converted = iter(featurizer.convert_many([rows[k][0] for k in valid], [parsed[k] for k in valid]))
+    results = [(None, y) if isinstance(y, str) else next(converted) for y in parsed]
+    if molecule_features is not None:
+        for (graph, _), (smiles, _, number) in zip(results, rows):
+            if graph is not None:
+                # Not a row error: features that cannot be had for a valid molecule (a descriptor file lacking
+                # it) are refused whatever on_error says.
+                graph.molecule_features = torch.from_numpy(molecule_features(smiles, number)).reshape(1, -1)
+    return results
 
 
 def _convert_chunk_to_arrays(featurizer: MolToDAG, target_names: Sequence[str],

@@ -9,7 +9,7 @@ from torch.nn import GELU, Dropout, Linear, ModuleList, Sequential
 from torch_geometric.nn.inits import reset
 
 from pyg_plstm.checks import check_choice, check_dropout, check_positive
-from pyg_plstm.dag import get_dag
+from pyg_plstm.dag import DAG, get_dag
 from pyg_plstm.models.inputs import graph_edge_attr, graph_inputs, with_molecule_features
 from pyg_plstm.nn.block import PLSTMBlock, make_norm
 from pyg_plstm.nn.conv import AUTHORS_CONV_OPTIONS, PAPER_GATE_BIAS, PAPER_NORM_EPS
@@ -213,6 +213,15 @@ class PLSTMNet(torch.nn.Module):
         for i, block in enumerate(self.blocks):
             h = block(h, edge_index, edge_attr, dag=dag, reverse=i % 2 == 1)
         return self.norm(h), batch, num_graphs
+
+    def prepare_structure(self, dag: DAG) -> None:
+        r"""Builds everything :meth:`forward` derives from :obj:`dag` (views,
+        structure checks, schedules of every layer) ahead of time, cached on
+        :obj:`dag`. Passed to :class:`~pyg_plstm.dag.DAGCollater`, it moves
+        that host work into the data loader (its worker processes when
+        ``num_workers > 0``), so the forward pass does none."""
+        for i, block in enumerate(self.blocks):
+            block.prepare_structure(dag, reverse=i % 2 == 1)
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.in_channels}, {self.hidden_channels}, {self.out_channels}, "

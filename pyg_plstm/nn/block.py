@@ -232,6 +232,13 @@ class PLSTMBlock(torch.nn.Module):
                 x = x + self.dropout(mlp(mlp_norm(x)))
         return x
 
+    def prepare_structure(self, dag: DAG, reverse: bool = False) -> None:
+        """:meth:`PLSTMConv.prepare_structure` of every layer, for a forward pass with the same :obj:`reverse`."""
+        for conv in self.convs:
+            conv.prepare_structure(dag, reverse)
+        for conv in self.reverse_convs:
+            conv.prepare_structure(dag, not reverse)
+
     def __repr__(self) -> str:
         both = ", bidirectional=True" if self.bidirectional else ""
         local = f", local={self.local!r}" if self.local is not None else ""

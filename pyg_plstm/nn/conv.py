@@ -16,7 +16,7 @@ from pyg_plstm.checks import check_choice, check_positive
 from pyg_plstm.dag import DAG, MODES, prepare_dag
 from pyg_plstm.dag.multitree import PRUNE_ORDERS
 from pyg_plstm.dag.prepare import pruned_in_order, repruned
-from pyg_plstm.functional import FORMS, MATRIX_FORMS, Householder, plstm_dag
+from pyg_plstm.functional import FORMS, MATRIX_FORMS, Householder, plstm_dag, prepare_structure
 from pyg_plstm.nn.norm import MultiHeadRMSNorm
 
 __all__ = ["PLSTMConv", "PLSTMGates", "AUTHORS_CONV_OPTIONS", "GATE_BIAS", "NORM_EPS", "PAPER_GATE_BIAS",
@@ -439,12 +439,22 @@ class PLSTMConv(MessagePassing):
         self._check_x(x)
         dag = self._structure(x, edge_index, batch, dag)
         edge_attr = self._dag_edge_attr(edge_attr, edge_index, dag)
+        return self._gates(x, self._view(dag, reverse), edge_attr, self._dag_edge_mask(edge_index, dag))
+
+    def prepare_structure(self, dag: DAG, reverse: bool = False) -> None:
+        r"""Builds what :meth:`forward` derives from :obj:`dag` (the view the
+        layer runs on, the structure check, the form's schedules) ahead of
+        time; all of it is cached on :obj:`dag`, so a forward pass on it does
+        no host-side structure work (e.g. called in a data loader's collate,
+        see :class:`~pyg_plstm.dag.DAGCollater`)."""
+        prepare_structure(self._view(dag, reverse), self.qk_channels, self.v_channels, form=self.form,
+                          scalar=self.lin_reflection is None)
+
+    def _view(self, dag: DAG, reverse: bool) -> DAG:
         if self.mode == "D" and reverse and self.reverse_pruning == "own":
-            view = repruned(dag.reverse(), self.prune_order).multitree()
-        else:
-            pruned = pruned_in_order(dag, self.prune_order) if self.mode == "D" else dag
-            view = pruned.view(self.mode, reverse)
-        return self._gates(x, view, edge_attr, self._dag_edge_mask(edge_index, dag))
+            return repruned(dag.reverse(), self.prune_order).multitree()
+        pruned = pruned_in_order(dag, self.prune_order) if self.mode == "D" else dag
+        return pruned.view(self.mode, reverse)
 
     def _materialize(self, x: Tensor) -> None:
         """Fix a lazy ``in_channels=-1`` from the first input and initialise its projections."""

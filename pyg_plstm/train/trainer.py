@@ -27,6 +27,7 @@ from torch_geometric.loader import DataLoader
 from tqdm.auto import tqdm
 
 from pyg_plstm.checks import check_choice, check_positive
+from pyg_plstm.dag import DAGLoader
 from pyg_plstm.models import make_model
 from pyg_plstm.train import distributed as D
 from pyg_plstm.train.checkpoint import check_config, load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -155,6 +156,16 @@ class TargetScale:
         return pred if self.norm is None else pred * self.norm["std"] + self.norm["mean"]
 
 
+def _loader(module: nn.Module, dataset: Dataset, device: torch.device, num_workers: int,
+            **kwargs: Any) -> torch.utils.data.DataLoader:
+    """The batches of ``dataset``; for a model that prepares its structure ahead of time, on CPU, each
+    batch carries its DAG with the model's schedules, built in the loader (its workers, if any)."""
+    prepare = getattr(module, "prepare_structure", None)
+    if prepare is None or device.type != "cpu":
+        return DataLoader(dataset, num_workers=num_workers, **kwargs)
+    return DAGLoader(dataset, prepare=prepare, num_workers=num_workers, **kwargs)
+
+
 @torch.no_grad()
 def _predict(module: nn.Module, dataset: Dataset, batch_size: int, device: torch.device,
              scale: TargetScale, env: D.DistEnv, num_workers: int = 0, progress: bool = False,
@@ -164,7 +175,7 @@ def _predict(module: nn.Module, dataset: Dataset, batch_size: int, device: torch
     shard = Subset(dataset, range(env.rank, len(dataset), env.world_size))
     ys, preds = [], []
     if len(shard):
-        loader = DataLoader(shard, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+        loader = _loader(module, shard, device, num_workers, batch_size=batch_size, shuffle=False)
         for data in tqdm(loader, desc=desc, leave=False, disable=not progress):
             data = data.to(device)
             preds.append(scale.output(module(data)).float().cpu())
@@ -286,7 +297,7 @@ def train_epoch(state: TrainState, epoch: int, dataset: Dataset, task: Task, sca
     model.train()
     state.sampler.set_epoch(epoch)
     batches = state.sampler.batches()
-    loader = DataLoader(dataset, batch_sampler=[idx for idx, _ in batches], num_workers=num_workers)
+    loader = _loader(state.module, dataset, env.device, num_workers, batch_sampler=[idx for idx, _ in batches])
     loss_sum, loss_count = torch.zeros((), device=env.device), 0
     for data, (_, weight) in zip(tqdm(loader, desc="train", leave=False, disable=not progress), batches):
         data = data.to(env.device)
