@@ -72,9 +72,11 @@ class MoleculeAttribution:
     ``atom_scores[i]`` belongs to atom ``i`` and ``bond_scores[j]`` to bond
     ``j`` of ``mol`` (NaN where the model saw no such atom, e.g. a fragment
     dropped by ``largest_fragment``). ``node_scores``/``edge_scores`` are the
-    same scores per graph node and per ``edge_index`` column. ``mol`` is
-    :obj:`None` for a prepared graph without a ``smiles`` attribute; the
-    atom and bond scores are then :obj:`None` too.
+    same scores per node and per ``edge_index`` column of ``graph``, the
+    graph the model read. ``mol`` is :obj:`None` for a prepared graph without
+    a ``smiles`` attribute; the atom and bond scores are then :obj:`None` too.
+    ``prediction`` is the explained output (column ``output``, named
+    ``target``) in label units.
     """
 
     smiles: Optional[str]
@@ -87,6 +89,8 @@ class MoleculeAttribution:
     method: str
     target: str
     signed: bool
+    graph: Data
+    output: int
 
 
 class ExplainedOutput(Module):
@@ -325,5 +329,5 @@ def _explain_batch(output: ExplainedOutput, chunk: list, method: str, name: str,
         if mol is not None:
             atom_scores, bond_scores = _on_molecule(mol, node_atoms, graph.edge_index, node_scores, edge_scores)
         results.append(MoleculeAttribution(smiles, mol, atom_scores, bond_scores, node_scores, edge_scores,
-                                           float(predictions[k]), method, name, SIGNED[method]))
+                                           float(predictions[k]), method, name, SIGNED[method], graph, output.target))
     return results

@@ -14,6 +14,7 @@ from rdkit.Geometry import Point2D
 
 from pyg_plstm.checks import check_positive
 from pyg_plstm.explain.attribution import MoleculeAttribution
+from pyg_plstm.train.files import atomic_write
 
 __all__ = ["FORMATS", "COLOUR_MAP", "draw_attributions", "caption"]
 
@@ -119,7 +120,7 @@ def draw_attributions(
     drawer.FinishDrawing()
     image = drawer.GetDrawingText()
     if path is not None:
-        Path(path).write_bytes(image if isinstance(image, bytes) else image.encode())
+        atomic_write(path, image)
     return image
 
 
