@@ -145,7 +145,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "## Deletion: log-solubility models",
         "",
         "Mean |change of the prediction| (log S units) when the top-attributed fraction of atoms (by absolute "
-        "score) is masked (encoded features set to 0) / when as many random atoms are (mean of 10 draws); "
+        "score) is masked (encoded features replaced by the mean encoded atom of the molecule) / when as many "
+        "random atoms are (mean of 10 draws); "
         "ratio: area under the first curve over the area under the second.",
         "",
         "| model | method | " + " | ".join(f"{f:.0%}" for f in fractions) + " | ratio |",

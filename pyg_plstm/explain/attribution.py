@@ -6,20 +6,25 @@ output of a model of the registry (pLSTM or a GNN baseline):
 * ``"integrated_gradients"`` (signed): atoms by integrated gradients on
   their encoded features :math:`\mathbf{h}^{(0)}_n` (the output of the
   model's ``node_encoder``; the integer atom features have no gradient), from
-  the baseline :math:`\mathbf{0}`; bonds by integrated gradients on an edge
-  mask :math:`m_e` from :math:`0` (no message along the bond; in pLSTM the
-  mask scales the Source and Mark gates of the DAG edge) to :math:`1`:
+  the baseline :math:`\mathbf{B}` that puts the mean encoded atom of its
+  molecule, :math:`\bar{\mathbf{h}}^{(0)}_g`, in every atom's place (an
+  "average atom": the zero vector lies far from every real atom, and
+  masking atoms to it moves any prediction a lot); bonds by integrated
+  gradients on an edge mask :math:`m_e` from :math:`0` (no message along the
+  bond; in pLSTM the mask scales the Source and Mark gates of the DAG edge)
+  to :math:`1`:
 
   .. math::
-      a_n = \mathbf{h}^{(0)}_n \cdot \frac{1}{S} \sum_{s=1}^{S}
-      \frac{\partial f}{\partial \mathbf{h}^{(0)}_n}\Big(\tfrac{s - 1/2}{S}\,
-      \mathbf{H}^{(0)}\Big),
+      a_n = (\mathbf{h}^{(0)}_n - \bar{\mathbf{h}}^{(0)}_g) \cdot
+      \frac{1}{S} \sum_{s=1}^{S} \frac{\partial f}{\partial \mathbf{h}^{(0)}_n}
+      \Big(\mathbf{B} + \tfrac{s - 1/2}{S} (\mathbf{H}^{(0)} - \mathbf{B})\Big),
       \qquad
       b_e = \frac{1}{S} \sum_{s=1}^{S} \frac{\partial f}{\partial m_e}
       \Big(\tfrac{s - 1/2}{S}\,\mathbf{1}\Big),
 
-  so :math:`\sum_n a_n \approx f(\mathbf{H}^{(0)}) - f(\mathbf{0})`
-  (completeness), and the same for the bonds.
+  so :math:`\sum_n a_n \approx f(\mathbf{H}^{(0)}) - f(\mathbf{B})`
+  (completeness; exact as :math:`S \to \infty` for a model smooth along the
+  path), and the same for the bonds.
 * ``"saliency"`` (unsigned): :math:`\lVert \partial f / \partial
   \mathbf{h}^{(0)}_n \rVert_2` and :math:`|\partial f / \partial m_e|` at the
   input.
@@ -52,11 +57,13 @@ from torch_geometric.data import Batch, Data
 from torch_geometric.explain import Explainer, GNNExplainer
 from torch_geometric.explain.algorithm.utils import clear_masks, set_masks
 from torch_geometric.nn import MessagePassing
+from torch_geometric.utils import scatter
 
 from pyg_plstm.checks import check_choice, check_positive
 from pyg_plstm.chem import MolToDAG
 
-__all__ = ["METHODS", "SIGNED", "MoleculeAttribution", "explain_molecules", "ExplainedOutput", "target_index"]
+__all__ = ["METHODS", "SIGNED", "MoleculeAttribution", "explain_molecules", "ExplainedOutput", "atom_baseline",
+           "target_index"]
 
 METHODS = ("integrated_gradients", "saliency", "gnnexplainer")
 #: Whether a method's scores carry a sign (pushes the output up or down).
@@ -166,16 +173,22 @@ def _gradients(output: ExplainedOutput, data: Any, nodes: Tensor, edge_mask: Ten
         clear_masks(output)
 
 
+def atom_baseline(nodes: Tensor, batch: Tensor) -> Tensor:
+    r"""The baseline of every atom: the mean encoded atom of its molecule, :math:`\bar{\mathbf{h}}^{(0)}_g`."""
+    return scatter(nodes, batch, dim=0, reduce="mean")[batch]
+
+
 def _integrated_gradients(output: ExplainedOutput, data: Any, steps: int) -> tuple[Tensor, Tensor]:
     h0 = output.encode(data)
+    base = atom_baseline(h0, data.batch)
     ones = h0.new_ones(data.edge_index.size(1))
     node_grad, edge_grad = torch.zeros_like(h0), torch.zeros_like(ones)
     for step in range(steps):
         alpha = (step + 0.5) / steps
         # Atoms along the path with all bonds present; bonds along the path with the atoms as they are.
-        node_grad += _gradients(output, data, alpha * h0, ones)[0]
+        node_grad += _gradients(output, data, base + alpha * (h0 - base), ones)[0]
         edge_grad += _none_as_zero(_gradients(output, data, h0, alpha * ones)[1], ones)
-    return (h0 * node_grad).sum(-1) / steps, edge_grad / steps
+    return ((h0 - base) * node_grad).sum(-1) / steps, edge_grad / steps
 
 
 def _saliency(output: ExplainedOutput, data: Any) -> tuple[Tensor, Tensor]:

@@ -7,8 +7,9 @@ r"""Do the attributions point at what the model uses? Two measurements.
   atoms drawn at random.
 * :func:`deletion_curve`: the mean absolute change of the prediction when the
   top-attributed fraction of atoms (by absolute score) is masked, against the
-  same number of atoms drawn at random. Masking an atom sets its encoded
-  features to the integrated-gradients baseline :math:`\mathbf{0}`.
+  same number of atoms drawn at random. Masking an atom replaces its encoded
+  features by the integrated-gradients baseline, the mean encoded atom of its
+  molecule (:func:`~pyg_plstm.explain.attribution.atom_baseline`).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from torch.nn import Module
 from torch_geometric.data import Batch
 
 from pyg_plstm.checks import check_positive
-from pyg_plstm.explain.attribution import ExplainedOutput, MoleculeAttribution
+from pyg_plstm.explain.attribution import ExplainedOutput, MoleculeAttribution, atom_baseline
 
 __all__ = ["DELETION_FRACTIONS", "SubstructurePrecision", "DeletionCurve", "substructure_precision", "deletion_curve"]
 
@@ -79,7 +80,9 @@ def substructure_precision(attributions: Sequence[MoleculeAttribution], smarts: 
 
 
 def _masked_outputs(output: ExplainedOutput, data: Batch, keep: Tensor) -> Tensor:
-    with torch.no_grad(), output.encoded_nodes(output.encode(data) * keep.unsqueeze(-1)):
+    nodes = output.encode(data)
+    keep = keep.unsqueeze(-1)
+    with torch.no_grad(), output.encoded_nodes(keep * nodes + (1 - keep) * atom_baseline(nodes, data.batch)):
         return output(data)
 
 
