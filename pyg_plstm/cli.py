@@ -493,8 +493,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     graphs, ok, errors = _convert_rows(smiles, featurizer)
     results = {method: explain_molecules(model, graphs, method, args.target, featurizer=featurizer,
                                          target_norm=ckpt.get("target_norm"), target_names=ckpt["meta"].get("targets"),
-                                         batch_size=args.batch_size, steps=args.steps, epochs=args.epochs,
-                                         device=args.device)
+                                         batch_size=args.batch_size, steps=args.steps, epochs=args.epochs)
                for method in args.method}
     write_explanations(out, smiles, ok, errors, results, args.formats, binary=ckpt["task"]["type"] == "binary")
     print(f"{len(ok)} of {len(smiles)} rows explained ({', '.join(args.method)}); written to {out}/index.html",

@@ -15,7 +15,7 @@ from pyg_plstm.chem import MolToDAG
 from pyg_plstm.cli import main
 from pyg_plstm.explain import METHODS, deletion_curve, draw_attributions, explain_molecules, substructure_precision
 from pyg_plstm.explain.attribution import ExplainedOutput, atom_baseline
-from pyg_plstm.explain.report import SCORE_COLUMNS
+from pyg_plstm.explain.report import SCORE_COLUMNS, shown_prediction
 from pyg_plstm.models import make_model
 from pyg_plstm.train import load_model
 
@@ -117,6 +117,9 @@ def test_methods_on_smiles_molecules_and_prepared_graphs():
             assert np.allclose(a.atom_scores, b.atom_scores, atol=1e-6, equal_nan=True)
             assert np.allclose(a.bond_scores, b.bond_scores, atol=1e-6, equal_nan=True)
             assert a.signed == (method == "integrated_gradients")
+            assert np.isfinite(a.atom_scores).all() and np.isfinite(a.bond_scores).all()
+            if a.signed:  # every bond carries messages in one direction of the DAG at least
+                assert (a.bond_scores != 0).all()
             if not a.signed:
                 assert (a.atom_scores >= 0).all() and (a.bond_scores >= 0).all()
     from_smiles = explain_molecules(model, MOLECULES, **options)
@@ -204,6 +207,12 @@ def run(argv, capsys):
     code = main(argv)
     out = capsys.readouterr()
     return code, out.out, out.err
+
+
+def test_a_classifier_shows_its_probability():
+    item = explain_molecules(tiny("gin"), MOLECULES[:1], steps=2)[0]
+    assert shown_prediction(item, binary=True) == pytest.approx(1 / (1 + np.exp(-item.prediction)))
+    assert shown_prediction(item, binary=False) == item.prediction
 
 
 def test_cli_explain_writes_images_index_and_scores(counter, tmp_path, capsys):

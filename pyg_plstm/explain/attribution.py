@@ -212,7 +212,7 @@ def _gnnexplainer(output: ExplainedOutput, data: Any, epochs: int, seed: int) ->
     # weaken each molecule's prediction term against its mask regularisation.
     for graph in data.to_data_list():
         single = Batch.from_data_list([graph])
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng():  # manual_seed reseeds every device; all are restored
             torch.manual_seed(seed)
             explanation = explainer(output.encode(single), single.edge_index, data=single)
         node.append(explanation.node_mask.detach().view(-1))
@@ -283,7 +283,7 @@ def explain_molecules(
     steps: int = 32,
     epochs: int = 100,
     seed: int = 0,
-    device: Union[str, torch.device] = "cpu",
+    device: Optional[Union[str, torch.device]] = None,
 ) -> list[MoleculeAttribution]:
     r"""Atom and bond scores of ``model``'s output ``target`` for every molecule (see the module docstring).
 
@@ -304,12 +304,14 @@ def explain_molecules(
         epochs: Optimisation steps of GNNExplainer.
         seed: Seed of GNNExplainer's mask initialisation (the global random
             state is left as it was).
+        device: Where to compute (the model is moved there); default: the
+            model's device.
     """
     check_choice("method", method, METHODS)
     check_positive(batch_size=batch_size, steps=steps, epochs=epochs)
     featurizer = featurizer or MolToDAG()
     column, name = target_index(target, target_names)
-    device = torch.device(device)
+    device = next(model.parameters()).device if device is None else torch.device(device)
     items = [_prepared(m, featurizer, i) for i, m in enumerate(molecules)]
     was_training = model.training
     output = ExplainedOutput(model.to(device).eval(), column, target_norm)
