@@ -1,6 +1,6 @@
 """Explanations on the shipped molecules: one picture per method and the faithfulness numbers.
 
-    python -m benchmarks.explain [--out docs/explain] [--epochs 10] [--seed 0]
+    python -m benchmarks.explain [--out docs/explain] [--epochs 6] [--seed 0]
 
 Trains small pLSTM and GIN models (checkpoints written by ``fit``, loaded back with ``load_model``):
 
@@ -37,7 +37,7 @@ KNOWN_ANSWER = "n"  # aromatic nitrogen
 PICTURED = ("Oc1ccc(cc1)C(=O)O", "c1ccc2ncccc2c1", "CC(=O)Nc1ccc(O)cc1")
 MODELS = ("plstm", "gin")
 EXPLAINER_EPOCHS = 20  # GNNExplainer's optimisation steps per molecule
-DELETION_MOLECULES = 50  # held-out molecules of the deletion curves
+DELETION_MOLECULES = 30  # held-out molecules of the deletion curves
 
 
 def shipped_molecules(label: Callable[[Chem.Mol, float], float], limit: Optional[int] = None) -> list:
@@ -121,7 +121,7 @@ def _deletion_rows(model: str, curves: dict[str, DeletionCurve]) -> list[str]:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="docs/explain", help="folder of the pictures and faithfulness.md")
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     out = Path(args.out)
