@@ -130,18 +130,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     counts, solubility = shipped_molecules(aromatic_nitrogens), shipped_molecules(log_solubility)
     precision_rows, deletion_rows = [], []
     with tempfile.TemporaryDirectory() as tmp:
+        # Pictures first, and the report rewritten after every measurement: a run cut short keeps what it measured.
         for model in MODELS:
+            regressor = train(model, solubility, Path(tmp) / f"sol-{model}", args.epochs, args.seed, "log_solubility")
+            if model == MODELS[0]:
+                for method in METHODS:
+                    pictured = explain_checkpoint(regressor, PICTURED, method)[2]
+                    draw_attributions(pictured, out / f"{method}.png", captions=_captions(pictured))
+            deletion_rows += _deletion_rows(model, deletion(regressor, solubility, seed=args.seed))
+            _write_report(out, args, start, precision_rows, deletion_rows)
             counter = train(model, counts, Path(tmp) / f"count-{model}", args.epochs, args.seed,
                             "aromatic nitrogens", pooling="sum")
             for method, result in known_answer_precision(counter, counts).items():
                 precision_rows.append(f"| {model} | {method} | {result.precision:.3f} | {result.random:.3f} | "
                                       f"{result.molecules} |")
-            regressor = train(model, solubility, Path(tmp) / f"sol-{model}", args.epochs, args.seed, "log_solubility")
-            deletion_rows += _deletion_rows(model, deletion(regressor, solubility, seed=args.seed))
-            if model == MODELS[0]:
-                for method in METHODS:
-                    pictured = explain_checkpoint(regressor, PICTURED, method)[2]
-                    draw_attributions(pictured, out / f"{method}.png", captions=_captions(pictured))
+            _write_report(out, args, start, precision_rows, deletion_rows)
+    return 0
+
+
+def _write_report(out: Path, args: argparse.Namespace, start: float, precision_rows: list[str],
+                  deletion_rows: list[str]) -> None:
     fractions = DELETION_FRACTIONS
     lines = [
         "# Faithfulness of the attributions",
@@ -177,8 +185,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "",
     ]
     atomic_write(out / "faithfulness.md", "\n".join(lines))
-    print("\n".join(lines))
-    return 0
 
 
 if __name__ == "__main__":
