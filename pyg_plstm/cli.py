@@ -11,20 +11,24 @@ Subcommands:
   several seeds also as ensembles), and prints the best-validation table.
 * ``predict``: predictions of a trained checkpoint for SMILES (arguments or a
   CSV column), or the mean and std of several (an ensemble), written as CSV.
+* ``explain``: atom and bond attributions of a trained checkpoint's
+  predictions for SMILES, drawn on the molecules (PNG/SVG per molecule and
+  method), with an HTML index and a CSV of the scores.
 * ``long-range``: the synthetic long-range benchmark
   (:mod:`pyg_plstm.experiments.long_range`; its own options follow).
 
 Every file is written atomically (a crash leaves the previous version whole);
 no command writes onto one of its inputs, and ``predict`` replaces an existing
-``--out`` only with ``--overwrite``.
+``--out`` (``explain``: a non-empty ``--out`` folder) only with ``--overwrite``.
 
 Exit status::
 
     0    success
-    1    predict refused some rows (invalid SMILES; the other rows are written; --allow-invalid makes this 0)
+    1    predict / explain refused some rows (invalid SMILES; the other rows are written; --allow-invalid makes
+         this 0)
     2    bad arguments or input, or training diverged (the message names the problem)
     3    an output path was refused: a file where a folder is needed or the reverse, an existing
-         predict --out without --overwrite, an input of the command, or a folder holding runs
+         predict --out or non-empty explain --out without --overwrite, an input of the command, or a folder holding runs
          on other data or runs to --resume / --overwrite
     4    a data set could not be downloaded (the message names the URL and where to put the raw files)
     130  interrupted (train --resume --out DIR continues; long-range keeps its finished runs)
@@ -213,6 +217,39 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-invalid", action="store_true", help="exit 0 even if some rows were refused")
 
 
+def _add_explain(sub: argparse._SubParsersAction) -> None:
+    from pyg_plstm.explain import METHODS, explain_molecules
+    from pyg_plstm.explain.drawing import FORMATS
+
+    p = sub.add_parser("explain", help="draw atom and bond attributions of a checkpoint's predictions",
+                       epilog=EXIT_STATUS, formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Attributions of a checkpoint written by `pyg-plstm train` for SMILES: one "
+                                   "image per molecule and method under --out/<method>/, index.html showing them, "
+                                   "scores.csv with every atom's and bond's score (RDKit indices of the SMILES as "
+                                   "written). Invalid SMILES are reported per row; the exit status is then 1 unless "
+                                   "--allow-invalid.")
+    p.add_argument("--checkpoint", required=True, help="path to best.pt / last.pt")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--smiles", nargs="+", help="SMILES strings")
+    src.add_argument("--csv", help="CSV file with a SMILES column")
+    p.add_argument("--smiles-col", default="smiles", help="SMILES column of --csv (default: smiles)")
+    p.add_argument("--out", required=True, help="output folder (refused if it holds files, unless --overwrite)")
+    p.add_argument("--overwrite", action="store_true", help="write into a non-empty --out, replacing its files")
+    p.add_argument("--method", nargs="+", choices=METHODS, default=[METHODS[0]], metavar="METHOD",
+                   help=f"one or more of {', '.join(METHODS)} (default: %(default)s)")
+    p.add_argument("--target", default="0", help="the explained target: a name or an output index (default 0); "
+                                                 "a classifier's logit is explained, its probability shown")
+    p.add_argument("--format", nargs="+", choices=FORMATS, default=list(FORMATS), dest="formats",
+                   help="image formats (default: %(default)s)")
+    p.add_argument("--steps", type=int, default=_default(explain_molecules, "steps"),
+                   help="integrated-gradients steps (default %(default)s)")
+    p.add_argument("--epochs", type=int, default=_default(explain_molecules, "epochs"),
+                   help="GNNExplainer epochs (default %(default)s)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N (default cpu)")
+    p.add_argument("--allow-invalid", action="store_true", help="exit 0 even if some rows were refused")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from pyg_plstm import __version__
 
@@ -223,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_train(sub)
     _add_predict(sub)
+    _add_explain(sub)
     sub.add_parser("long-range", add_help=False,
                    help="synthetic long-range benchmark (see `pyg-plstm long-range --help`)")
     return parser
@@ -424,6 +462,20 @@ def _read_smiles(args: argparse.Namespace) -> list[str]:
     return frame[args.smiles_col].fillna("").astype(str).tolist()
 
 
+def _convert_rows(smiles: list[str], to_graph: MolToDAG) -> tuple[list[Any], list[int], dict[int, str]]:
+    """The graphs of the SMILES ``to_graph`` accepts, their rows, and the refusal of every other row (also
+    printed to stderr)."""
+    graphs, ok, errors = [], [], {}
+    for row, s in enumerate(smiles):
+        try:
+            graphs.append(to_graph.from_smiles(s))
+            ok.append(row)
+        except ValueError as err:
+            errors[row] = str(err)
+            print(f"row {row}: refused {s!r}: {err}", file=sys.stderr)
+    return graphs, ok, errors
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -460,6 +512,42 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return EXIT_INVALID_ROWS if errors and not args.allow_invalid else EXIT_OK
 
 
+def _check_explain_out(args: argparse.Namespace) -> Path:
+    """Refuse an ``--out`` that is a file, holds files (without ``--overwrite``) or would replace an input."""
+    from pyg_plstm.explain.report import INDEX_FILE, SCORES_FILE
+
+    out = check_output_dir(args.out)
+    for name in (INDEX_FILE, SCORES_FILE):
+        check_not_an_input(out / name, [args.checkpoint, args.csv])
+    if out.is_dir() and any(out.iterdir()) and not args.overwrite:
+        raise OutputPathError(f"{out} is not empty; pass --overwrite to write into it (replacing its files), or "
+                              "choose another --out")
+    return out
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from pyg_plstm.explain import explain_molecules
+    from pyg_plstm.explain.report import write_explanations
+    from pyg_plstm.train.trainer import load_model, molecule_featurizer
+
+    for name in ("batch_size", "steps", "epochs"):
+        if getattr(args, name) <= 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    out = _check_explain_out(args)
+    model, ckpt = load_model(args.checkpoint, args.device)
+    featurizer = molecule_featurizer(ckpt, args.checkpoint)
+    smiles = _read_smiles(args)
+    graphs, ok, errors = _convert_rows(smiles, featurizer)
+    results = {method: explain_molecules(model, graphs, method, args.target, featurizer=featurizer,
+                                         target_norm=ckpt.get("target_norm"), target_names=ckpt["meta"].get("targets"),
+                                         batch_size=args.batch_size, steps=args.steps, epochs=args.epochs)
+               for method in args.method}
+    write_explanations(out, smiles, ok, errors, results, args.formats, binary=ckpt["task"]["type"] == "binary")
+    print(f"{len(ok)} of {len(smiles)} rows explained ({', '.join(args.method)}); written to {out}/index.html",
+          file=sys.stderr)
+    return EXIT_INVALID_ROWS if errors and not args.allow_invalid else EXIT_OK
+
+
 def _long_range(argv: list[str]) -> int:
     from pyg_plstm.experiments.long_range import main as long_range_main
 
@@ -479,7 +567,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         command = args.command
         if command == "train":
             _check_train_args(args, parser)
-        run = lambda: cmd_train(args) if command == "train" else cmd_predict(args)  # noqa: E731
+        run = lambda: {"train": cmd_train, "predict": cmd_predict, "explain": cmd_explain}[command](args)  # noqa: E731
     try:
         return run()
     except KeyboardInterrupt:

@@ -413,6 +413,41 @@ def as_target(y: Target) -> Tensor:
     return values
 
 
+# The atom property that follows every atom through the preparation in MolToDAG.atom_map.
+_SOURCE_ATOM = "_pyg_plstm_source_atom"
+
+
+def _carry_source_atoms(written: Chem.Mol, read: Chem.Mol) -> None:
+    r"""Copy the source-atom tags of ``written`` onto ``read``, the molecule of its canonical SMILES."""
+    if not written.GetNumAtoms() or not written.GetAtomWithIdx(0).HasProp(_SOURCE_ATOM):
+        return
+    order = list(written.GetPropsAsDict(True, True)["_smilesAtomOutputOrder"])
+    if len(order) != read.GetNumAtoms():
+        raise ValueError(f"the canonical SMILES holds {read.GetNumAtoms()} atoms, the molecule {len(order)}; "
+                         "its atoms cannot be matched")
+    for atom, source in zip(read.GetAtoms(), order):
+        atom.SetIntProp(_SOURCE_ATOM, written.GetAtomWithIdx(source).GetIntProp(_SOURCE_ATOM))
+
+
+def _source_atoms(prepared: Chem.Mol, given: Chem.Mol) -> np.ndarray:
+    r"""The atom of ``given`` that every atom of ``prepared`` came from: its tag, or for a hydrogen
+    added by ``AddHs`` the next unclaimed hydrogen of the same heavy atom in ``given``."""
+    source = np.array([a.GetIntProp(_SOURCE_ATOM) if a.HasProp(_SOURCE_ATOM) else -1 for a in prepared.GetAtoms()],
+                      dtype=np.int64)
+    claimed = set(source[source >= 0].tolist())
+    for atom in prepared.GetAtoms():
+        if source[atom.GetIdx()] >= 0:
+            continue
+        heavy = int(source[atom.GetNeighbors()[0].GetIdx()]) if atom.GetDegree() == 1 else -1
+        free = sorted(n.GetIdx() for n in given.GetAtomWithIdx(heavy).GetNeighbors()
+                      if n.GetAtomicNum() == 1 and n.GetIdx() not in claimed) if heavy >= 0 else []
+        if not free:
+            raise ValueError(f"added hydrogen {atom.GetIdx()} has no counterpart in the molecule")
+        source[atom.GetIdx()] = free[0]
+        claimed.add(free[0])
+    return source
+
+
 @dataclass(frozen=True)
 class MolToDAG:
     r"""Turns SMILES strings or RDKit molecules into prepared DAG graphs.
@@ -530,6 +565,40 @@ class MolToDAG:
                        for g in _with_dags(molecules[start:start + _UNION_SIZE])])
         return [(next(graphs), m.canonical) if isinstance(m, _Molecule) else (None, m) for m in converted]
 
+    def atom_map(self, mol: Union[str, Chem.Mol]) -> tuple[Chem.Mol, Tensor]:
+        r"""Which atom every node of ``self(mol)`` is: the molecule as given, and one atom index per node.
+
+        The molecule is the SMILES as RDKit reads it (atom ``i`` is the
+        ``i``-th atom written, as in ``Chem.MolFromSmiles``) or a copy of the
+        given RDKit molecule, with hydrogens added by ``Chem.AddHs`` when
+        ``add_hs`` (the model's hydrogen nodes are matched to the hydrogens of
+        the same heavy atom in index order). Node ``i`` of the graph is atom
+        ``index[i]`` of that molecule, whatever ``order`` renumbered; atoms of
+        fragments dropped by ``largest_fragment``, and explicit hydrogens of
+        the given molecule folded into hydrogen counts, have no node.
+        """
+        if isinstance(mol, str):
+            given, label = parse_smiles(mol, self.max_heavy_atoms), f"SMILES {_quote(mol)}"
+        elif isinstance(mol, Chem.Mol):
+            given, label = Chem.Mol(mol), "the molecule"
+        else:
+            raise TypeError(f"expected a SMILES string or an rdkit.Chem.Mol, got {type(mol).__name__}")
+        with rdkit_quiet():
+            try:
+                tagged = Chem.Mol(given)
+                for atom in tagged.GetAtoms():
+                    atom.SetIntProp(_SOURCE_ATOM, atom.GetIdx())
+                if not isinstance(mol, str):
+                    tagged = Chem.RemoveHs(tagged)  # as from_rdmol
+                prepared, _ = self._prepare(tagged)
+                rank = _atom_rank(prepared, self.order, self.root)
+                if self.add_hs:
+                    given = Chem.AddHs(given)
+                source = _source_atoms(prepared, given)
+            except (ValueError, RuntimeError) as e:  # RDKit raises both kinds
+                raise ValueError(f"{label}: {e}") from None
+        return given, torch.from_numpy(source[np.argsort(rank, kind="stable")])
+
     def graph_from_smiles(self, smiles: str, y: Target = None) -> tuple[Data, str]:
         r"""The molecular graph of :meth:`from_smiles` *before* the DAG
         preparation, and the canonical SMILES of the prepared molecule.
@@ -560,9 +629,11 @@ class MolToDAG:
             # so order-relative annotations (CW/CCW chiral tags, cis/trans
             # reference atoms, the Kekulé assignment) no longer depend on how
             # the input was written. Canonical ranks alone do not achieve that.
+            written = mol
             mol = Chem.MolFromSmiles(canonical)
             if mol is None:
                 raise ValueError(f"RDKit cannot re-read its own canonical SMILES {_quote(canonical)}")
+            _carry_source_atoms(written, mol)
         if mol.GetNumAtoms() == 0:
             raise ValueError("the molecule has no atoms")
         if mol.GetNumHeavyAtoms() == 0 and not self.add_hs:

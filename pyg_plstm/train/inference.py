@@ -17,13 +17,12 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 
-from pyg_plstm.chem import MolToDAG
 from pyg_plstm.datasets.descriptors import MoleculeFeatures
 from pyg_plstm.train.checkpoint import load_checkpoint
 from pyg_plstm.train.classical import CHECKPOINT, is_classical, load_classical
 from pyg_plstm.train.ensemble import ensemble
 from pyg_plstm.train.metrics import output_values
-from pyg_plstm.train.trainer import TargetScale, load_model, predict
+from pyg_plstm.train.trainer import TargetScale, load_model, molecule_featurizer, predict
 
 __all__ = ["Predictor", "checkpoint_paths", "predict_ensemble"]
 
@@ -57,11 +56,8 @@ class Predictor:
             self.model: Any = load_classical(ckpt)
         else:
             # Only SMILES-featurised (regression / binary) models can predict from SMILES.
-            if ckpt["meta"].get("featurizer") is None:
-                raise ValueError(f"{path} was not trained on SMILES ({ckpt['meta'].get('dataset')}); "
-                                 "predict needs a molecule model")
+            self.to_graph = molecule_featurizer(ckpt, path)
             self.model, ckpt = load_model(path, device)
-            self.to_graph = MolToDAG(**ckpt["meta"]["featurizer"])
         self.task_type = ckpt["task"]["type"]
         self.target_norm = ckpt.get("target_norm")
         self.columns = list(ckpt["meta"].get("targets")

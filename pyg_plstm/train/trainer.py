@@ -27,6 +27,7 @@ from torch_geometric.loader import DataLoader
 from tqdm.auto import tqdm
 
 from pyg_plstm.checks import check_choice, check_positive
+from pyg_plstm.chem import MolToDAG
 from pyg_plstm.dag import DAGLoader
 from pyg_plstm.models import make_model
 from pyg_plstm.train import distributed as D
@@ -39,7 +40,7 @@ from pyg_plstm.train.report import RESULT_FILE, json_safe
 
 __all__ = ["SCHEDULES", "TrainConfig", "RunResult", "TrainState", "TargetScale", "fit", "build_state",
            "train_epoch", "evaluate_split", "save_checkpoints", "check_resumable", "resume_state", "write_result",
-           "predict", "check_splits", "scan_splits", "molecule_feature_matrix",
+           "predict", "molecule_featurizer", "check_splits", "scan_splits", "molecule_feature_matrix",
            "load_model", "make_target_norm", "lr_factor", "progress_enabled", "seed_everything"]
 
 SPLITS = ("train", "valid", "test")
@@ -213,6 +214,15 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
     except RuntimeError as err:  # torch lists missing / unexpected / misshapen weights
         raise ValueError(f"{path}: the stored weights do not fit the stored model settings: {err}") from None
     return model.to(device).eval(), ckpt
+
+
+def molecule_featurizer(ckpt: Mapping[str, Any], path: str | os.PathLike) -> MolToDAG:
+    """How the checkpoint's model turns SMILES into graphs; refused for a model not trained on SMILES."""
+    featurizer = ckpt["meta"].get("featurizer")
+    if featurizer is None:
+        raise ValueError(f"{path} was not trained on SMILES ({ckpt['meta'].get('dataset')}); it needs a molecule "
+                         "model")
+    return MolToDAG(**featurizer)
 
 
 def _epoch_line(record: Mapping[str, Any], eval_splits: list[str], epochs: int, improved: bool) -> str:
