@@ -54,8 +54,10 @@ class PLSTMBlock(torch.nn.Module):
     optionally after a local message-passing layer.
 
     With :obj:`local="gine"` the block first mixes every node with its
-    neighbours in the undirected graph (a GINE layer with the edge features,
-    GIN without them), the way GPS pairs a local MPNN with a global mixer:
+    neighbours in the input graph :obj:`edge_index` (for molecules: every
+    bond both ways; without :obj:`edge_index`, the DAG's edges both ways, see
+    :func:`undirected_edges`), a GINE layer with the edge features (GIN
+    without them), the way GPS pairs a local MPNN with a global mixer:
 
     .. math::
         \mathbf{X} \leftarrow \mathbf{X} + \mathrm{Dropout}\big(
@@ -216,7 +218,10 @@ class PLSTMBlock(torch.nn.Module):
             dag = prepare_dag(edge_index, x.size(0), batch=batch)
             batch = None
         if self.local_conv is not None:
-            local_index, local_attr = undirected_edges(dag, edge_attr)
+            # The input graph as given, so that PyG's explain edge masks (indexed like edge_index) line up;
+            # without it, the DAG's edges both ways.
+            local_index, local_attr = ((edge_index, edge_attr) if edge_index is not None
+                                       else undirected_edges(dag, edge_attr))
             h = self.local_norm(x)
             out = self.local_conv(h, local_index) if local_attr is None else self.local_conv(h, local_index, local_attr)
             x = x + self.dropout(out)
