@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch_geometric.data import Batch, Data
 
-from pyg_plstm import DAG, get_dag
+from pyg_plstm import DAG, get_dag, prepare_dag
 from pyg_plstm.chem import from_smiles
 from pyg_plstm.models import PLSTMNet
 from pyg_plstm.nn import DegreeEncoding, PLSTMBlock
@@ -125,6 +125,12 @@ def test_hybrid_block_equals_its_layer_by_layer_computation():
     assert torch.allclose(out, h, atol=1e-12)
     # The same through edge_index (as PLSTMNet calls it) and reversed: the local layer is undirected.
     assert torch.allclose(block(x, data.edge_index, edge_attr, dag=dag), out, atol=1e-12)
+    # A directed input is read both ways too, with or without its edge_index.
+    directed = torch.tensor([[0, 0, 1, 2], [1, 2, 3, 3]])
+    chain_dag = prepare_dag(directed, 4, directed=True)
+    chain_x, chain_attr = torch.randn(4, 16, dtype=torch.double), torch.randn(4, 3, dtype=torch.double)
+    assert torch.allclose(block(chain_x, directed, chain_attr, dag=chain_dag),
+                          block(chain_x, edge_attr=chain_attr, dag=chain_dag), atol=1e-12)
     plain = PLSTMBlock(16, heads=2, pattern="PD", edge_dim=3).double()
     plain.load_state_dict({k: v for k, v in block.state_dict().items() if not k.startswith("local_")})
     assert not torch.allclose(plain(x, edge_attr=edge_attr, dag=dag), out)

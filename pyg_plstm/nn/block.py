@@ -54,10 +54,10 @@ class PLSTMBlock(torch.nn.Module):
     optionally after a local message-passing layer.
 
     With :obj:`local="gine"` the block first mixes every node with its
-    neighbours in the input graph :obj:`edge_index` (for molecules: every
-    bond both ways; without :obj:`edge_index`, the DAG's edges both ways, see
-    :func:`undirected_edges`), a GINE layer with the edge features (GIN
-    without them), the way GPS pairs a local MPNN with a global mixer:
+    neighbours along the DAG's edges in both directions (for molecules: every
+    bond both ways, see :func:`undirected_edges`), a GINE layer with the edge
+    features (GIN without them), the way GPS pairs a local MPNN with a global
+    mixer:
 
     .. math::
         \mathbf{X} \leftarrow \mathbf{X} + \mathrm{Dropout}\big(
@@ -218,9 +218,10 @@ class PLSTMBlock(torch.nn.Module):
             dag = prepare_dag(edge_index, x.size(0), batch=batch)
             batch = None
         if self.local_conv is not None:
-            # The input graph as given, so that PyG's explain edge masks (indexed like edge_index) line up;
-            # without it, the DAG's edges both ways.
-            local_index, local_attr = ((edge_index, edge_attr) if edge_index is not None
+            # The DAG's edges both ways. An undirected input (each DAG edge merged from two input edges) is
+            # that graph already, in the order of edge_index, which PyG's explain edge masks follow.
+            undirected_input = edge_index is not None and edge_index.size(1) == 2 * dag.num_edges
+            local_index, local_attr = ((edge_index, edge_attr) if undirected_input
                                        else undirected_edges(dag, edge_attr))
             h = self.local_norm(x)
             out = self.local_conv(h, local_index) if local_attr is None else self.local_conv(h, local_index, local_attr)
