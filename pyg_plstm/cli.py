@@ -14,7 +14,9 @@ Subcommands:
 
 Every file is written atomically (a crash leaves the previous version whole);
 no command writes onto one of its inputs, and ``predict`` replaces an existing
-``--out`` only with ``--overwrite``.
+``--out`` only with ``--overwrite``. A run has one writer at a time (a second
+command on the same run is refused while the first lives), and ``train
+--overwrite`` replaces a run only once its new run has finished.
 
 Exit status::
 
@@ -22,8 +24,8 @@ Exit status::
     1    predict refused some rows (invalid SMILES; the other rows are written; --allow-invalid makes this 0)
     2    bad arguments or input, or training diverged (the message names the problem)
     3    an output path was refused: a file where a folder is needed or the reverse, an existing
-         predict --out without --overwrite, an input of the command, or a folder holding runs
-         on other data or runs to --resume / --overwrite
+         predict --out without --overwrite, an input of the command, a folder holding runs
+         on other data or runs to --resume / --overwrite, or a run another process is writing
     4    a data set could not be downloaded (the message names the URL and where to put the raw files)
     130  interrupted (train --resume --out DIR continues; long-range keeps its finished runs)
 """
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import csv
 import inspect
 import io
@@ -47,7 +50,14 @@ from typing import Any, Callable, Optional, Sequence
 from pyg_plstm.chem import ORDERS, MolToDAG
 from pyg_plstm.models import CONFIGS, MODEL_NAMES, POOLINGS, PLSTMNet, make_model, model_arguments
 from pyg_plstm.nn.conv import TRANSITIONS, PLSTMConv
-from pyg_plstm.train.files import OutputPathError, atomic_write, check_not_an_input, check_output_dir, check_output_file
+from pyg_plstm.train.files import (
+    OutputPathError,
+    atomic_write,
+    check_not_an_input,
+    check_output_dir,
+    check_output_file,
+    run_lock,
+)
 from pyg_plstm.train.trainer import SCHEDULES, TrainConfig
 
 __all__ = ["main", "build_parser", "EXIT_STATUS"]
@@ -315,6 +325,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     env = D.setup(args.device)
+    locks = contextlib.ExitStack()
     try:
         name = Path(args.csv).stem if args.csv else args.dataset
         if args.out is None:
@@ -327,8 +338,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         options = {"hidden_channels": args.hidden, "num_layers": args.layers, "heads": args.heads,
                    "pooling": args.pooling, "dropout": args.dropout, "block": args.block}
         overrides = {"plstm": plstm_overrides(args)}
+        run_dirs = [out / m / f"seed{s}" for m in args.model for s in args.seeds]
+        # Every run of this command is locked before it is checked, until the command ends: a second
+        # command writing one of them meanwhile is refused instead of mixing its files with these.
+        if env.is_main:
+            check_output_dir(out)
+            for run_dir in run_dirs:
+                locks.enter_context(run_lock(run_dir))
         # Read-only checks, on every process: they must all stop if one does.
-        _check_out(args, out, [out / m / f"seed{s}" for m in args.model for s in args.seeds])
+        _check_out(args, out, run_dirs)
         # Rank 0 processes the raw data first so that the others only read the result.
         if not env.is_main:
             D.barrier(env)
@@ -364,6 +382,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                   f"--resume --out {args.out}", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
+        locks.close()
         D.cleanup(env)
         torch.set_num_threads(threads)
 

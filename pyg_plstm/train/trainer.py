@@ -8,6 +8,7 @@ trajectory as a single-process one.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -30,7 +31,7 @@ from pyg_plstm.checks import check_choice, check_positive
 from pyg_plstm.models import make_model
 from pyg_plstm.train import distributed as D
 from pyg_plstm.train.checkpoint import check_config, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from pyg_plstm.train.files import atomic_write
+from pyg_plstm.train.files import atomic_write, replacing_dir, run_lock
 from pyg_plstm.train.fingerprint import data_changes, scan_split
 from pyg_plstm.train.metrics import Task, check_labels, evaluate, is_better, masked_loss
 from pyg_plstm.train.report import RESULT_FILE, json_safe
@@ -41,6 +42,8 @@ __all__ = ["SCHEDULES", "TrainConfig", "RunResult", "TrainState", "TargetScale",
 
 SPLITS = ("train", "valid", "test")
 SCHEDULES = ("cosine", "constant")
+# What a run leaves in its folder (checkpoints while it trains, the record once it has finished).
+RUN_FILES = ("best.pt", "last.pt", RESULT_FILE)
 
 
 @dataclass
@@ -387,64 +390,71 @@ def fit(
     for notice in notices if env.is_main else ():
         log(notice)
 
-    state = build_state(model_config, config, len(splits["train"]), env)
-    norm = make_target_norm(task, labels["train"], config.normalize_targets)
-    scale = TargetScale(norm, env.device)
-    settings = {"config": asdict(config), "model_config": model_config, "task": task.to_dict(), "meta": meta,
-                "data": fingerprint}
-    if resume and resume_state(out, state, settings, env.device):
-        if env.is_main:
-            log(f"resumed from {out / 'last.pt'} after epoch {state.epoch}")
-    elif out is not None and env.is_main:
-        if resume:
-            log(f"nothing to resume in {out}; starting afresh")
-        # A fresh run makes an earlier run's record in this folder stale.
-        (out / RESULT_FILE).unlink(missing_ok=True)
-
-    def evaluate_on(split: str) -> dict[str, float]:
-        return evaluate_split(state.module, splits[split], task, scale, env, config.batch_size * 4, num_workers,
-                              show, desc=split)
-
-    eval_splits = [s for s in splits if s != "train"]
-    epochs_bar = tqdm(total=config.epochs, initial=state.epoch, unit="epoch", disable=not show,
-                      desc=f"{model_config.get('name', 'model')} seed {config.seed}")
-    for epoch in range(state.epoch + 1, config.epochs + 1):
-        t0 = time.perf_counter()
-        record: dict[str, Any] = {"epoch": epoch, **train_epoch(state, epoch, splits["train"], task, scale, config,
-                                                               env, num_workers, show)}
-        if not math.isfinite(record["loss"]):
-            raise FloatingPointError(f"training diverged: the loss is {record['loss']} in epoch {epoch}; try a "
-                                     "lower learning rate or gradient clipping")
-        D.sync_buffers(state.module, env)
-        for split in eval_splits:
-            record[split] = evaluate_on(split)
-        record["time_epoch"] = time.perf_counter() - t0
-        improved = state.record(task, record)
+    with contextlib.ExitStack() as stack:
+        # Only the main process writes: it holds the run's lock, so no other process writes this run meanwhile.
         if out is not None and env.is_main:
-            save_checkpoints(out, {**settings, "model": state.module.state_dict(), "target_norm": norm,
-                                   "epoch": epoch, "metrics": record}, state, improved)
-        D.barrier(env)
-        if env.is_main:
-            log(_epoch_line(record, eval_splits, config.epochs, improved))
-        epochs_bar.update(1)
-        if on_epoch_end is not None:
-            on_epoch_end(record)
-    epochs_bar.close()
+            stack.enter_context(run_lock(out))
+        state = build_state(model_config, config, len(splits["train"]), env)
+        norm = make_target_norm(task, labels["train"], config.normalize_targets)
+        scale = TargetScale(norm, env.device)
+        settings = {"config": asdict(config), "model_config": model_config, "task": task.to_dict(), "meta": meta,
+                    "data": fingerprint}
+        # Where this run writes: its folder, or, when that holds an earlier run, a new folder that
+        # replaces it only once this run has finished (a failed run leaves the earlier one whole).
+        write_dir = out
+        if resume and resume_state(out, state, settings, env.device):
+            if env.is_main:
+                log(f"resumed from {out / 'last.pt'} after epoch {state.epoch}")
+        elif out is not None and env.is_main:
+            if resume:
+                log(f"nothing to resume in {out}; starting afresh")
+            if any((out / name).exists() for name in RUN_FILES):
+                write_dir = stack.enter_context(replacing_dir(out))
 
-    # The train metric only matters at the best epoch: one pass over the training set at the end
-    # gives the same numbers as evaluating it after every epoch, at a fraction of the cost.
-    state.module.load_state_dict(state.best_state)
-    best = {**state.best, "train": evaluate_on("train")}
-    history = state.history
-    result = RunResult(
-        best_epoch=best["epoch"],
-        best={s: best[s] for s in splits},
-        history=history,
-        num_parameters=sum(p.numel() for p in state.module.parameters()),
-        seconds_per_epoch=float(np.mean([h["time_train"] for h in history])),
-        cpu_seconds_per_epoch=float(np.mean([h["cpu_train"] for h in history])),
-        out_dir=str(out) if out is not None else None,
-    )
-    if out is not None and env.is_main:
-        write_result(out, settings, result)
-    return result
+        def evaluate_on(split: str) -> dict[str, float]:
+            return evaluate_split(state.module, splits[split], task, scale, env, config.batch_size * 4, num_workers,
+                                  show, desc=split)
+
+        eval_splits = [s for s in splits if s != "train"]
+        epochs_bar = tqdm(total=config.epochs, initial=state.epoch, unit="epoch", disable=not show,
+                          desc=f"{model_config.get('name', 'model')} seed {config.seed}")
+        for epoch in range(state.epoch + 1, config.epochs + 1):
+            t0 = time.perf_counter()
+            record: dict[str, Any] = {"epoch": epoch, **train_epoch(state, epoch, splits["train"], task, scale, config,
+                                                                   env, num_workers, show)}
+            if not math.isfinite(record["loss"]):
+                raise FloatingPointError(f"training diverged: the loss is {record['loss']} in epoch {epoch}; try a "
+                                         "lower learning rate or gradient clipping")
+            D.sync_buffers(state.module, env)
+            for split in eval_splits:
+                record[split] = evaluate_on(split)
+            record["time_epoch"] = time.perf_counter() - t0
+            improved = state.record(task, record)
+            if out is not None and env.is_main:
+                save_checkpoints(write_dir, {**settings, "model": state.module.state_dict(), "target_norm": norm,
+                                             "epoch": epoch, "metrics": record}, state, improved)
+            D.barrier(env)
+            if env.is_main:
+                log(_epoch_line(record, eval_splits, config.epochs, improved))
+            epochs_bar.update(1)
+            if on_epoch_end is not None:
+                on_epoch_end(record)
+        epochs_bar.close()
+
+        # The train metric only matters at the best epoch: one pass over the training set at the end
+        # gives the same numbers as evaluating it after every epoch, at a fraction of the cost.
+        state.module.load_state_dict(state.best_state)
+        best = {**state.best, "train": evaluate_on("train")}
+        history = state.history
+        result = RunResult(
+            best_epoch=best["epoch"],
+            best={s: best[s] for s in splits},
+            history=history,
+            num_parameters=sum(p.numel() for p in state.module.parameters()),
+            seconds_per_epoch=float(np.mean([h["time_train"] for h in history])),
+            cpu_seconds_per_epoch=float(np.mean([h["cpu_train"] for h in history])),
+            out_dir=str(out) if out is not None else None,
+        )
+        if out is not None and env.is_main:
+            write_result(write_dir, settings, result)
+        return result

@@ -1,0 +1,128 @@
+"""Reliability of the train command and its files: one writer per run, overwrite by swap, stale files of killed
+writers, clean interruption, refused duplicates, exact messages."""
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+import pyg_plstm.train.trainer
+from pyg_plstm.train.report import load_runs
+from test_cli import TINY_MODEL, first_rows, run
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+# A train command that stops in its first run, holding that run, until it is killed.
+STALLED_TRAIN = """
+import sys, time
+import pyg_plstm.train.compare as compare
+from pyg_plstm.cli import main
+
+def stall(*args, **kwargs):
+    print("training", flush=True)
+    time.sleep(120)
+
+compare.fit = stall
+main(sys.argv[1:])
+"""
+
+
+def train_argv(tmp_path, *extra):
+    (tmp_path / "mols.csv").write_text(first_rows(41))
+    return ["train", "--csv", str(tmp_path / "mols.csv"), "--target-col", "log_solubility", "--split", "random",
+            "--epochs", "2", "--root", str(tmp_path / "data"), "--out", str(tmp_path / "out"), *TINY_MODEL, *extra]
+
+
+def wait_for_line(process: subprocess.Popen, text: str, timeout: float) -> None:
+    """Read ``process``'s stdout until a line contains ``text``; fail after ``timeout`` seconds."""
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
+    deadline, seen = time.monotonic() + timeout, []
+    while time.monotonic() < deadline:
+        try:
+            seen.append(lines.get(timeout=max(0.01, deadline - time.monotonic())))
+        except queue.Empty:
+            break
+        if text in seen[-1]:
+            return
+    raise AssertionError(f"no line with {text!r} within {timeout}s; stdout so far: {''.join(seen)!r}")
+
+
+def test_a_run_another_process_writes_is_refused_until_that_process_dies(tmp_path, capsys):
+    argv = train_argv(tmp_path, "--model", "plstm")
+    holder = subprocess.Popen([sys.executable, "-c", STALLED_TRAIN, *argv], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True, cwd=tmp_path)
+    try:
+        wait_for_line(holder, "training", timeout=60)
+        # Same run, other settings: refused while the first command lives, naming it.
+        code, _, err = run(argv + ["--lr", "0.01"], capsys)
+        assert code == 3, err
+        assert f"{tmp_path / 'out' / 'plstm' / 'seed0'} is being written by another pyg-plstm process " \
+               f"(pid {holder.pid}" in err
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    # Killed, it holds nothing: its lock is recognised as stale and the run goes ahead.
+    code, _, err = run(argv, capsys)
+    assert code == 0, err
+    assert [(r["model"], r["seed"]) for r in load_runs(tmp_path / "out")] == [("plstm", 0)]
+
+
+def folder_bytes(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_failed_overwrite_leaves_the_earlier_run_as_it_was(tmp_path, monkeypatch, capsys):
+    argv = train_argv(tmp_path, "--model", "plstm")
+    code, _, err = run(argv, capsys)
+    assert code == 0, err
+    before = folder_bytes(tmp_path / "out")
+    real_epoch = pyg_plstm.train.trainer.train_epoch
+
+    def diverging_second_epoch(state, epoch, *args, **kwargs):
+        record = real_epoch(state, epoch, *args, **kwargs)
+        return {**record, "loss": float("nan")} if epoch == 2 else record
+
+    monkeypatch.setattr(pyg_plstm.train.trainer, "train_epoch", diverging_second_epoch)
+    code, _, err = run(argv + ["--overwrite", "--lr", "0.002"], capsys)
+    assert code == 2 and "training diverged" in err
+    # Nothing of the failed run is left, nothing of the earlier one is lost.
+    assert folder_bytes(tmp_path / "out") == before
+    assert sorted(p.name for p in (tmp_path / "out" / "plstm").iterdir()) == ["seed0"]
+    monkeypatch.undo()
+    code, _, err = run(argv, capsys)
+    assert code == 3 and "already holds runs" in err
+    code, out, err = run(argv + ["--resume"], capsys)
+    assert code == 0 and "epoch 1/2 |" not in out, err
+    # A successful overwrite replaces the run.
+    code, _, err = run(argv + ["--overwrite", "--lr", "0.002"], capsys)
+    assert code == 0, err
+    assert [r["config"]["lr"] for r in load_runs(tmp_path / "out")] == [0.002]
+    assert sorted(p.name for p in (tmp_path / "out" / "plstm").iterdir()) == ["seed0"]
+
+
+# A checkpoint write killed outright (kill -9) in the middle of its temporary file.
+KILLED_WRITE = """
+import os, signal, sys
+from pyg_plstm.train.files import atomic_open
+with atomic_open(sys.argv[1]) as handle:
+    handle.write(b"half a checkpoint")
+    handle.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_the_temporary_file_of_a_killed_checkpoint_write_is_cleaned_up(tmp_path):
+    from pyg_plstm.train.checkpoint import load_checkpoint, save_checkpoint
+
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, {"epoch": 1})
+    killed = subprocess.run([sys.executable, "-c", KILLED_WRITE, str(path)], timeout=60, capture_output=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert len(list(tmp_path.glob(".last.pt.*.tmp"))) == 1  # what the kill left
+    assert load_checkpoint(path)["epoch"] == 1  # the previous checkpoint is whole
+    save_checkpoint(path, {"epoch": 2})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
+    assert load_checkpoint(path)["epoch"] == 2
