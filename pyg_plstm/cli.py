@@ -313,6 +313,17 @@ def plstm_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
+def _interrupted_note(args: argparse.Namespace) -> str:
+    """Where an interrupted ``train`` left its runs, and how to go on."""
+    if args.out is None:
+        return "nothing was written"
+    summary = Path(args.out).expanduser() / "summary.md"
+    done = f"the finished runs are in {summary}" if summary.exists() else "no run had finished"
+    if args.overwrite:
+        return f"{done}; runs not finished keep what they held before; start them again with --overwrite"
+    return f"{done}; continue with: pyg-plstm train ... --resume --out {args.out}"
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
@@ -378,8 +389,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return EXIT_OK
     except KeyboardInterrupt:
         if env.is_main:
-            print(f"\ninterrupted; finished runs are in {args.out}/summary.md; continue with: pyg-plstm train ... "
-                  f"--resume --out {args.out}", file=sys.stderr)
+            print(f"\ninterrupted; {_interrupted_note(args)}", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
         locks.close()
@@ -407,6 +417,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise ValueError(f"--batch-size must be positive, got {args.batch_size}")
     # Refuse an unusable --out before any work is done.
     out = None if args.out is None else check_output_file(args.out, [args.checkpoint, args.csv], args.overwrite)
+    smiles = _read_smiles(args)
     model, ckpt = load_model(args.checkpoint, args.device)
     featurizer = ckpt["meta"].get("featurizer")
     # Only SMILES-featurised (regression / binary) models can predict from SMILES.
@@ -414,7 +425,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.checkpoint} was not trained on SMILES ({ckpt['meta'].get('dataset')}); "
                          "predict needs a molecule model")
     to_graph = MolToDAG(**featurizer)
-    smiles = _read_smiles(args)
     graphs, ok, errors = [], [], {}
     for row, s in enumerate(smiles):
         try:

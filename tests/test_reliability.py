@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+import pyg_plstm.train.compare
 import pyg_plstm.train.trainer
 from pyg_plstm.train.report import load_runs
 from test_cli import TINY_MODEL, first_rows, run
@@ -126,3 +127,38 @@ def test_the_temporary_file_of_a_killed_checkpoint_write_is_cleaned_up(tmp_path)
     save_checkpoint(path, {"epoch": 2})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
     assert load_checkpoint(path)["epoch"] == 2
+
+
+def test_duplicate_target_columns_are_refused(tmp_path, capsys):
+    from pyg_plstm.datasets import molecules_from_csv
+
+    argv = train_argv(tmp_path)
+    argv[argv.index("log_solubility") + 1:argv.index("log_solubility") + 1] = ["log_solubility"]
+    code, _, err = run(argv, capsys)
+    assert code == 2 and "target column(s) ['log_solubility'] named more than once" in err
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ValueError, match="named more than once"):
+        molecules_from_csv(str(tmp_path / "mols.csv"), target_cols=["log_solubility", "log_solubility"])
+
+
+def test_an_interrupt_before_any_finished_run_names_no_missing_summary(tmp_path, monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pyg_plstm.train.compare, "fit", interrupted)
+    argv = train_argv(tmp_path)
+    code, _, err = run(argv, capsys)
+    assert code == 130 and not (tmp_path / "out" / "summary.md").exists()
+    assert "summary.md" not in err and "no run had finished" in err
+    assert f"--resume --out {tmp_path / 'out'}" in err
+
+
+def test_a_directory_given_as_a_file_is_called_one(tmp_path, capsys):
+    argv = train_argv(tmp_path)
+    argv[argv.index("--csv") + 1] = str(tmp_path)
+    code, _, err = run(argv, capsys)
+    assert code == 2 and f"CSV file {tmp_path} is a directory" in err
+    code, _, err = run(["predict", "--checkpoint", str(tmp_path), "--smiles", "C"], capsys)
+    assert code == 2 and f"checkpoint {tmp_path} is a directory" in err
+    code, _, err = run(["predict", "--checkpoint", str(tmp_path / "none.pt"), "--csv", str(tmp_path)], capsys)
+    assert code == 2 and "is a directory" in err

@@ -60,6 +60,7 @@ from torch import Tensor
 from torch_geometric.data import Data
 from tqdm import tqdm
 
+from pyg_plstm.checks import check_input_file
 from pyg_plstm.chem import MolToDAG
 from pyg_plstm.dag import DAGData, ToDAG
 from pyg_plstm.datasets.processing import (
@@ -112,8 +113,7 @@ def parse_target(text: str) -> float:
 
 def read_csv(path: str, encoding: Optional[str] = None) -> pd.DataFrame:
     r"""Read a CSV file with every cell as text (``''`` when empty); see the module notes on encodings."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(f"CSV file not found: {path}")
+    check_input_file(path, "CSV file")
     encodings = [encoding] if encoding else ["utf-8-sig", "latin-1"]
     for enc in encodings:
         try:
@@ -154,6 +154,15 @@ def _as_list(cols: Union[str, Sequence[str], None]) -> list[str]:
     if cols is None:
         return []
     return [cols] if isinstance(cols, str) else list(cols)
+
+
+def _target_list(cols: Union[str, Sequence[str], None]) -> list[str]:
+    """The target column names as a list; a name given twice would train two copies of one task."""
+    names = _as_list(cols)
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"target column(s) {repeated} named more than once; name each target once")
+    return names
 
 
 def _convert_row(featurizer: MolToDAG, target_names: Sequence[str],
@@ -334,7 +343,7 @@ def molecules_from_csv(
     notes for the handling of encodings, missing values and bad rows.
     """
     featurizer = featurizer or MolToDAG()
-    targets = _as_list(target_cols)
+    targets = _target_list(target_cols)
     frame = read_csv(csv_path, encoding)
     check_columns(frame, [smiles_col, *targets, *_as_list(split_col)], csv_path)
     blank = frame.apply(lambda column: column.str.strip().eq("")).all(axis=1)
@@ -441,13 +450,12 @@ class MoleculeCSVDataset(MoleculeSplits, ProcessedDataset):
     ) -> None:
         if on_error not in ON_ERROR:
             raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
-        if not osp.isfile(csv_path):
-            raise FileNotFoundError(f"CSV file not found: {csv_path}")
+        check_input_file(csv_path, "CSV file")
         if featurizer is not None and not isinstance(featurizer, MolToDAG):
             raise TypeError(f"featurizer must be a pyg_plstm.chem.MolToDAG, got {type(featurizer).__name__}")
         self.csv_path = csv_path
         self.smiles_col = smiles_col
-        self.target_cols = _as_list(target_cols)
+        self.target_cols = _target_list(target_cols)
         self.split_col = split_col
         self.featurizer = featurizer or MolToDAG()
         self.on_error = on_error

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator, Optional
 
 __all__ = ["OutputPathError", "atomic_open", "atomic_write", "same_file", "check_not_an_input",
-           "check_output_file", "check_output_dir", "check_input_file", "process_alive", "run_lock",
+           "check_output_file", "check_output_dir", "process_alive", "run_lock",
            "replacing_dir"]
 
 PathLike = str | os.PathLike
@@ -53,17 +53,6 @@ def check_not_an_input(path: PathLike, inputs: Iterable[Optional[PathLike]]) -> 
     for source in inputs:
         if source is not None and same_file(path, source):
             raise OutputPathError(f"refusing to write {path}: it is an input of this command ({source})")
-
-
-def check_input_file(path: PathLike, what: str) -> Path:
-    """``path`` as a :class:`~pathlib.Path` if it is an existing file; else a :class:`FileNotFoundError`
-    or :class:`IsADirectoryError` naming ``what`` (e.g. ``"CSV file"``) and the path."""
-    path = Path(path).expanduser()
-    if path.is_dir():
-        raise IsADirectoryError(f"{what} {path} is a directory; give the file itself")
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} not found: {path}")
-    return path
 
 
 def process_alive(pid: int) -> bool:
@@ -211,6 +200,8 @@ def run_lock(run_dir: PathLike) -> Iterator[Path]:
         finally:
             _HELD_LOCKS[key] -= 1
         return
+    # Folders made for the lock alone are removed with it: a refused command leaves nothing behind.
+    made = [folder for folder in lock.parents if not folder.exists()]
     try:
         lock.parent.mkdir(parents=True, exist_ok=True)
         fd = _open_locked(lock, run_dir)
@@ -224,6 +215,9 @@ def run_lock(run_dir: PathLike) -> Iterator[Path]:
         del _HELD_LOCKS[key]
         lock.unlink(missing_ok=True)
         os.close(fd)  # releases the flock
+        for folder in made:
+            with contextlib.suppress(OSError):  # not empty: something was written there
+                folder.rmdir()
 
 
 @contextlib.contextmanager
