@@ -1,5 +1,6 @@
 """Reliability of the train command and its files: one writer per run, overwrite by swap, stale files of killed
 writers, clean interruption, refused duplicates, exact messages."""
+import os
 import queue
 import signal
 import subprocess
@@ -162,3 +163,24 @@ def test_a_directory_given_as_a_file_is_called_one(tmp_path, capsys):
     assert code == 2 and f"checkpoint {tmp_path} is a directory" in err
     code, _, err = run(["predict", "--checkpoint", str(tmp_path / "none.pt"), "--csv", str(tmp_path)], capsys)
     assert code == 2 and "is a directory" in err
+
+
+def test_ctrl_c_with_data_loader_workers_exits_130_without_tracebacks(tmp_path):
+    (tmp_path / "mols.csv").write_text(first_rows(81))
+    argv = ["train", "--csv", "mols.csv", "--target-col", "log_solubility", "--split", "random", "--model", "gin",
+            "--epochs", "50", "--root", "data", "--out", "out", "--num-workers", "2", *TINY_MODEL]
+    # Its own session, like a command in a terminal: Ctrl-C goes to the whole process group.
+    command = subprocess.Popen([sys.executable, "-m", "pyg_plstm", *argv], cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        wait_for_line(command, "| loss", timeout=120)
+        time.sleep(0.3)
+        os.killpg(command.pid, signal.SIGINT)
+        command.wait(timeout=60)  # stdout is read by wait_for_line's thread
+        err = command.stderr.read()
+    finally:
+        command.kill()
+        command.wait(timeout=30)
+    assert command.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert "interrupted;" in err

@@ -13,12 +13,14 @@ import json
 import math
 import os
 import random
+import signal
 import sys
+import threading
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Iterator, Mapping, Optional
 
 import numpy as np
 import torch
@@ -38,7 +40,7 @@ from pyg_plstm.train.report import RESULT_FILE, json_safe
 
 __all__ = ["SCHEDULES", "TrainConfig", "RunResult", "TrainState", "TargetScale", "fit", "build_state",
            "train_epoch", "evaluate_split", "save_checkpoints", "resume_state", "write_result", "predict",
-           "load_model", "make_target_norm", "lr_factor", "progress_enabled", "seed_everything"]
+           "load_model", "make_target_norm", "lr_factor", "progress_enabled", "seed_everything", "batches_of"]
 
 SPLITS = ("train", "valid", "test")
 SCHEDULES = ("cosine", "constant")
@@ -104,6 +106,39 @@ def progress_enabled(requested: bool = True) -> bool:
     return requested and not os.environ.get("CI") and sys.stderr.isatty()
 
 
+def batches_of(loader: DataLoader) -> Iterator[Any]:
+    """The batches of ``loader``; with worker processes, Ctrl-C stops it cleanly between two batches.
+
+    A terminal sends Ctrl-C to every process of the command. Workers that got
+    it would die with tracebacks of their own (and the main process with
+    "DataLoader worker exited unexpectedly"), so SIGINT is blocked while they
+    are forked and stays blocked in them (the mask is inherited). In the main
+    process it is held back while a batch is fetched: a fetch cut short leaves
+    a worker whose tensor transfer breaks off, with a traceback. It takes
+    effect, as :class:`KeyboardInterrupt`, before the next batch is fetched;
+    the workers are shut down as it unwinds.
+    """
+    if loader.num_workers == 0 or threading.current_thread() is not threading.main_thread():
+        yield from loader
+        return
+    interrupts: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupts.append(signum))
+    try:
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            batches = iter(loader)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        for batch in batches:
+            if interrupts:
+                break
+            yield batch
+        if interrupts:
+            raise KeyboardInterrupt
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -166,7 +201,7 @@ def _predict(module: nn.Module, dataset: Dataset, batch_size: int, device: torch
     ys, preds = [], []
     if len(shard):
         loader = DataLoader(shard, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-        for data in tqdm(loader, desc=desc, leave=False, disable=not progress):
+        for data in tqdm(batches_of(loader), total=len(loader), desc=desc, leave=False, disable=not progress):
             data = data.to(device)
             preds.append(scale.output(module(data)).float().cpu())
             if getattr(data, "y", None) is not None:
@@ -265,7 +300,8 @@ def train_epoch(state: TrainState, epoch: int, dataset: Dataset, task: Task, sca
     batches = state.sampler.batches()
     loader = DataLoader(dataset, batch_sampler=[idx for idx, _ in batches], num_workers=num_workers)
     loss_sum, loss_count = torch.zeros((), device=env.device), 0
-    for data, (_, weight) in zip(tqdm(loader, desc="train", leave=False, disable=not progress), batches):
+    progress_bar = tqdm(batches_of(loader), total=len(loader), desc="train", leave=False, disable=not progress)
+    for data, (_, weight) in zip(progress_bar, batches):
         data = data.to(env.device)
         loss, count = masked_loss(task, model(data), scale.target(data.y))
         count = count if weight else 0
