@@ -523,3 +523,30 @@ def test_reverse_pruning_own_prunes_the_reversed_dag():
     assert torch.equal(own(x, dag=dag), forward(x, dag=dag))
     with pytest.raises(ValueError, match="`reverse_pruning` must be one of"):
         PLSTMConv(4, 8, reverse_pruning="random")
+
+
+def test_a_dag_of_another_graph_with_as_many_nodes_is_refused():
+    first = _molecules(1, start=40)[0]
+    # Same atoms in another order: as many nodes and edges, other bonds.
+    second = first.clone()
+    perm = torch.arange(first.num_nodes).roll(1)
+    second.edge_index = perm[first.edge_index]
+    conv = _randomize(PLSTMConv(9, 8, heads=2, edge_dim=3).double())
+    x, edge_attr = first.x, first.edge_attr
+    conv(x, first.edge_index, edge_attr, dag=get_dag(first))
+    conv(x, first.edge_index.clone(), edge_attr, dag=get_dag(first))  # equal content passes
+    with pytest.raises(ValueError, match="not the edge list the DAG was prepared from"):
+        conv(x, first.edge_index, edge_attr, dag=get_dag(second))
+    with pytest.raises(ValueError, match="not the edge list the DAG was prepared from"):
+        conv(x, second.edge_index, edge_attr, dag=prepare_dag(first.edge_index, first.num_nodes))
+    batch = Batch.from_data_list([first, first])
+    other = Batch.from_data_list([second, first])
+    with pytest.raises(ValueError, match="not the edge list the DAG was prepared from"):
+        conv(batch.x, batch.edge_index, batch.edge_attr, dag=get_dag(other))
+    edges = first.num_edges
+    with pytest.raises(ValueError, match=f"has {edges} edges but the DAG was prepared from one with {2 * edges}"):
+        conv(batch.x, first.edge_index, edge_attr, dag=get_dag(batch))
+    dag = get_dag(first)
+    first.edge_index[:, [0, 1]] = first.edge_index[:, [1, 0]]
+    with pytest.raises(ValueError, match="modified in place"):
+        conv(x, first.edge_index, edge_attr, dag=dag)

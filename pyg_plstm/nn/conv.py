@@ -465,6 +465,9 @@ class PLSTMConv(MessagePassing):
 
     def _structure(self, x: Tensor, edge_index: Optional[Tensor], batch: Optional[Tensor],
                    dag: Optional[DAG]) -> DAG:
+        if edge_index is not None and (not isinstance(edge_index, Tensor) or edge_index.dim() != 2
+                                       or edge_index.size(0) != 2):
+            raise ValueError(f"`edge_index` must be a tensor of shape [2, num_edges], got {_describe(edge_index)}")
         if dag is not None:
             if not isinstance(dag, DAG):
                 raise ValueError(f"`dag` must be a pyg_plstm.DAG (e.g. get_dag(batch)), got {type(dag).__name__}")
@@ -473,11 +476,11 @@ class PLSTMConv(MessagePassing):
             if batch is not None and (batch.shape != dag.batch.shape or not torch.equal(batch, dag.batch)):
                 raise ValueError("`batch` differs from the batch the DAG was built with; build the DAG with "
                                  "get_dag(batch) or prepare_dag(..., batch=batch)")
+            if edge_index is not None:
+                dag.check_input(edge_index)
             return dag
         if edge_index is None:
             raise ValueError("pass `edge_index` or a prepared `dag`")
-        if not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or edge_index.size(0) != 2:
-            raise ValueError(f"`edge_index` must be a tensor of shape [2, num_edges], got {_describe(edge_index)}")
         key = (x.size(0), edge_index.size(1))
         if self._cached_dag is not None:
             cached_key, cached = self._cached_dag
