@@ -246,7 +246,7 @@ def _check_mergeable(records: list[dict[str, Any]], data: Any, out: Path, planne
                      seeds: Sequence[int]) -> None:
     """Refuse to add runs to ``out`` whose table they cannot share: finished runs there on another data set,
     task, split or data content, or runs of a planned model (other seeds) made with other settings."""
-    from pyg_plstm.train.fingerprint import data_changes, scan_split
+    from pyg_plstm.train.fingerprint import PROCESSING_META, data_changes, scan_split
     from pyg_plstm.train.report import json_safe, run_settings, settings_changes
 
     if not records:
@@ -259,7 +259,8 @@ def _check_mergeable(records: list[dict[str, Any]], data: Any, out: Path, planne
         saved = record.get("meta", {})
         # The CSV's path may be spelled differently; its contents are compared by fingerprint.
         conflicts += [f"{key}: {saved.get(key)!r} there, {meta.get(key)!r} now"
-                      for key in sorted((set(saved) | set(meta)) - {"csv"}) if saved.get(key) != meta.get(key)]
+                      for key in sorted((set(saved) | set(meta)) - {"csv", PROCESSING_META})
+                      if saved.get(key) != meta.get(key)]
         conflicts += data_changes(record.get("data"), fingerprint)
         if conflicts:
             raise OutputPathError(
@@ -330,6 +331,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from pyg_plstm.train import distributed as D
     from pyg_plstm.train.compare import compare_models, model_config
     from pyg_plstm.train.data import prepare_data
+    from pyg_plstm.train.fingerprint import PROCESSING_META
     from pyg_plstm.train.report import load_runs, run_settings, write_report
     from pyg_plstm.train.trainer import progress_enabled
 
@@ -371,6 +373,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         _check_mergeable(load_runs(out), data, out, planned, args.seeds)
         if env.is_main:
             sizes = ", ".join(f"{k} {v}" for k, v in data.meta["sizes"].items())
+            processing = data.meta[PROCESSING_META]
+            if processing and processing["skipped"]:
+                sizes += f"; {processing['skipped']} of {processing['rows']} rows skipped, see the warning"
             print(f"data: {name} ({data.meta['split']} split: {sizes}); task: {data.task.type}, "
                   f"{data.task.num_tasks} {'classes' if data.task.type == 'multiclass' else 'target(s)'}, "
                   f"metric {data.task.metric}; output: {out}", flush=True)

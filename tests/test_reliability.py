@@ -184,3 +184,19 @@ def test_ctrl_c_with_data_loader_workers_exits_130_without_tracebacks(tmp_path):
     assert command.returncode == 130, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     assert "interrupted;" in err
+
+
+def test_skipped_rows_are_reported_on_every_run_and_recorded(tmp_path, capsys):
+    argv = train_argv(tmp_path, "--model", "gin", "--epochs", "1")
+    with open(tmp_path / "mols.csv", "a") as f:
+        f.write("not_a_smiles,x,-1.0,(A) low,train\n")
+    for attempt in range(2):  # the second run reads the processed data from the cache
+        with pytest.warns(UserWarning, match="skipped 1 of 41 rows .*row 40: invalid SMILES 'not_a_smiles'"):
+            code, out, err = run(argv + (["--overwrite"] if attempt else []), capsys)
+        assert code == 0, err
+        assert "1 of 41 rows skipped, see the warning" in out
+    record = load_runs(tmp_path / "out")[0]
+    assert record["meta"]["processing"]["skipped"] == 1
+    assert record["meta"]["processing"]["first_skipped"][0]["row"] == 40
+    code, _, err = run(argv + ["--resume"], capsys)
+    assert code == 0, err

@@ -179,6 +179,8 @@ class DAGData(Data):
         return super().__inc__(key, value, *args, **kwargs)
 
 
+# Host work (checks with data-dependent answers): eager under torch.compile, a graph break.
+@torch.compiler.disable
 def get_dag(data: Data) -> DAG:
     """The :class:`~pyg_plstm.DAG` of a prepared (possibly batched) :class:`DAGData`,
     with its ``batch`` vector and number of graphs."""

@@ -80,6 +80,7 @@ __all__ = [
     "SolubilityDataset",
     "check_columns",
     "convert_rows",
+    "warn_skipped",
     "molecules_from_csv",
     "parse_target",
     "read_csv",
@@ -300,15 +301,8 @@ def convert_rows(
         kept.append(row)
         kept_smiles.append(smiles[k])
 
-    if num_failed:
-        examples = "; ".join(f"row {f['row']}: {f['error']}" for f in failed[:_EXAMPLES])
-        warnings.warn(f"{source}: skipped {num_failed} of {len(rows)} rows that could not be converted "
-                      f"(first: {examples})", stacklevel=2)
     if num_duplicates:
         log.info("%s: %d duplicate molecules (same canonical SMILES) kept", source, num_duplicates)
-    if not data_list:
-        raise ValueError(f"{source}: no molecule left out of {len(rows)} rows "
-                         f"({num_failed} failed, {num_filtered} filtered)")
     report = {
         "source": source,
         "num_rows": len(rows),
@@ -322,7 +316,20 @@ def convert_rows(
         "rows": kept,
         "smiles": kept_smiles,
     }
+    if not data_list:
+        warn_skipped(report)  # the reasons of the failures
+        raise ValueError(f"{source}: no molecule left out of {len(rows)} rows "
+                         f"({num_failed} failed, {num_filtered} filtered)")
     return data_list, report
+
+
+def warn_skipped(report: dict[str, Any]) -> None:
+    r"""One warning naming the rows of ``report`` (from :func:`convert_rows`) that could not be converted,
+    if any: the data sets repeat it on every load, so cached data is never silently smaller than its file."""
+    if report["num_failed"]:
+        examples = "; ".join(f"row {f['row']}: {f['error']}" for f in report["failed"][:_EXAMPLES])
+        warnings.warn(f"{report['source']}: skipped {report['num_failed']} of {report['num_rows']} rows that "
+                      f"could not be converted (first: {examples})", stacklevel=3)
 
 
 def molecules_from_csv(
@@ -342,6 +349,25 @@ def molecules_from_csv(
     This is the processing step of :class:`MoleculeCSVDataset`; see the module
     notes for the handling of encodings, missing values and bad rows.
     """
+    data_list, report = _read_molecules(csv_path, smiles_col, target_cols, split_col, featurizer, on_error, encoding,
+                                        pre_filter, pre_transform, num_workers)
+    warn_skipped(report)
+    return data_list, report
+
+
+def _read_molecules(
+    csv_path: str,
+    smiles_col: str,
+    target_cols: Union[str, Sequence[str], None],
+    split_col: Optional[str],
+    featurizer: Optional[MolToDAG],
+    on_error: str,
+    encoding: Optional[str],
+    pre_filter: Optional[Callable],
+    pre_transform: Optional[Callable],
+    num_workers: int,
+) -> tuple[list[DAGData], dict[str, Any]]:
+    """:func:`molecules_from_csv` without the warning (the data set gives it on every load)."""
     featurizer = featurizer or MolToDAG()
     targets = _target_list(target_cols)
     frame = read_csv(csv_path, encoding)
@@ -492,9 +518,10 @@ class MoleculeCSVDataset(MoleculeSplits, ProcessedDataset):
         self.load(self.processed_paths[0])
         with open(self.processed_paths[1], encoding="utf-8") as f:
             self.report: dict[str, Any] = json.load(f)
+        warn_skipped(self.report)
 
     def process(self) -> None:
-        data_list, report = molecules_from_csv(
+        data_list, report = _read_molecules(
             self.csv_path,
             self.smiles_col,
             self.target_cols,

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import InMemoryDataset
 
+from pyg_plstm.train.fingerprint import PROCESSING_META
 from pyg_plstm.train.metrics import Task
 
 __all__ = ["PreparedData", "SPLIT_METHODS", "TASK_CHOICES", "prepare_data", "detect_task", "ogb_task", "tu_encoders"]
@@ -108,6 +109,16 @@ def _order_arguments(dataset: str, atom_order: Optional[str]) -> dict[str, Any]:
     return {"featurizer": MolToDAG(order=atom_order)}
 
 
+def _processing_summary(report: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
+    """What a run records of a molecule set's processing report: rows read, graphs made, rows skipped
+    (with the first reasons), filtered and blank (``None`` for sets without one, e.g. OGB and TU)."""
+    if report is None:
+        return None
+    return {"rows": report["num_rows"], "graphs": report["num_graphs"], "skipped": report["num_failed"],
+            "first_skipped": report["failed"][:5], "filtered": report["num_filtered"],
+            "blank": report.get("num_blank", 0)}
+
+
 def prepare_data(
     dataset: Optional[str] = "solubility",
     root: str | os.PathLike = "datasets",
@@ -180,5 +191,6 @@ def prepare_data(
         "featurizer": asdict(featurizer) if is_dataclass(featurizer) else None,
         "atom_order": atom_order,
         "sizes": {s: len(d) for s, d in splits.items()},
+        PROCESSING_META: _processing_summary(getattr(ds, "report", None)),
     }
     return PreparedData(ds, splits, detected, encoders, meta)

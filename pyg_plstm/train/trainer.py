@@ -34,7 +34,7 @@ from pyg_plstm.models import make_model
 from pyg_plstm.train import distributed as D
 from pyg_plstm.train.checkpoint import check_config, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from pyg_plstm.train.files import atomic_write, replacing_dir, run_lock
-from pyg_plstm.train.fingerprint import data_changes, scan_split
+from pyg_plstm.train.fingerprint import PROCESSING_META, data_changes, scan_split
 from pyg_plstm.train.metrics import Task, check_labels, evaluate, is_better, masked_loss
 from pyg_plstm.train.report import RESULT_FILE, json_safe
 
@@ -356,7 +356,8 @@ def resume_state(out: Path, state: TrainState, settings: Mapping[str, Any], devi
                          + "\nstart afresh (without resuming) or restore the data it was made on")
     for key, value in settings.items():
         if key != "data":
-            check_config(ckpt[key], value, f"checkpoint {last_path} ({key})")
+            check_config(ckpt[key], value, f"checkpoint {last_path} ({key})",
+                         ignore=[PROCESSING_META] if key == "meta" else [])
     state.module.load_state_dict(ckpt["model"])
     state.optimizer.load_state_dict(ckpt["optimizer"])
     state.scheduler.load_state_dict(ckpt["scheduler"])
