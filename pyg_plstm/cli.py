@@ -20,6 +20,9 @@ Subcommands:
 Every file is written atomically (a crash leaves the previous version whole);
 no command writes onto one of its inputs, and ``predict`` replaces an existing
 ``--out`` (``explain``: a non-empty ``--out`` folder) only with ``--overwrite``.
+A run has one writer at a time (a second command on the same run is refused
+while the first lives), and ``train --overwrite`` replaces a run only once its
+new run has finished.
 
 Exit status::
 
@@ -28,8 +31,8 @@ Exit status::
          this 0)
     2    bad arguments or input, or training diverged (the message names the problem)
     3    an output path was refused: a file where a folder is needed or the reverse, an existing
-         predict --out or non-empty explain --out without --overwrite, an input of the command, or a folder holding runs
-         on other data or runs to --resume / --overwrite
+         predict --out or non-empty explain --out without --overwrite, an input of the command, a folder holding
+         runs on other data or runs to --resume / --overwrite, or a run another process is writing
     4    a data set could not be downloaded (the message names the URL and where to put the raw files)
     130  interrupted (train --resume --out DIR continues; long-range keeps its finished runs)
 """
@@ -37,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import csv
 import inspect
 import io
@@ -54,7 +58,14 @@ from pyg_plstm.chem import ORDERS, MolToDAG
 from pyg_plstm.chem.features import FP_RADIUS, FP_SIZE, MOLECULE_FEATURES
 from pyg_plstm.models import CONFIGS, MODEL_NAMES, POOLINGS, PLSTMNet, make_model, model_arguments
 from pyg_plstm.nn.conv import TRANSITIONS, PLSTMConv
-from pyg_plstm.train.files import OutputPathError, atomic_write, check_not_an_input, check_output_dir, check_output_file
+from pyg_plstm.train.files import (
+    OutputPathError,
+    atomic_write,
+    check_not_an_input,
+    check_output_dir,
+    check_output_file,
+    run_lock,
+)
 from pyg_plstm.train.trainer import SCHEDULES, TrainConfig
 
 __all__ = ["main", "build_parser", "EXIT_STATUS"]
@@ -314,7 +325,7 @@ def _check_mergeable(records: list[dict[str, Any]], data: Any, out: Path, planne
                      seeds: Sequence[int]) -> None:
     """Refuse to add runs to ``out`` whose table they cannot share: finished runs there on another data set,
     task, split or data content, or runs of a planned model (other seeds) made with other settings."""
-    from pyg_plstm.train.fingerprint import data_changes, scan_split
+    from pyg_plstm.train.fingerprint import PROCESSING_META, data_changes, scan_split
     from pyg_plstm.train.report import json_safe, run_settings, settings_changes
 
     if not records:
@@ -327,7 +338,8 @@ def _check_mergeable(records: list[dict[str, Any]], data: Any, out: Path, planne
         saved = record.get("meta", {})
         # The CSV's path may be spelled differently; its contents are compared by fingerprint.
         conflicts += [f"{key}: {saved.get(key)!r} there, {meta.get(key)!r} now"
-                      for key in sorted((set(saved) | set(meta)) - {"csv"}) if saved.get(key) != meta.get(key)]
+                      for key in sorted((set(saved) | set(meta)) - {"csv", PROCESSING_META})
+                      if saved.get(key) != meta.get(key)]
         conflicts += data_changes(record.get("data"), fingerprint)
         if conflicts:
             raise OutputPathError(
@@ -381,6 +393,17 @@ def plstm_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
+def _interrupted_note(args: argparse.Namespace) -> str:
+    """Where an interrupted ``train`` left its runs, and how to go on."""
+    if args.out is None:
+        return "nothing was written"
+    summary = Path(args.out).expanduser() / "summary.md"
+    done = f"the finished runs are in {summary}" if summary.exists() else "no run had finished"
+    if args.overwrite:
+        return f"{done}; runs not finished keep what they held before; start them again with --overwrite"
+    return f"{done}; continue with: pyg-plstm train ... --resume --out {args.out}"
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
@@ -388,12 +411,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     from pyg_plstm.train.compare import compare_models, model_config, run_config
     from pyg_plstm.train.data import prepare_data
     from pyg_plstm.train.ensemble import seed_ensembles
+    from pyg_plstm.train.fingerprint import PROCESSING_META
     from pyg_plstm.train.report import load_runs, run_settings, write_report
     from pyg_plstm.train.trainer import progress_enabled
 
     threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     env = D.setup(args.device)
+    locks = contextlib.ExitStack()
     try:
         name = Path(args.csv).stem if args.csv else args.dataset
         if args.out is None:
@@ -407,8 +432,15 @@ def cmd_train(args: argparse.Namespace) -> int:
                    "pooling": args.pooling, "dropout": args.dropout, "block": args.block}
         overrides = {"plstm": plstm_overrides(args),
                      **{m: {"radius": args.fp_radius, "size": args.fp_size} for m in ECFP_MODELS}}
+        run_dirs = [out / m / f"seed{s}" for m in args.model for s in args.seeds]
+        # Every run of this command is locked before it is checked, until the command ends: a second
+        # command writing one of them meanwhile is refused instead of mixing its files with these.
+        if env.is_main:
+            check_output_dir(out)
+            for run_dir in run_dirs:
+                locks.enter_context(run_lock(run_dir))
         # Read-only checks, on every process: they must all stop if one does.
-        _check_out(args, out, [out / m / f"seed{s}" for m in args.model for s in args.seeds])
+        _check_out(args, out, run_dirs)
         # Rank 0 processes the raw data first so that the others only read the result.
         if not env.is_main:
             D.barrier(env)
@@ -424,6 +456,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         _check_mergeable(load_runs(out), data, out, planned, args.seeds)
         if env.is_main:
             sizes = ", ".join(f"{k} {v}" for k, v in data.meta["sizes"].items())
+            processing = data.meta[PROCESSING_META]
+            if processing and processing["skipped"]:
+                sizes += f"; {processing['skipped']} of {processing['rows']} rows skipped, see the warning"
             print(f"data: {name} ({data.meta['split']} split: {sizes}); task: {data.task.type}, "
                   f"{data.task.num_tasks} {'classes' if data.task.type == 'multiclass' else 'target(s)'}, "
                   f"metric {data.task.metric}; output: {out}", flush=True)
@@ -443,10 +478,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         return EXIT_OK
     except KeyboardInterrupt:
         if env.is_main:
-            print(f"\ninterrupted; finished runs are in {args.out}/summary.md; continue with: pyg-plstm train ... "
-                  f"--resume --out {args.out}", file=sys.stderr)
+            print(f"\ninterrupted; {_interrupted_note(args)}", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
+        locks.close()
         D.cleanup(env)
         torch.set_num_threads(threads)
 
@@ -487,8 +522,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     paths = checkpoint_paths(args.checkpoint)
     out = None if args.out is None else check_output_file(args.out, [*paths, args.csv, args.descriptors],
                                                           args.overwrite)
-    members = [Predictor(path, args.device, args.batch_size, args.descriptors) for path in paths]
     smiles = _read_smiles(args)
+    members = [Predictor(path, args.device, args.batch_size, args.descriptors) for path in paths]
     if len(members) == 1:
         (values, errors), columns = members[0](smiles), members[0].columns
     else:

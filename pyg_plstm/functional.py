@@ -1,6 +1,7 @@
 r"""Functional interface of the pLSTM operator on DAGs: one entry point for every form."""
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from pyg_plstm.dag import DAG
@@ -30,6 +31,9 @@ _SCHEDULES = {"scan": level_schedule, "parallel": lambda dag: (level_schedule(da
 MATRIX_FORMS = ("scan", "reference")
 
 
+# Under torch.compile the operator runs eagerly (a graph break per call): its loops follow the levels of
+# the DAG, so traced code would be specialised to one structure and recompiled for every new batch.
+@torch.compiler.disable
 def plstm_dag(
     query: Tensor,
     key: Tensor,

@@ -145,7 +145,7 @@ def prepare_dag(
         as_tensor(prep.edge_index), as_tensor(prep.line_index), num_nodes,
         edge_level=as_tensor(prep.edge_level), edge_level_rev=as_tensor(prep.edge_level_rev),
         multitree_mask=as_tensor(prep.multitree_mask), input_edge=as_tensor(prep.kept),
-        batch=batch, num_graphs=num_graphs)
+        batch=batch, num_graphs=num_graphs, input_edge_index=edge_index)
 
 
 def pruned_in_order(dag: DAG, prune_order: str) -> DAG:
@@ -176,7 +176,8 @@ def repruned(dag: DAG, prune_order: str = "deepest") -> DAG:
         mask = multitree_mask(dag.edge_index, dag.line_index, dag.num_nodes, prune_order=prune_order)
         return DAG(dag.edge_index, dag.line_index, dag.num_nodes, edge_level=dag.edge_level,
                    edge_level_rev=dag.edge_level_rev, multitree_mask=mask.to(dag.edge_index.device),
-                   input_edge=dag.input_edge, batch=dag.batch, num_graphs=dag.num_graphs)
+                   input_edge=dag.input_edge, batch=dag.batch, num_graphs=dag.num_graphs,
+                   input_edge_index=dag.input_edge_index)
     return dag.memo(("repruned", prune_order), build)
 
 
@@ -228,6 +229,8 @@ class DAGData(Data):
         return super().__inc__(key, value, *args, **kwargs)
 
 
+# Host work (checks with data-dependent answers): eager under torch.compile, a graph break.
+@torch.compiler.disable
 def get_dag(data: Data) -> DAG:
     """The :class:`~pyg_plstm.DAG` of a prepared (possibly batched) :class:`DAGData`,
     with its ``batch`` vector and number of graphs: the one :class:`DAGCollater`
@@ -254,7 +257,8 @@ def get_dag(data: Data) -> DAG:
     return DAG(
         data.dag_edge_index, data.line_index, data.num_nodes,
         edge_level=data.edge_level, edge_level_rev=data.edge_level_rev, multitree_mask=data.multitree_mask,
-        input_edge=data.dag_input_edge, batch=batch, num_graphs=num_graphs)
+        input_edge=data.dag_input_edge, batch=batch, num_graphs=num_graphs,
+        input_edge_index=getattr(data, "edge_index", None))
 
 
 class DAGCollater:

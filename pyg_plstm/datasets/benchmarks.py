@@ -26,7 +26,14 @@ from tqdm import tqdm
 
 from pyg_plstm.chem import MolToDAG, atom_order, parse_smiles, reorder_nodes
 from pyg_plstm.dag import ToDAG
-from pyg_plstm.datasets.molecules import MoleculeSplits, MoleculeVector, convert_rows, molecule_key, read_csv
+from pyg_plstm.datasets.molecules import (
+    MoleculeSplits,
+    MoleculeVector,
+    convert_rows,
+    molecule_key,
+    read_csv,
+    warn_skipped,
+)
 from pyg_plstm.datasets.processing import (
     ProcessedDataset,
     apply_pre_transform,
@@ -254,6 +261,7 @@ class MoleculeNetDataset(MoleculeSplits, ProcessedDataset, MoleculeNet):
         self.load(self.processed_paths[0])
         with open(self.processed_paths[1], encoding="utf-8") as f:
             self.report: dict[str, Any] = json.load(f)
+        warn_skipped(self.report)
 
     def process(self) -> None:
         # PyG's own process() splits lines on commas after deleting quoted

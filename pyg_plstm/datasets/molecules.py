@@ -59,6 +59,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from pyg_plstm.checks import check_input_file
 from pyg_plstm.chem import MolToDAG
 from pyg_plstm.dag import DAGData
 from pyg_plstm.datasets.processing import (
@@ -80,6 +81,7 @@ __all__ = [
     "check_columns",
     "molecule_key",
     "convert_rows",
+    "warn_skipped",
     "molecules_from_csv",
     "parse_target",
     "read_csv",
@@ -113,8 +115,7 @@ def parse_target(text: str) -> float:
 
 def read_csv(path: str, encoding: Optional[str] = None) -> pd.DataFrame:
     r"""Read a CSV file with every cell as text (``''`` when empty); see the module notes on encodings."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(f"CSV file not found: {path}")
+    check_input_file(path, "CSV file")
     encodings = [encoding] if encoding else ["utf-8-sig", "latin-1"]
     for enc in encodings:
         try:
@@ -161,6 +162,15 @@ def _as_list(cols: Union[str, Sequence[str], None]) -> list[str]:
 Row = tuple[str, Optional[Sequence[str]], int]
 # Molecule-level features of a row from its SMILES and row number, e.g. a datasets.descriptors.MoleculeFeatures.
 MoleculeVector = Callable[[str, int], np.ndarray]
+
+
+def _target_list(cols: Union[str, Sequence[str], None]) -> list[str]:
+    """The target column names as a list; a name given twice would train two copies of one task."""
+    names = _as_list(cols)
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"target column(s) {repeated} named more than once; name each target once")
+    return names
 
 
 def _targets(target_names: Sequence[str], cells: Optional[Sequence[str]]) -> Optional[list[float]]:
@@ -315,15 +325,8 @@ def convert_rows(
         kept.append(row)
         kept_smiles.append(smiles[k])
 
-    if num_failed:
-        examples = "; ".join(f"row {f['row']}: {f['error']}" for f in failed[:_EXAMPLES])
-        warnings.warn(f"{source}: skipped {num_failed} of {len(rows)} rows that could not be converted "
-                      f"(first: {examples})", stacklevel=2)
     if num_duplicates:
         log.info("%s: %d duplicate molecules (same canonical SMILES) kept", source, num_duplicates)
-    if not data_list:
-        raise ValueError(f"{source}: no molecule left out of {len(rows)} rows "
-                         f"({num_failed} failed, {num_filtered} filtered)")
     report = {
         "source": source,
         "num_rows": len(rows),
@@ -337,7 +340,20 @@ def convert_rows(
         "rows": kept,
         "smiles": kept_smiles,
     }
+    if not data_list:
+        warn_skipped(report)  # the reasons of the failures
+        raise ValueError(f"{source}: no molecule left out of {len(rows)} rows "
+                         f"({num_failed} failed, {num_filtered} filtered)")
     return data_list, report
+
+
+def warn_skipped(report: dict[str, Any]) -> None:
+    r"""One warning naming the rows of ``report`` (from :func:`convert_rows`) that could not be converted,
+    if any: the data sets repeat it on every load, so cached data is never silently smaller than its file."""
+    if report["num_failed"]:
+        examples = "; ".join(f"row {f['row']}: {f['error']}" for f in report["failed"][:_EXAMPLES])
+        warnings.warn(f"{report['source']}: skipped {report['num_failed']} of {report['num_rows']} rows that "
+                      f"could not be converted (first: {examples})", stacklevel=3)
 
 
 def molecules_from_csv(
@@ -359,8 +375,28 @@ def molecules_from_csv(
     notes for the handling of encodings, missing values and bad rows, and
     :func:`convert_rows` for ``molecule_features``.
     """
+    data_list, report = _read_molecules(csv_path, smiles_col, target_cols, split_col, featurizer, on_error, encoding,
+                                        pre_filter, pre_transform, num_workers, molecule_features)
+    warn_skipped(report)
+    return data_list, report
+
+
+def _read_molecules(
+    csv_path: str,
+    smiles_col: str,
+    target_cols: Union[str, Sequence[str], None],
+    split_col: Optional[str],
+    featurizer: Optional[MolToDAG],
+    on_error: str,
+    encoding: Optional[str],
+    pre_filter: Optional[Callable],
+    pre_transform: Optional[Callable],
+    num_workers: int,
+    molecule_features: Optional[MoleculeVector],
+) -> tuple[list[DAGData], dict[str, Any]]:
+    """:func:`molecules_from_csv` without the warning (the data set gives it on every load)."""
     featurizer = featurizer or MolToDAG()
-    targets = _as_list(target_cols)
+    targets = _target_list(target_cols)
     frame = read_csv(csv_path, encoding)
     check_columns(frame, [smiles_col, *targets, *_as_list(split_col)], csv_path)
     blank = frame.apply(lambda column: column.str.strip().eq("")).all(axis=1)
@@ -481,13 +517,12 @@ class MoleculeCSVDataset(MoleculeSplits, ProcessedDataset):
     ) -> None:
         if on_error not in ON_ERROR:
             raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
-        if not osp.isfile(csv_path):
-            raise FileNotFoundError(f"CSV file not found: {csv_path}")
+        check_input_file(csv_path, "CSV file")
         if featurizer is not None and not isinstance(featurizer, MolToDAG):
             raise TypeError(f"featurizer must be a pyg_plstm.chem.MolToDAG, got {type(featurizer).__name__}")
         self.csv_path = csv_path
         self.smiles_col = smiles_col
-        self.target_cols = _as_list(target_cols)
+        self.target_cols = _target_list(target_cols)
         self.split_col = split_col
         self.featurizer = featurizer or MolToDAG()
         self.on_error = on_error
@@ -526,9 +561,10 @@ class MoleculeCSVDataset(MoleculeSplits, ProcessedDataset):
         self.load(self.processed_paths[0])
         with open(self.processed_paths[1], encoding="utf-8") as f:
             self.report: dict[str, Any] = json.load(f)
+        warn_skipped(self.report)
 
     def process(self) -> None:
-        data_list, report = molecules_from_csv(
+        data_list, report = _read_molecules(
             self.csv_path,
             self.smiles_col,
             self.target_cols,

@@ -28,6 +28,8 @@ class GraphInputs(NamedTuple):
     num_graphs: int
 
 
+# The checks read values (id ranges, counts): eager under torch.compile, one graph break.
+@torch.compiler.disable
 def graph_inputs(data: Any) -> GraphInputs:
     r"""The node features ``x``, ``edge_index``, graph id per node ``batch`` and
     ``num_graphs`` of a :class:`~torch_geometric.data.Data` (one graph, ``batch``

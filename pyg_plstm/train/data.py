@@ -11,6 +11,7 @@ from torch import Tensor
 from torch_geometric.data import InMemoryDataset
 
 from pyg_plstm.chem.features import FP_RADIUS, FP_SIZE
+from pyg_plstm.train.fingerprint import PROCESSING_META
 from pyg_plstm.train.metrics import Task
 
 __all__ = ["PreparedData", "SPLIT_METHODS", "TASK_CHOICES", "prepare_data", "detect_task", "ogb_task", "tu_encoders"]
@@ -123,6 +124,16 @@ def _feature_arguments(dataset: Optional[str], features: Optional[Any], num_work
     return {"num_workers": num_workers, **({"molecule_features": features} if features is not None else {})}
 
 
+def _processing_summary(report: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
+    """What a run records of a molecule set's processing report: rows read, graphs made, rows skipped
+    (with the first reasons), filtered and blank (``None`` for sets without one, e.g. OGB and TU)."""
+    if report is None:
+        return None
+    return {"rows": report["num_rows"], "graphs": report["num_graphs"], "skipped": report["num_failed"],
+            "first_skipped": report["failed"][:5], "filtered": report["num_filtered"],
+            "blank": report.get("num_blank", 0)}
+
+
 def prepare_data(
     dataset: Optional[str] = "solubility",
     root: str | os.PathLike = "datasets",
@@ -219,6 +230,7 @@ def prepare_data(
         "featurizer": asdict(featurizer) if is_dataclass(featurizer) else None,
         "atom_order": atom_order,
         "sizes": {s: len(d) for s, d in splits.items()},
+        PROCESSING_META: _processing_summary(getattr(ds, "report", None)),
     }
     if features is not None:
         meta["molecule_features"] = features.to_meta()

@@ -8,16 +8,19 @@ trajectory as a single-process one.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import random
+import signal
 import sys
+import threading
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Iterator, Mapping, Optional
 
 import numpy as np
 import torch
@@ -32,19 +35,21 @@ from pyg_plstm.dag import DAGLoader
 from pyg_plstm.models import make_model
 from pyg_plstm.train import distributed as D
 from pyg_plstm.train.checkpoint import check_config, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from pyg_plstm.train.ensemble import save_test_predictions
-from pyg_plstm.train.files import atomic_write
-from pyg_plstm.train.fingerprint import data_changes, scan_split
+from pyg_plstm.train.ensemble import PREDICTIONS_FILE, save_test_predictions
+from pyg_plstm.train.files import atomic_write, replacing_dir, run_lock
+from pyg_plstm.train.fingerprint import PROCESSING_META, data_changes, scan_split
 from pyg_plstm.train.metrics import Task, check_labels, evaluate, is_better, masked_loss, output_values
 from pyg_plstm.train.report import RESULT_FILE, json_safe
 
 __all__ = ["SCHEDULES", "TrainConfig", "RunResult", "TrainState", "TargetScale", "fit", "build_state",
            "train_epoch", "evaluate_split", "save_checkpoints", "check_resumable", "resume_state", "write_result",
            "predict", "molecule_featurizer", "check_splits", "scan_splits", "molecule_feature_matrix",
-           "load_model", "make_target_norm", "lr_factor", "progress_enabled", "seed_everything"]
+           "load_model", "make_target_norm", "lr_factor", "progress_enabled", "seed_everything", "batches_of"]
 
 SPLITS = ("train", "valid", "test")
 SCHEDULES = ("cosine", "constant")
+# What a run leaves in its folder (checkpoints while it trains, the record once it has finished).
+RUN_FILES = ("best.pt", "last.pt", RESULT_FILE, PREDICTIONS_FILE)
 
 
 @dataclass
@@ -103,6 +108,39 @@ class RunResult:
 def progress_enabled(requested: bool = True) -> bool:
     """Progress bars only for humans: not in CI, not when stderr is redirected."""
     return requested and not os.environ.get("CI") and sys.stderr.isatty()
+
+
+def batches_of(loader: DataLoader) -> Iterator[Any]:
+    """The batches of ``loader``; with worker processes, Ctrl-C stops it cleanly between two batches.
+
+    A terminal sends Ctrl-C to every process of the command. Workers that got
+    it would die with tracebacks of their own (and the main process with
+    "DataLoader worker exited unexpectedly"), so SIGINT is blocked while they
+    are forked and stays blocked in them (the mask is inherited). In the main
+    process it is held back while a batch is fetched: a fetch cut short leaves
+    a worker whose tensor transfer breaks off, with a traceback. It takes
+    effect, as :class:`KeyboardInterrupt`, before the next batch is fetched;
+    the workers are shut down as it unwinds.
+    """
+    if loader.num_workers == 0 or threading.current_thread() is not threading.main_thread():
+        yield from loader
+        return
+    interrupts: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupts.append(signum))
+    try:
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            batches = iter(loader)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        for batch in batches:
+            if interrupts:
+                break
+            yield batch
+        if interrupts:
+            raise KeyboardInterrupt
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def seed_everything(seed: int) -> None:
@@ -177,7 +215,7 @@ def _predict(module: nn.Module, dataset: Dataset, batch_size: int, device: torch
     ys, preds = [], []
     if len(shard):
         loader = _loader(module, shard, device, num_workers, batch_size=batch_size, shuffle=False)
-        for data in tqdm(loader, desc=desc, leave=False, disable=not progress):
+        for data in tqdm(batches_of(loader), total=len(loader), desc=desc, leave=False, disable=not progress):
             data = data.to(device)
             preds.append(scale.output(module(data)).float().cpu())
             if getattr(data, "y", None) is not None:
@@ -309,7 +347,8 @@ def train_epoch(state: TrainState, epoch: int, dataset: Dataset, task: Task, sca
     batches = state.sampler.batches()
     loader = _loader(state.module, dataset, env.device, num_workers, batch_sampler=[idx for idx, _ in batches])
     loss_sum, loss_count = torch.zeros((), device=env.device), 0
-    for data, (_, weight) in zip(tqdm(loader, desc="train", leave=False, disable=not progress), batches):
+    progress_bar = tqdm(batches_of(loader), total=len(loader), desc="train", leave=False, disable=not progress)
+    for data, (_, weight) in zip(progress_bar, batches):
         data = data.to(env.device)
         loss, count = masked_loss(task, model(data), scale.target(data.y))
         count = count if weight else 0
@@ -357,7 +396,8 @@ def check_resumable(ckpt: Mapping[str, Any], settings: Mapping[str, Any], path: 
                          + "\nstart afresh (without resuming) or restore the data it was made on")
     for key, value in settings.items():
         if key != "data":
-            check_config(ckpt[key], value, f"checkpoint {path} ({key})")
+            check_config(ckpt[key], value, f"checkpoint {path} ({key})",
+                         ignore=[PROCESSING_META] if key == "meta" else [])
 
 
 def resume_state(out: Path, state: TrainState, settings: Mapping[str, Any], device: torch.device) -> bool:
@@ -449,70 +489,77 @@ def fit(
     for notice in notices if env.is_main else ():
         log(notice)
 
-    state = build_state(model_config, config, splits["train"], env)
-    norm = make_target_norm(task, labels["train"], config.normalize_targets)
-    scale = TargetScale(norm, env.device)
-    settings = {"config": asdict(config), "model_config": model_config, "task": task.to_dict(), "meta": meta,
-                "data": fingerprint}
-    if resume and resume_state(out, state, settings, env.device):
-        if env.is_main:
-            log(f"resumed from {out / 'last.pt'} after epoch {state.epoch}")
-    elif out is not None and env.is_main:
-        if resume:
-            log(f"nothing to resume in {out}; starting afresh")
-        # A fresh run makes an earlier run's record in this folder stale.
-        (out / RESULT_FILE).unlink(missing_ok=True)
-
-    def evaluate_on(split: str) -> dict[str, float]:
-        return evaluate_split(state.module, splits[split], task, scale, env, config.batch_size * 4, num_workers,
-                              show, desc=split)
-
-    eval_splits = [s for s in splits if s != "train"]
-    epochs_bar = tqdm(total=config.epochs, initial=state.epoch, unit="epoch", disable=not show,
-                      desc=f"{model_config.get('name', 'model')} seed {config.seed}")
-    for epoch in range(state.epoch + 1, config.epochs + 1):
-        t0 = time.perf_counter()
-        record: dict[str, Any] = {"epoch": epoch, **train_epoch(state, epoch, splits["train"], task, scale, config,
-                                                               env, num_workers, show)}
-        if not math.isfinite(record["loss"]):
-            raise FloatingPointError(f"training diverged: the loss is {record['loss']} in epoch {epoch}; try a "
-                                     "lower learning rate or gradient clipping")
-        D.sync_buffers(state.module, env)
-        for split in eval_splits:
-            record[split] = evaluate_on(split)
-        record["time_epoch"] = time.perf_counter() - t0
-        improved = state.record(task, record)
+    with contextlib.ExitStack() as stack:
+        # Only the main process writes: it holds the run's lock, so no other process writes this run meanwhile.
         if out is not None and env.is_main:
-            save_checkpoints(out, {**settings, "model": state.module.state_dict(), "target_norm": norm,
-                                   "epoch": epoch, "metrics": record}, state, improved)
-        D.barrier(env)
-        if env.is_main:
-            log(_epoch_line(record, eval_splits, config.epochs, improved))
-        epochs_bar.update(1)
-        if on_epoch_end is not None:
-            on_epoch_end(record)
-    epochs_bar.close()
+            stack.enter_context(run_lock(out))
+        state = build_state(model_config, config, splits["train"], env)
+        norm = make_target_norm(task, labels["train"], config.normalize_targets)
+        scale = TargetScale(norm, env.device)
+        settings = {"config": asdict(config), "model_config": model_config, "task": task.to_dict(), "meta": meta,
+                    "data": fingerprint}
+        # Where this run writes: its folder, or, when that holds an earlier run, a new folder that
+        # replaces it only once this run has finished (a failed run leaves the earlier one whole).
+        write_dir = out
+        if resume and resume_state(out, state, settings, env.device):
+            if env.is_main:
+                log(f"resumed from {out / 'last.pt'} after epoch {state.epoch}")
+        elif out is not None and env.is_main:
+            if resume:
+                log(f"nothing to resume in {out}; starting afresh")
+            if any((out / name).exists() for name in RUN_FILES):
+                write_dir = stack.enter_context(replacing_dir(out))
 
-    # The train metric only matters at the best epoch: one pass over the training set at the end
-    # gives the same numbers as evaluating it after every epoch, at a fraction of the cost.
-    state.module.load_state_dict(state.best_state)
-    best = {**state.best, "train": evaluate_on("train")}
-    if "test" in splits:
-        # The best epoch's test predictions, for ensembles over seeds (see pyg_plstm.train.ensemble).
-        test_y, test_pred = _predict(state.module, splits["test"], config.batch_size * 4, env.device, scale, env,
-                                     num_workers)
+        def evaluate_on(split: str) -> dict[str, float]:
+            return evaluate_split(state.module, splits[split], task, scale, env, config.batch_size * 4, num_workers,
+                                  show, desc=split)
+
+        eval_splits = [s for s in splits if s != "train"]
+        epochs_bar = tqdm(total=config.epochs, initial=state.epoch, unit="epoch", disable=not show,
+                          desc=f"{model_config.get('name', 'model')} seed {config.seed}")
+        for epoch in range(state.epoch + 1, config.epochs + 1):
+            t0 = time.perf_counter()
+            record: dict[str, Any] = {"epoch": epoch, **train_epoch(state, epoch, splits["train"], task, scale, config,
+                                                                   env, num_workers, show)}
+            if not math.isfinite(record["loss"]):
+                raise FloatingPointError(f"training diverged: the loss is {record['loss']} in epoch {epoch}; try a "
+                                         "lower learning rate or gradient clipping")
+            D.sync_buffers(state.module, env)
+            for split in eval_splits:
+                record[split] = evaluate_on(split)
+            record["time_epoch"] = time.perf_counter() - t0
+            improved = state.record(task, record)
+            if out is not None and env.is_main:
+                save_checkpoints(write_dir, {**settings, "model": state.module.state_dict(), "target_norm": norm,
+                                             "epoch": epoch, "metrics": record}, state, improved)
+            D.barrier(env)
+            if env.is_main:
+                log(_epoch_line(record, eval_splits, config.epochs, improved))
+            epochs_bar.update(1)
+            if on_epoch_end is not None:
+                on_epoch_end(record)
+        epochs_bar.close()
+
+        # The train metric only matters at the best epoch: one pass over the training set at the end
+        # gives the same numbers as evaluating it after every epoch, at a fraction of the cost.
+        state.module.load_state_dict(state.best_state)
+        best = {**state.best, "train": evaluate_on("train")}
+        if "test" in splits:
+            # The best epoch's test predictions, for ensembles over seeds (see pyg_plstm.train.ensemble).
+            test_y, test_pred = _predict(state.module, splits["test"], config.batch_size * 4, env.device, scale, env,
+                                         num_workers)
+            if out is not None and env.is_main:
+                save_test_predictions(write_dir, test_y, output_values(task.type, test_pred))
+        history = state.history
+        result = RunResult(
+            best_epoch=best["epoch"],
+            best={s: best[s] for s in splits},
+            history=history,
+            num_parameters=sum(p.numel() for p in state.module.parameters()),
+            seconds_per_epoch=float(np.mean([h["time_train"] for h in history])),
+            cpu_seconds_per_epoch=float(np.mean([h["cpu_train"] for h in history])),
+            out_dir=str(out) if out is not None else None,
+        )
         if out is not None and env.is_main:
-            save_test_predictions(out, test_y, output_values(task.type, test_pred))
-    history = state.history
-    result = RunResult(
-        best_epoch=best["epoch"],
-        best={s: best[s] for s in splits},
-        history=history,
-        num_parameters=sum(p.numel() for p in state.module.parameters()),
-        seconds_per_epoch=float(np.mean([h["time_train"] for h in history])),
-        cpu_seconds_per_epoch=float(np.mean([h["cpu_train"] for h in history])),
-        out_dir=str(out) if out is not None else None,
-    )
-    if out is not None and env.is_main:
-        write_result(out, settings, result)
-    return result
+            write_result(write_dir, settings, result)
+        return result
