@@ -1,15 +1,18 @@
 r"""Argument validators shared by the layers and models.
 
-Each raises a :class:`ValueError` that names the argument and the value it got,
-so a bad constructor argument fails where it was passed, not deep inside torch.
+Each raises a :class:`ValueError` that names the argument and the value it got
+(:func:`check_input_file` an :class:`OSError` naming the path), so a bad
+argument fails where it was passed, not deep inside torch.
 This module sits at the bottom of the package: it imports nothing from it.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Collection
+from pathlib import Path
 from typing import Any
 
-__all__ = ["check_choice", "check_dropout", "check_positive"]
+__all__ = ["check_choice", "check_dropout", "check_input_file", "check_positive"]
 
 
 def check_positive(**values: Any) -> None:
@@ -32,3 +35,14 @@ def check_choice(name: str, value: Any, choices: Collection[Any]) -> None:
     """Require ``value`` to be one of ``choices``."""
     if value not in choices:
         raise ValueError(f"`{name}` must be one of {tuple(choices)}, got {value!r}")
+
+
+def check_input_file(path: str | os.PathLike, what: str) -> Path:
+    """``path`` as a :class:`~pathlib.Path` if it is an existing file; else a :class:`FileNotFoundError`
+    or :class:`IsADirectoryError` naming ``what`` (e.g. ``"CSV file"``) and the path."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise IsADirectoryError(f"{what} {path} is a directory; give the file itself")
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    return path

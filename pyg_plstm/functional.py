@@ -1,6 +1,7 @@
 r"""Functional interface of the pLSTM operator on DAGs: one entry point for every form."""
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from pyg_plstm.dag import DAG
@@ -11,19 +12,28 @@ from pyg_plstm.ops import (
     check_structure,
     choose_form,
     is_scalar,
+    level_schedule,
+    parallel_layout,
     plstm_naive,
     plstm_parallel,
     plstm_scan,
     plstm_sparse,
+    reachability,
 )
 
-__all__ = ["plstm_dag", "FORMS", "MATRIX_FORMS", "Householder"]
+__all__ = ["plstm_dag", "prepare_structure", "FORMS", "MATRIX_FORMS", "Householder"]
 
 _IMPLEMENTATIONS = {"scan": plstm_scan, "parallel": plstm_parallel, "sparse": plstm_sparse, "reference": plstm_naive}
+# What each form derives from the structure (host work, cached on the DAG).
+_SCHEDULES = {"scan": level_schedule, "parallel": lambda dag: (level_schedule(dag), parallel_layout(dag)),
+              "sparse": reachability, "reference": lambda dag: None}
 # The forms that take matrix (dense or Householder) transitions; the others propagate scalar path weights.
 MATRIX_FORMS = ("scan", "reference")
 
 
+# Under torch.compile the operator runs eagerly (a graph break per call): its loops follow the levels of
+# the DAG, so traced code would be specialised to one structure and recompiled for every new batch.
+@torch.compiler.disable
 def plstm_dag(
     query: Tensor,
     key: Tensor,
@@ -78,11 +88,28 @@ def plstm_dag(
         raise ValueError(f"`form` must be one of {FORMS}, got {form!r}")
     if validate:
         check_operands(query, key, value, source, transition, mark, direct, dag)
-        check_structure(dag)
     scalar = is_scalar(transition)
     if not scalar and form not in MATRIX_FORMS + ("auto",):
         raise ValueError(f"form={form!r} takes scalar transitions ([L, H]) only; matrix and Householder "
                          f"transitions run in the forms {MATRIX_FORMS} (form='auto' picks the scan)")
-    if form == "auto":
-        form = choose_form(dag, query.size(-1), value.size(-1)) if scalar else "scan"
+    form = prepare_structure(dag, query.size(-1), value.size(-1), form=form, scalar=scalar, validate=validate)
     return _IMPLEMENTATIONS[form](query, key, value, source, transition, mark, direct, dag)
+
+
+def prepare_structure(dag: DAG, key_dim: int, value_dim: int, *, form: str = "auto", scalar: bool = True,
+                      validate: bool = True) -> str:
+    r"""The host work :func:`plstm_dag` does on ``dag`` before any arithmetic:
+    the structure check (``validate``), the choice of the form (``"auto"``:
+    by ``key_dim``, ``value_dim`` and whether the transitions are ``scalar``)
+    and that form's schedules. All of it is cached on ``dag``, so calling this
+    ahead of time (e.g. in a data loader's worker) takes the work out of the
+    forward pass. Returns the form.
+    """
+    if form not in FORMS:
+        raise ValueError(f"`form` must be one of {FORMS}, got {form!r}")
+    if validate:
+        check_structure(dag)
+    if form == "auto":
+        form = choose_form(dag, key_dim, value_dim) if scalar else "scan"
+    _SCHEDULES[form](dag)
+    return form

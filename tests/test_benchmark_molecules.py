@@ -57,3 +57,12 @@ def test_the_table_gives_mean_and_std_over_seeds_and_the_mean_over_complete_rows
     table = bench.collect(records)
     assert "| GIN | 1.100 ± 0.100 | 1.100 ± 0.100 | 1.100 |" in table
     assert "2.050 ± 0.071 (n=2)" in table
+
+
+def test_a_fingerprint_baseline_record_comes_from_its_saved_test_predictions(tmp_path, monkeypatch):
+    monkeypatch.chdir(bench.ROOT)
+    out, data_root = tmp_path / "run", tmp_path / "data"
+    command = bench.train_command("CHEMBL4616_EC50", "ecfp-svr", 0, out)
+    assert main([*command, "--root", str(data_root)]) == 0
+    record = bench._record_from_run("CHEMBL4616_EC50", "ecfp-svr", 0, out, command[:-2], data_root)
+    assert record["model"] == "ecfp-svr" and 0 < record["cliff_rmse"] < 5 and 0 < record["test_rmse"] < 5

@@ -2,6 +2,7 @@ import os
 
 os.environ.setdefault("OUTDATED_IGNORE", "1")
 
+import csv  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -28,7 +29,8 @@ from pyg_plstm.chem import (  # noqa: E402
     rdkit_quiet,
     reorder_nodes,
 )
-from pyg_plstm.dag import DAGData  # noqa: E402
+from pyg_plstm.chem.convert import _features, _ranked_graph, _reorder  # noqa: E402
+from pyg_plstm.dag import DAGData, ToDAG  # noqa: E402
 
 # Aromatic, charged, chiral (tetrahedral, ring), cis/trans, salts, ring fusion.
 MOLECULES = [
@@ -395,3 +397,87 @@ def test_reorder_nodes_refuses_a_rank_that_is_not_a_permutation():
         reorder_nodes(x, torch.tensor([[0, 3]]).t(), None, torch.tensor([2, 0, 1]))
     out_x, out_edges, _ = reorder_nodes(x, edge_index, None, torch.tensor([2, 0, 1]))
     assert out_x.tolist() == [[2, 3], [4, 5], [0, 1]] and out_edges.tolist() == [[0, 2], [1, 0]]
+
+
+# ---------------------------------------------------------------- fast path vs the reference path
+
+def shipped_smiles() -> list[str]:
+    out = []
+    for name in ("solubility.csv", "freesolv.csv"):
+        with open(Path(__file__).parent.parent / "data" / name, newline="") as f:
+            out += [row["smiles"] for row in csv.DictReader(f)]
+    return out
+
+
+def assert_identical(a: DAGData, b: DAGData) -> None:
+    """Same attributes in the same order, tensors equal with equal dtypes."""
+    assert list(a.keys()) == list(b.keys())
+    for key in b.keys():
+        if isinstance(b[key], torch.Tensor):
+            assert a[key].dtype == b[key].dtype and torch.equal(a[key], b[key]), key
+        else:
+            assert a[key] == b[key], key
+
+
+@pytest.mark.parametrize("features", ["ogb", "pyg"])
+def test_ranked_features_equal_the_per_column_reference(features):
+    # The one-pass reader against the reference reader (one RDKit call per column and atom) and _reorder.
+    step = 2 if features == "ogb" else 8
+    with rdkit_quiet():
+        mols = [Chem.MolFromSmiles(s) for s in shipped_smiles()[::step]]
+    compared = 0
+    for mol in mols:
+        if mol is None:
+            continue
+        mol = Chem.MolFromSmiles(Chem.MolToSmiles(mol))
+        rank = atom_order(mol).numpy()
+        expected = _reorder(*_features(mol, features), rank)
+        for got, want in zip(_ranked_graph(mol, rank, features), expected):
+            assert got.dtype == want.dtype and np.array_equal(got, want)
+        compared += 1
+    assert compared > 200
+
+
+def reference_graphs(conv: MolToDAG, smiles: list[str]) -> list:
+    """``(ToDAG() of the molecular graph (the general preparation), canonical SMILES)``, or the
+    ValueError message, per string."""
+    out = []
+    for text in smiles:
+        try:
+            graph, canonical = conv.graph_from_smiles(text, [1.5])
+            out.append((ToDAG()(graph), canonical))
+        except ValueError as e:
+            out.append(str(e))
+    return out
+
+
+@pytest.mark.parametrize("options", [{}, {"features": "pyg"}, {"add_hs": True}, {"kekulize": True},
+                                     {"order": "bfs", "root": 1}, {"order": "input", "largest_fragment": True}])
+def test_from_smiles_and_convert_many_equal_todag_of_the_graph(options):
+    conv = MolToDAG(**options)
+    smiles = shipped_smiles()[:: 4 if not options else 40]
+    smiles += [v for s in MOLECULES for v in random_smiles(s, 3, seed=2)]
+    smiles += ["C1CC", "", "[Xe]", "C" * 3000, "C[Fe](C)(C)(C)(C)(C)(C)(C)(C)(C)(C)C", "[H][H]", "c1cccc1"]
+    expected = reference_graphs(conv, smiles)
+    many = conv.convert_many(smiles, [[1.5]] * len(smiles))
+    assert sum(isinstance(e, str) for e in expected) >= 4
+    for k, (text, want, (graph, canonical)) in enumerate(zip(smiles, expected, many)):
+        if isinstance(want, str):
+            assert graph is None and canonical == want
+            with pytest.raises(ValueError) as raised:
+                conv.from_smiles(text, 1.5)
+            assert str(raised.value) == want
+            continue
+        assert canonical == want[1]
+        assert_identical(graph, want[0])
+        if k % 5 == 0:
+            assert_identical(conv.from_smiles(text, 1.5), want[0])
+
+
+def test_convert_many_checks_the_targets():
+    with pytest.raises(ValueError, match="got 1 targets for 2 SMILES"):
+        MolToDAG().convert_many(["C", "CC"], [1.0])
+    (a, _), (b, _) = MolToDAG().convert_many(["CCO", "CCN"])
+    assert "y" not in a and torch.equal(b.x, from_smiles("CCN").x)
+    [(none, message)] = MolToDAG().convert_many(["CCO"], [float("inf")])
+    assert none is None and "finite" in message

@@ -114,7 +114,7 @@ def test_predict_smiles_and_csv(trained, capsys):
     code, _, _ = run(["predict", "--checkpoint", ckpt, "--smiles", "C1CC", "--allow-invalid"], capsys)
     assert code == 0
     code, _, err = run(["predict", "--checkpoint", str(tmp / "none.pt"), "--smiles", "C"], capsys)
-    assert code == 2 and "no checkpoint at" in err
+    assert code == 2 and f"checkpoint not found: {tmp / 'none.pt'}" in err
 
 
 def test_argument_errors_are_named(tmp_path, capsys):

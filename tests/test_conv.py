@@ -242,17 +242,16 @@ def test_deep_chain_is_finite(mode, autocast):
 
 
 def test_compile():
-    # aot_eager traces forward and backward like inductor without its C++ build
-    # (~30 s on CPU); inductor agrees to 1e-7 in float32 when run by hand.
-    # The level schedule is host work with data-dependent shapes: building it
-    # inside the compiled region breaks the graph, so an eager call on the same
-    # DAG object builds (and caches) it first.
+    # aot_eager traces forward and backward like inductor without its C++ build.
+    # The structure work (the layer's DAG view) and the operator (a loop over
+    # the DAG's levels) run eagerly, so the graph breaks twice per call, and the
+    # compiled code around them is the same for every structure.
     data = _molecules(1, start=600)[0]
     conv = _randomize(PLSTMConv(9, 8, heads=2, edge_dim=3))
     x, edge_attr = data.x.float().requires_grad_(), data.edge_attr.float()
     dag = get_dag(data)
     expected = conv(x, data.edge_index, edge_attr, dag=dag)
-    compiled = torch.compile(conv, backend="aot_eager", fullgraph=True)
+    compiled = torch.compile(conv, backend="aot_eager")
     out = compiled(x, data.edge_index, edge_attr, dag=dag)
     assert torch.allclose(out, expected, atol=1e-6)
     grad, = torch.autograd.grad(out.sum(), x)
@@ -523,3 +522,30 @@ def test_reverse_pruning_own_prunes_the_reversed_dag():
     assert torch.equal(own(x, dag=dag), forward(x, dag=dag))
     with pytest.raises(ValueError, match="`reverse_pruning` must be one of"):
         PLSTMConv(4, 8, reverse_pruning="random")
+
+
+def test_a_dag_of_another_graph_with_as_many_nodes_is_refused():
+    first = _molecules(1, start=40)[0]
+    # Same atoms in another order: as many nodes and edges, other bonds.
+    second = first.clone()
+    perm = torch.arange(first.num_nodes).roll(1)
+    second.edge_index = perm[first.edge_index]
+    conv = _randomize(PLSTMConv(9, 8, heads=2, edge_dim=3).double())
+    x, edge_attr = first.x, first.edge_attr
+    conv(x, first.edge_index, edge_attr, dag=get_dag(first))
+    conv(x, first.edge_index.clone(), edge_attr, dag=get_dag(first))  # equal content passes
+    with pytest.raises(ValueError, match="not the edge list the DAG was prepared from"):
+        conv(x, first.edge_index, edge_attr, dag=get_dag(second))
+    with pytest.raises(ValueError, match="not the edge list the DAG was prepared from"):
+        conv(x, second.edge_index, edge_attr, dag=prepare_dag(first.edge_index, first.num_nodes))
+    batch = Batch.from_data_list([first, first])
+    other = Batch.from_data_list([second, first])
+    with pytest.raises(ValueError, match="not the edge list the DAG was prepared from"):
+        conv(batch.x, batch.edge_index, batch.edge_attr, dag=get_dag(other))
+    edges = first.num_edges
+    with pytest.raises(ValueError, match=f"has {edges} edges but the DAG was prepared from one with {2 * edges}"):
+        conv(batch.x, first.edge_index, edge_attr, dag=get_dag(batch))
+    dag = get_dag(first)
+    first.edge_index[:, [0, 1]] = first.edge_index[:, [1, 0]]
+    with pytest.raises(ValueError, match="modified in place"):
+        conv(x, first.edge_index, edge_attr, dag=dag)

@@ -17,7 +17,9 @@ from torch_geometric.loader import DataLoader
 
 from pyg_plstm.dag import (
     DAG,
+    DAGCollater,
     DAGData,
+    DAGLoader,
     RandomPruning,
     ToDAG,
     edge_levels,
@@ -29,6 +31,7 @@ from pyg_plstm.dag import (
     prepare_dag,
     repruned,
 )
+from pyg_plstm.dag.prepare import prepare_numbered_union, prepare_union
 from pyg_plstm.functional import plstm_dag
 
 from graphs import chain, diamond_stack, is_multitree, operands_for, random_dag, tailed_diamond, undirected
@@ -605,3 +608,53 @@ def test_random_pruning_draws_valid_multitrees_without_mutating():
     assert torch.equal(again(data).multitree_mask, RandomPruning(torch.Generator().manual_seed(0))(data).multitree_mask)
     with pytest.raises(ValueError, match="needs a prepared graph"):
         RandomPruning()(Data(edge_index=edge_index, num_nodes=n))
+
+
+def test_numbered_union_equals_the_general_preparation():
+    # Random simple undirected graphs given as both directions sorted by (src, dst): the one-pass
+    # preparation of pLSTM's molecule path must equal the general orientation by node index.
+    rng = np.random.default_rng(3)
+    sizes, parts = [], []
+    for n in [1, 2, 5, 9, 14, 30, 3]:
+        pairs = {(int(min(a, b)), int(max(a, b))) for a, b in rng.integers(0, n, (2 * n, 2)) if a != b}
+        ends = np.array(sorted(pairs), dtype=np.int64).reshape(-1, 2).T
+        both = np.concatenate([ends, ends[::-1]], axis=1)
+        both = both[:, np.lexsort((both[1], both[0]))] + sum(sizes)
+        sizes.append(n)
+        parts.append(both)
+    ei = np.concatenate(parts, axis=1)
+    total = sum(sizes)
+    node_graph = np.repeat(np.arange(len(sizes)), sizes)
+    fast = prepare_numbered_union(ei, total, node_graph)
+    reference = prepare_union(ei, total, np.arange(total), None, node_graph)
+    for key in ("edge_index", "kept", "line_index", "edge_level", "edge_level_rev", "multitree_mask"):
+        assert np.array_equal(getattr(fast, key), getattr(reference, key)), key
+    assert fast.multitree_mask.dtype == reference.multitree_mask.dtype == bool
+
+
+def test_dag_loader_batches_like_pyg_and_carries_the_prepared_dag():
+    from pyg_plstm.chem import from_smiles
+
+    graphs = [from_smiles(s) for s in ["CCO", "c1ccccc1O", "CC(=O)Oc1ccccc1C(=O)O", "C", "CCN(CC)CC", "O=C=O"]]
+    prepared = []
+    expected = list(DataLoader(graphs, batch_size=4))
+    for workers in (0, 2):
+        loader = DAGLoader(graphs, batch_size=4, num_workers=workers, timeout=60 if workers else 0,
+                           prepare=lambda dag: dag.memo("prepared", lambda: True))
+        for batch, want in zip(loader, expected):
+            assert batch.keys() == want.keys() and batch.num_graphs == want.num_graphs
+            for key in want.keys():
+                same = torch.equal if isinstance(want[key], torch.Tensor) else lambda a, b: a == b
+                assert same(batch[key], want[key]), key
+            dag = get_dag(batch)
+            assert dag is get_dag(batch) and dag.memo("prepared", lambda: False)
+            fresh = get_dag(want)
+            assert torch.equal(dag.edge_index, fresh.edge_index) and torch.equal(dag.batch, fresh.batch)
+            assert dag.num_graphs == fresh.num_graphs
+            assert len(batch.to_data_list()) == batch.num_graphs
+            prepared.append(dag)
+    assert len(prepared) == 4
+    with pytest.raises(ValueError, match="pass `prepare` instead of `collate_fn`"):
+        DAGLoader(graphs, collate_fn=list)
+    with pytest.raises(ValueError, match="`prepare` must be callable"):
+        DAGCollater(prepare=3)

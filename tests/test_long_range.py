@@ -252,3 +252,16 @@ def test_d_pruning_options_reach_the_model_and_the_training_graphs(tmp_path, mon
     draws = [{tuple(train[i].multitree_mask.tolist()) for _ in range(20)} for i in range(len(train))]
     assert any(len(masks) > 1 for masks in draws)  # some graph has a choice, and it is redrawn
     assert all(len(m) == train.graphs[i].line_index.size(1) for i, masks in enumerate(draws) for m in masks)
+
+
+def test_the_per_seed_table_shows_every_seed_of_every_model():
+    from pyg_plstm.experiments.long_range import LongRangeConfig, per_seed_table
+
+    def record(model, seed, test_id, test_ood):
+        return {"model": model, "seed": seed,
+                "result": {"best": {"test_id": {"acc": test_id}, "test_ood": {"acc": test_ood}}}}
+
+    records = [record("plstm-P", 0, 1.0, 0.9), record("plstm-P", 1, 0.25, 0.25), record("gin", 1, 0.5, 0.3)]
+    table = per_seed_table(records, LongRangeConfig())
+    assert "| plstm-P | 1.000 / 0.900 | 0.250 / 0.250 |" in table
+    assert "| gin | – | 0.500 / 0.300 |" in table

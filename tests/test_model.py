@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch_geometric.data import Batch, Data
 
-from pyg_plstm import DAG, get_dag
+from pyg_plstm import DAG, get_dag, prepare_dag
 from pyg_plstm.chem import from_smiles
 from pyg_plstm.models import PLSTMNet
 from pyg_plstm.nn import DegreeEncoding, PLSTMBlock
@@ -125,6 +125,12 @@ def test_hybrid_block_equals_its_layer_by_layer_computation():
     assert torch.allclose(out, h, atol=1e-12)
     # The same through edge_index (as PLSTMNet calls it) and reversed: the local layer is undirected.
     assert torch.allclose(block(x, data.edge_index, edge_attr, dag=dag), out, atol=1e-12)
+    # A directed input is read both ways too, with or without its edge_index.
+    directed = torch.tensor([[0, 0, 1, 2], [1, 2, 3, 3]])
+    chain_dag = prepare_dag(directed, 4, directed=True)
+    chain_x, chain_attr = torch.randn(4, 16, dtype=torch.double), torch.randn(4, 3, dtype=torch.double)
+    assert torch.allclose(block(chain_x, directed, chain_attr, dag=chain_dag),
+                          block(chain_x, edge_attr=chain_attr, dag=chain_dag), atol=1e-12)
     plain = PLSTMBlock(16, heads=2, pattern="PD", edge_dim=3).double()
     plain.load_state_dict({k: v for k, v in block.state_dict().items() if not k.startswith("local_")})
     assert not torch.allclose(plain(x, edge_attr=edge_attr, dag=dag), out)
@@ -376,3 +382,30 @@ def test_input_errors():
     batch = _batch()
     with pytest.raises(ValueError, match="node features have 5 channels but the model was built for 9"):
         model(batch.update({"x": torch.randn(batch.num_nodes, 5)}))
+
+
+@pytest.mark.parametrize("options", [{}, {"block": "D", "bidirectional": True, "form": "scan"},
+                                     {"num_blocks": 3, "reverse_pruning": "own", "form": "parallel"},
+                                     {"transition": "householder"}])
+def test_structure_prepared_in_the_loader_leaves_no_host_work_to_the_forward(monkeypatch, options):
+    from torch_geometric.loader import DataLoader
+
+    import pyg_plstm.ops.schedule as schedule
+    from pyg_plstm.dag import DAGLoader
+
+    graphs = _molecules(20)
+    torch.manual_seed(0)
+    model = PLSTMNet(None, hidden_channels=16, heads=2, node_encoder="ogb", edge_encoder="ogb", **options).eval()
+    expected = [model(batch) for batch in DataLoader(graphs, batch_size=8)]
+    collated = list(DAGLoader(graphs, batch_size=8, prepare=model.prepare_structure))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("structure work in the forward pass")
+
+    for name in ("sort_levels", "_reachability", "_check_structure", "_layout"):
+        monkeypatch.setattr(schedule, name, refuse)
+    for batch, want in zip(collated, expected):
+        assert get_dag(batch) is get_dag(batch)
+        assert torch.equal(model(batch), want)
+    with pytest.raises(AssertionError, match="structure work"):
+        model(Batch.from_data_list(graphs[:8]))  # without the loader, the forward builds it

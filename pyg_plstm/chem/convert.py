@@ -34,7 +34,7 @@ from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass
 from numbers import Real
-from typing import Callable, Iterator, Optional, Sequence, Union
+from typing import Callable, Iterator, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -44,7 +44,8 @@ from torch_geometric.utils.smiles import e_map as pyg_bond_vocabulary
 from torch_geometric.utils.smiles import x_map as pyg_atom_vocabulary
 
 from pyg_plstm.checks import check_positive
-from pyg_plstm.dag import DAGData, ToDAG
+from pyg_plstm.dag import DAGData
+from pyg_plstm.dag.prepare import prepare_numbered_union, split_union
 
 # Importing ogb checks PyPI for a newer release unless told not to.
 os.environ.setdefault("OUTDATED_IGNORE", "1")
@@ -75,8 +76,6 @@ ORDERS = ("canonical", "input", "bfs")
 MAX_SMILES_ATOMS = 2000
 
 Target = Union[Real, None, Sequence[Optional[Real]], Tensor]
-
-_TO_DAG = ToDAG()
 
 
 @contextmanager
@@ -308,6 +307,56 @@ def _features(mol: Chem.Mol, features: str) -> tuple[np.ndarray, np.ndarray, np.
     return x, np.concatenate([ends, ends[::-1]], axis=1), np.concatenate([bond_attr, bond_attr])
 
 
+# Feature rows by raw atom/bond values, per vocabulary: molecules repeat a few
+# dozen atom and bond kinds, so one dictionary lookup replaces one per column.
+_ROWS: dict[tuple[str, str], dict[tuple, tuple[int, ...]]] = {}
+_MAX_CACHED_ROWS = 4096
+
+
+def _rows(raw: list[tuple], columns: Sequence[_Column], cache: dict[tuple, tuple[int, ...]]) -> np.ndarray:
+    r"""Feature indices ``[len(raw), len(columns)]`` of raw value tuples; ``-1`` where a value is refused."""
+    out = []
+    for values in raw:
+        row = cache.get(values)
+        if row is None:
+            row = tuple(column.index.get(v, column.other) for column, v in zip(columns, values))
+            if min(row) >= 0 and len(cache) < _MAX_CACHED_ROWS:
+                cache[values] = row
+        out.append(row)
+    return np.array(out, dtype=np.int64).reshape(len(raw), len(columns))
+
+
+def _ranked_graph(mol: Chem.Mol, rank: np.ndarray, features: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""``_reorder(*_features(mol, features), rank)`` (the reference), read with
+    fewer RDKit calls: one pass over the atoms and one over the bonds, the
+    degree counted from the bond list and ring membership from the ring info."""
+    _, atom_columns, bond_columns = _VOCABULARIES[features]
+    num_atoms, num_bonds = mol.GetNumAtoms(), mol.GetNumBonds()
+    bonds = list(map(mol.GetBondWithIdx, range(num_bonds)))
+    ends = np.array([list(map(Chem.Bond.GetBeginAtomIdx, bonds)), list(map(Chem.Bond.GetEndAtomIdx, bonds))],
+                    dtype=np.int64).reshape(2, num_bonds)
+    # GetTotalDegree() is GetDegree() + GetTotalNumHs(); IsInRing() is membership in a ring of the ring info.
+    degree = np.bincount(ends.reshape(-1), minlength=num_atoms).tolist()
+    in_ring = [False] * num_atoms
+    for ring in mol.GetRingInfo().AtomRings():
+        for atom in ring:
+            in_ring[atom] = True
+    atoms = list(map(mol.GetAtomWithIdx, range(num_atoms)))
+    x = _rows([(a.GetAtomicNum(), a.GetChiralTag(), d + (h := a.GetTotalNumHs()), a.GetFormalCharge(), h,
+                a.GetNumRadicalElectrons(), a.GetHybridization(), a.GetIsAromatic(), r)
+               for a, d, r in zip(atoms, degree, in_ring)], atom_columns, _ROWS.setdefault((features, "atom"), {}))
+    bond_attr = _rows([(b.GetBondType(), b.GetStereo(), b.GetIsConjugated()) for b in bonds], bond_columns,
+                      _ROWS.setdefault((features, "bond"), {}))
+    if (x < 0).any() or (bond_attr < 0).any():
+        _features(mol, features)  # raises the reference error naming the atom or bond
+    ends = rank[ends]
+    src, dst = np.concatenate([ends, ends[::-1]], axis=1)
+    perm = np.argsort(src * num_atoms + dst, kind="stable")
+    x_ranked = np.empty_like(x)
+    x_ranked[rank] = x
+    return x_ranked, np.stack([src[perm], dst[perm]]), np.concatenate([bond_attr, bond_attr])[perm]
+
+
 def _reorder(
     x: np.ndarray, edge_index: np.ndarray, edge_attr: Optional[np.ndarray], rank: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
@@ -362,6 +411,41 @@ def as_target(y: Target) -> Tensor:
         raise ValueError(f"targets must be finite float32 numbers (NaN marks a missing value), got "
                          f"{values.view(-1).tolist()}")
     return values
+
+
+# The atom property that follows every atom through the preparation in MolToDAG.atom_map.
+_SOURCE_ATOM = "_pyg_plstm_source_atom"
+
+
+def _carry_source_atoms(written: Chem.Mol, read: Chem.Mol) -> None:
+    r"""Copy the source-atom tags of ``written`` onto ``read``, the molecule of its canonical SMILES."""
+    if not written.GetNumAtoms() or not written.GetAtomWithIdx(0).HasProp(_SOURCE_ATOM):
+        return
+    order = list(written.GetPropsAsDict(True, True)["_smilesAtomOutputOrder"])
+    if len(order) != read.GetNumAtoms():
+        raise ValueError(f"the canonical SMILES holds {read.GetNumAtoms()} atoms, the molecule {len(order)}; "
+                         "its atoms cannot be matched")
+    for atom, source in zip(read.GetAtoms(), order):
+        atom.SetIntProp(_SOURCE_ATOM, written.GetAtomWithIdx(source).GetIntProp(_SOURCE_ATOM))
+
+
+def _source_atoms(prepared: Chem.Mol, given: Chem.Mol) -> np.ndarray:
+    r"""The atom of ``given`` that every atom of ``prepared`` came from: its tag, or for a hydrogen
+    added by ``AddHs`` the next unclaimed hydrogen of the same heavy atom in ``given``."""
+    source = np.array([a.GetIntProp(_SOURCE_ATOM) if a.HasProp(_SOURCE_ATOM) else -1 for a in prepared.GetAtoms()],
+                      dtype=np.int64)
+    claimed = set(source[source >= 0].tolist())
+    for atom in prepared.GetAtoms():
+        if source[atom.GetIdx()] >= 0:
+            continue
+        heavy = int(source[atom.GetNeighbors()[0].GetIdx()]) if atom.GetDegree() == 1 else -1
+        free = sorted(n.GetIdx() for n in given.GetAtomWithIdx(heavy).GetNeighbors()
+                      if n.GetAtomicNum() == 1 and n.GetIdx() not in claimed) if heavy >= 0 else []
+        if not free:
+            raise ValueError(f"added hydrogen {atom.GetIdx()} has no counterpart in the molecule")
+        source[atom.GetIdx()] = free[0]
+        claimed.add(free[0])
+    return source
 
 
 @dataclass(frozen=True)
@@ -438,7 +522,7 @@ class MolToDAG:
 
     def from_smiles(self, smiles: str, y: Target = None) -> DAGData:
         r"""Convert a SMILES string; ``smiles`` is stored as given."""
-        return _TO_DAG(self.graph_from_smiles(smiles, y)[0])
+        return _with_dags([self._molecule_from_smiles(smiles, y)])[0]
 
     def from_rdmol(self, mol: Chem.Mol, y: Target = None) -> DAGData:
         r"""Convert an RDKit molecule (not modified; explicit hydrogen atoms are
@@ -456,16 +540,81 @@ class MolToDAG:
                 smiles = Chem.MolToSmiles(mol)
             except (ValueError, RuntimeError) as e:
                 raise ValueError(f"RDKit cannot sanitise the molecule: {e}") from None
-        return _TO_DAG(self._convert(mol, smiles, y, label=f"molecule {_quote(smiles)}")[0])
+        return _with_dags([self._convert(mol, smiles, y, label=f"molecule {_quote(smiles)}")])[0]
+
+    def convert_many(self, smiles: Sequence[str], ys: Optional[Sequence[Target]] = None,
+                     ) -> list[tuple[Optional[DAGData], str]]:
+        r""":meth:`from_smiles` of every string (with the target ``ys[i]``),
+        the DAGs of many molecules prepared together (several times faster
+        than one call per molecule; the graphs are identical).
+
+        Returns ``(graph, canonical SMILES of the prepared molecule)`` per
+        string, or ``(None, the message of the ValueError that``
+        :meth:`from_smiles` ``raises)`` for one that cannot be converted.
+        """
+        if ys is not None and len(ys) != len(smiles):
+            raise ValueError(f"got {len(ys)} targets for {len(smiles)} SMILES strings")
+        converted: list[Union[_Molecule, str]] = []
+        for i, text in enumerate(smiles):
+            try:
+                converted.append(self._molecule_from_smiles(text, None if ys is None else ys[i]))
+            except ValueError as e:
+                converted.append(str(e))
+        molecules = [m for m in converted if isinstance(m, _Molecule)]
+        graphs = iter([g for start in range(0, len(molecules), _UNION_SIZE)
+                       for g in _with_dags(molecules[start:start + _UNION_SIZE])])
+        return [(next(graphs), m.canonical) if isinstance(m, _Molecule) else (None, m) for m in converted]
+
+    def atom_map(self, mol: Union[str, Chem.Mol]) -> tuple[Chem.Mol, Tensor]:
+        r"""Which atom every node of ``self(mol)`` is: the molecule as given, and one atom index per node.
+
+        The molecule is the SMILES as RDKit reads it (atom ``i`` is the
+        ``i``-th atom written, as in ``Chem.MolFromSmiles``) or a copy of the
+        given RDKit molecule, with hydrogens added by ``Chem.AddHs`` when
+        ``add_hs`` (the model's hydrogen nodes are matched to the hydrogens of
+        the same heavy atom in index order). Node ``i`` of the graph is atom
+        ``index[i]`` of that molecule, whatever ``order`` renumbered; atoms of
+        fragments dropped by ``largest_fragment``, and explicit hydrogens of
+        the given molecule folded into hydrogen counts, have no node.
+        """
+        if isinstance(mol, str):
+            given, label = parse_smiles(mol, self.max_heavy_atoms), f"SMILES {_quote(mol)}"
+        elif isinstance(mol, Chem.Mol):
+            given, label = Chem.Mol(mol), "the molecule"
+        else:
+            raise TypeError(f"expected a SMILES string or an rdkit.Chem.Mol, got {type(mol).__name__}")
+        with rdkit_quiet():
+            try:
+                tagged = Chem.Mol(given)
+                for atom in tagged.GetAtoms():
+                    atom.SetIntProp(_SOURCE_ATOM, atom.GetIdx())
+                if not isinstance(mol, str):
+                    tagged = Chem.RemoveHs(tagged)  # as from_rdmol
+                prepared, _ = self._prepare(tagged)
+                rank = _atom_rank(prepared, self.order, self.root)
+                if self.add_hs:
+                    given = Chem.AddHs(given)
+                source = _source_atoms(prepared, given)
+            except (ValueError, RuntimeError) as e:  # RDKit raises both kinds
+                raise ValueError(f"{label}: {e}") from None
+        return given, torch.from_numpy(source[np.argsort(rank, kind="stable")])
 
     def graph_from_smiles(self, smiles: str, y: Target = None) -> tuple[Data, str]:
         r"""The molecular graph of :meth:`from_smiles` *before* the DAG
         preparation, and the canonical SMILES of the prepared molecule.
 
-        For bulk conversion: :meth:`ToDAG.prepare_many
-        <pyg_plstm.dag.ToDAG.prepare_many>` prepares a list of such graphs
-        much faster than one :class:`~pyg_plstm.dag.ToDAG` call per graph.
+        :class:`~pyg_plstm.dag.ToDAG` turns it into the graph of
+        :meth:`from_smiles`; :meth:`convert_many` does both for many
+        molecules at once.
         """
+        molecule = self._molecule_from_smiles(smiles, y)
+        data = Data(x=torch.from_numpy(molecule.x), edge_index=torch.from_numpy(molecule.edge_index),
+                    edge_attr=torch.from_numpy(molecule.edge_attr), smiles=smiles)
+        if molecule.y is not None:
+            data.y = molecule.y
+        return data, molecule.canonical
+
+    def _molecule_from_smiles(self, smiles: str, y: Target) -> "_Molecule":
         mol = parse_smiles(smiles, self.max_heavy_atoms)
         return self._convert(mol, smiles, y, label=f"SMILES {_quote(smiles)}")
 
@@ -480,9 +629,11 @@ class MolToDAG:
             # so order-relative annotations (CW/CCW chiral tags, cis/trans
             # reference atoms, the Kekulé assignment) no longer depend on how
             # the input was written. Canonical ranks alone do not achieve that.
+            written = mol
             mol = Chem.MolFromSmiles(canonical)
             if mol is None:
                 raise ValueError(f"RDKit cannot re-read its own canonical SMILES {_quote(canonical)}")
+            _carry_source_atoms(written, mol)
         if mol.GetNumAtoms() == 0:
             raise ValueError("the molecule has no atoms")
         if mol.GetNumHeavyAtoms() == 0 and not self.add_hs:
@@ -495,19 +646,56 @@ class MolToDAG:
             raise ValueError(f"the molecule has {mol.GetNumAtoms()} atoms, more than max_atoms={self.max_atoms}")
         return mol, canonical
 
-    def _convert(self, mol: Chem.Mol, smiles: str, y: Target, label: str) -> tuple[Data, str]:
+    def _convert(self, mol: Chem.Mol, smiles: str, y: Target, label: str) -> "_Molecule":
         with rdkit_quiet():
             try:
                 mol, canonical = self._prepare(mol)
                 rank = _atom_rank(mol, self.order, self.root)
-                x, edge_index, edge_attr = _reorder(*_features(mol, self.features), rank)
+                x, edge_index, edge_attr = _ranked_graph(mol, rank, self.features)
             except (ValueError, RuntimeError) as e:  # RDKit raises both kinds
                 raise ValueError(f"{label}: {e}") from None
-        data = Data(x=torch.from_numpy(x), edge_index=torch.from_numpy(edge_index),
-                    edge_attr=torch.from_numpy(edge_attr), smiles=smiles)
-        if y is not None:
-            data.y = as_target(y)
-        return data, canonical
+        return _Molecule(x, edge_index, edge_attr, None if y is None else as_target(y), smiles, canonical)
+
+
+class _Molecule(NamedTuple):
+    r"""A converted molecule before its DAG preparation: nodes numbered by the
+    atom order, edges (both bond directions) sorted by ``(src, dst)``."""
+
+    x: np.ndarray
+    edge_index: np.ndarray
+    edge_attr: np.ndarray
+    y: Optional[Tensor]
+    smiles: str
+    canonical: str
+
+
+# Molecules whose DAGs are prepared in one vectorised pass.
+_UNION_SIZE = 256
+
+
+def _with_dags(molecules: Sequence[_Molecule]) -> list[DAGData]:
+    r"""The :class:`DAGData` of every molecule, equal to ``ToDAG()`` of its graph.
+
+    Nodes are numbered by the atom order that orients the bonds, so the DAGs
+    of all molecules come from one pass over their disjoint union
+    (:func:`~pyg_plstm.dag.prepare.prepare_numbered_union`), and every graph
+    is built once with all its tensors.
+    """
+    sizes = [m.x.shape[0] for m in molecules]
+    node_offset = np.zeros(len(molecules) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=node_offset[1:])
+    edge_offset = np.zeros(len(molecules) + 1, dtype=np.int64)
+    np.cumsum([m.edge_index.shape[1] for m in molecules], out=edge_offset[1:])
+    node_graph = np.repeat(np.arange(len(molecules)), sizes)
+    edge_index = np.concatenate([m.edge_index + offset for m, offset in zip(molecules, node_offset.tolist())], axis=1)
+    prep = prepare_numbered_union(edge_index, int(node_offset[-1]), node_graph)
+    out = []
+    for m, num_nodes, structure in zip(molecules, sizes, split_union(prep, node_graph, node_offset, edge_offset)):
+        target = {} if m.y is None else {"y": m.y}
+        out.append(DAGData(x=torch.from_numpy(m.x), edge_index=torch.from_numpy(m.edge_index),
+                           edge_attr=torch.from_numpy(m.edge_attr), **target, smiles=m.smiles, num_nodes=num_nodes,
+                           **structure))
+    return out
 
 
 def from_smiles(

@@ -21,7 +21,12 @@ from pyg_plstm.dag.graph import cycle_error, line_graph, node_rank, orient_array
 from pyg_plstm.dag.multitree import PRUNE_ORDERS, multitree_mask, select_parents
 from pyg_plstm.dag.structure import DAG, check_batch
 
-__all__ = ["DAGData", "RandomPruning", "ToDAG", "get_dag", "prepare_dag", "pruned_in_order", "repruned"]
+__all__ = ["DAGCollater", "DAGData", "DAGLoader", "RandomPruning", "ToDAG", "get_dag", "prepare_dag",
+           "pruned_in_order", "repruned"]
+
+# The DAG a DAGCollater built for a batch travels in the batch object's __dict__, outside PyG's
+# storage, so that batching, separating and moving the batch's tensors leave it alone.
+_COLLATED_DAG = "_pyg_plstm_dag"
 
 _STRUCTURE_KEYS = ("dag_edge_index", "dag_input_edge", "line_index", "edge_level", "edge_level_rev",
                    "multitree_mask")
@@ -52,6 +57,28 @@ def prepare_union(
     depth = peel_depth(dag, num_nodes)
     if (depth < 0).any():
         raise cycle_error(dag, depth, name_node)
+    return _prepared(dag, kept, num_nodes, rank, depth, node_graph)
+
+
+def prepare_numbered_union(ei: np.ndarray, num_nodes: int, node_graph: np.ndarray) -> PreparedUnion:
+    """:func:`prepare_union` of undirected simple graphs whose nodes are
+    numbered in the orientation order (``rank`` = node index), without the
+    general orientation pass.
+
+    ``ei`` must hold both directions of every edge, no self-loops, no
+    duplicates, and each edge's forward column (``src < dst``) before its
+    reverse, e.g. sorted by ``(src, dst)`` (molecules renumbered by their
+    canonical ranks). The DAG is then the forward columns in their order,
+    acyclic by construction, and the result equals
+    ``prepare_union(ei, num_nodes, arange(num_nodes), False, node_graph)``.
+    """
+    kept = np.flatnonzero(ei[0] < ei[1])
+    dag = ei[:, kept]
+    return _prepared(dag, kept, num_nodes, np.arange(num_nodes), peel_depth(dag, num_nodes), node_graph)
+
+
+def _prepared(dag: np.ndarray, kept: np.ndarray, num_nodes: int, rank: np.ndarray, depth: np.ndarray,
+              node_graph: Optional[np.ndarray]) -> PreparedUnion:
     height = peel_depth(dag[::-1].copy(), num_nodes)
     line = line_graph(dag, num_nodes).numpy()
     src = dag[0]
@@ -63,6 +90,29 @@ def prepare_union(
         bit = np.arange(src.size) - first
     selected = select_parents(dag, num_nodes, rank, depth, bit)
     return PreparedUnion(dag, kept, line, depth[dag[0]], height[dag[1]], selected[line[0]])
+
+
+def split_union(prep: PreparedUnion, node_graph: np.ndarray, node_offset: np.ndarray,
+                edge_offset: np.ndarray) -> list[dict[str, Tensor]]:
+    """The structure attributes of every graph of a prepared union, numbered
+    within the graph (``node_offset``/``edge_offset``: the first node and
+    input edge of every graph, plus the totals). Every tensor owns its memory."""
+    num_graphs = node_offset.size - 1
+    dag_graph = node_graph[prep.edge_index[0]]
+    dag_ptr = np.searchsorted(dag_graph, np.arange(num_graphs + 1)).tolist()
+    line_ptr = np.searchsorted(dag_graph[prep.line_index[0]], np.arange(num_graphs + 1)).tolist()
+    out = []
+    for g in range(num_graphs):
+        e0, e1, l0, l1 = dag_ptr[g], dag_ptr[g + 1], line_ptr[g], line_ptr[g + 1]
+        out.append({
+            "dag_edge_index": torch.from_numpy(prep.edge_index[:, e0:e1] - node_offset[g]),
+            "dag_input_edge": torch.from_numpy(prep.kept[e0:e1] - edge_offset[g]),
+            "line_index": torch.from_numpy(prep.line_index[:, l0:l1] - e0),
+            "edge_level": torch.from_numpy(prep.edge_level[e0:e1].copy()),
+            "edge_level_rev": torch.from_numpy(prep.edge_level_rev[e0:e1].copy()),
+            "multitree_mask": torch.from_numpy(prep.multitree_mask[l0:l1].copy()),
+        })
+    return out
 
 
 def prepare_dag(
@@ -95,7 +145,7 @@ def prepare_dag(
         as_tensor(prep.edge_index), as_tensor(prep.line_index), num_nodes,
         edge_level=as_tensor(prep.edge_level), edge_level_rev=as_tensor(prep.edge_level_rev),
         multitree_mask=as_tensor(prep.multitree_mask), input_edge=as_tensor(prep.kept),
-        batch=batch, num_graphs=num_graphs)
+        batch=batch, num_graphs=num_graphs, input_edge_index=edge_index)
 
 
 def pruned_in_order(dag: DAG, prune_order: str) -> DAG:
@@ -126,7 +176,8 @@ def repruned(dag: DAG, prune_order: str = "deepest") -> DAG:
         mask = multitree_mask(dag.edge_index, dag.line_index, dag.num_nodes, prune_order=prune_order)
         return DAG(dag.edge_index, dag.line_index, dag.num_nodes, edge_level=dag.edge_level,
                    edge_level_rev=dag.edge_level_rev, multitree_mask=mask.to(dag.edge_index.device),
-                   input_edge=dag.input_edge, batch=dag.batch, num_graphs=dag.num_graphs)
+                   input_edge=dag.input_edge, batch=dag.batch, num_graphs=dag.num_graphs,
+                   input_edge_index=dag.input_edge_index)
     return dag.memo(("repruned", prune_order), build)
 
 
@@ -178,9 +229,13 @@ class DAGData(Data):
         return super().__inc__(key, value, *args, **kwargs)
 
 
+# Host work (checks with data-dependent answers): eager under torch.compile, a graph break.
+@torch.compiler.disable
 def get_dag(data: Data) -> DAG:
     """The :class:`~pyg_plstm.DAG` of a prepared (possibly batched) :class:`DAGData`,
-    with its ``batch`` vector and number of graphs."""
+    with its ``batch`` vector and number of graphs: the one :class:`DAGCollater`
+    built for the batch (with everything cached on it) while the batch stays
+    on the device it was built on, else a new one."""
     if not isinstance(data, Data):
         raise ValueError(f"get_dag needs a prepared torch_geometric Data/Batch, got {type(data).__name__}")
     missing = [k for k in _STRUCTURE_KEYS if getattr(data, k, None) is None]
@@ -189,6 +244,9 @@ def get_dag(data: Data) -> DAG:
             f"the graph has no prepared DAG (missing {', '.join(missing)}); apply "
             "pyg_plstm.ToDAG() as a (pre_)transform first"
         )
+    collated = data.__dict__.get(_COLLATED_DAG)
+    if collated is not None and collated.edge_index.device == data.dag_edge_index.device:
+        return collated
     batch = getattr(data, "batch", None)
     num_graphs = None
     if isinstance(data, Batch):
@@ -199,7 +257,48 @@ def get_dag(data: Data) -> DAG:
     return DAG(
         data.dag_edge_index, data.line_index, data.num_nodes,
         edge_level=data.edge_level, edge_level_rev=data.edge_level_rev, multitree_mask=data.multitree_mask,
-        input_edge=data.dag_input_edge, batch=batch, num_graphs=num_graphs)
+        input_edge=data.dag_input_edge, batch=batch, num_graphs=num_graphs,
+        input_edge_index=getattr(data, "edge_index", None))
+
+
+class DAGCollater:
+    r"""``collate_fn`` of a :class:`torch.utils.data.DataLoader` over prepared
+    graphs: batches them as PyG's loader does and builds the batch's
+    :class:`~pyg_plstm.DAG` there, in the loader's worker processes when
+    ``num_workers > 0``.
+
+    ``prepare(dag)`` (e.g. :meth:`PLSTMNet.prepare_structure
+    <pyg_plstm.models.PLSTMNet.prepare_structure>`) builds whatever a model
+    derives from the structure (views, checks, schedules), cached on the DAG;
+    :func:`get_dag` of the batch returns that DAG, so the model's forward pass
+    does no host-side structure work. Moving the batch to another device
+    leaves the DAG behind: :func:`get_dag` then builds a new one there.
+    """
+
+    def __init__(self, prepare: Optional[Callable[[DAG], Any]] = None) -> None:
+        if prepare is not None and not callable(prepare):
+            raise ValueError(f"`prepare` must be callable (it receives the batch's DAG), got {type(prepare).__name__}")
+        self.prepare = prepare
+
+    def __call__(self, data_list: Sequence[Data]) -> Batch:
+        batch = Batch.from_data_list(data_list)
+        dag = get_dag(batch)
+        if self.prepare is not None:
+            self.prepare(dag)
+        batch.__dict__[_COLLATED_DAG] = dag
+        return batch
+
+
+class DAGLoader(torch.utils.data.DataLoader):
+    r"""A :class:`torch.utils.data.DataLoader` of prepared graphs whose batches
+    carry their DAG, built by :class:`DAGCollater` with ``prepare``; every
+    other argument is the DataLoader's."""
+
+    def __init__(self, dataset: Any, *args: Any, prepare: Optional[Callable[[DAG], Any]] = None,
+                 **kwargs: Any) -> None:
+        if "collate_fn" in kwargs:
+            raise ValueError("DAGLoader batches with DAGCollater; pass `prepare` instead of `collate_fn`")
+        super().__init__(dataset, *args, collate_fn=DAGCollater(prepare), **kwargs)
 
 
 class ToDAG(BaseTransform):
@@ -277,21 +376,12 @@ class ToDAG(BaseTransform):
 
         union_graph = np.concatenate(graph_ids) if graph_ids else np.zeros(0, np.int64)
         prep = prepare_union(ei, total, rank, self.directed, union_graph, name_node)
-        dag_graph = node_graph[prep.edge_index[0]]
-        dag_ptr = np.searchsorted(dag_graph, np.arange(len(graphs) + 1))
-        line_ptr = np.searchsorted(dag_graph[prep.line_index[0]], np.arange(len(graphs) + 1))
-
         out = []
-        for g, data in enumerate(graphs):
-            e0, e1, l0, l1 = dag_ptr[g], dag_ptr[g + 1], line_ptr[g], line_ptr[g + 1]
+        for g, (data, structure) in enumerate(zip(graphs, split_union(prep, node_graph, node_offset, edge_offset))):
             item = DAGData(**data.to_dict())
             item.num_nodes = sizes[g]
-            item.dag_edge_index = torch.from_numpy(prep.edge_index[:, e0:e1] - node_offset[g])
-            item.dag_input_edge = torch.from_numpy(prep.kept[e0:e1] - edge_offset[g])
-            item.line_index = torch.from_numpy(prep.line_index[:, l0:l1] - e0)
-            item.edge_level = torch.from_numpy(prep.edge_level[e0:e1].copy())
-            item.edge_level_rev = torch.from_numpy(prep.edge_level_rev[e0:e1].copy())
-            item.multitree_mask = torch.from_numpy(prep.multitree_mask[l0:l1].copy())
+            for key, value in structure.items():
+                setattr(item, key, value)
             out.append(item)
         return out
 

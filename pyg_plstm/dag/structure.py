@@ -9,7 +9,7 @@ from torch import Tensor
 from pyg_plstm.dag.graph import check_num_nodes, edge_levels
 from pyg_plstm.dag.multitree import multitree_mask
 
-__all__ = ["DAG", "MODES", "check_batch"]
+__all__ = ["DAG", "MODES", "check_batch", "edge_checksum"]
 
 MODES = ("P", "D")
 
@@ -31,6 +31,21 @@ def _check_index(name: str, value: Any, rows: Optional[int], device: Optional[to
     if value.device.type == "meta":
         raise ValueError(f"`{name}` is on the meta device (it has no values); materialise it on a real device")
     return value
+
+
+# Arithmetic modulo a prime below 2**31: every product of two residues fits in int64, on every device.
+_PRIME = 2_147_483_647
+_NODE_FACTOR, _POSITION_FACTOR = 1_000_003, 48_271
+
+
+def edge_checksum(edge_index: Tensor) -> int:
+    """An order-sensitive checksum of an ``[2, E]`` edge list: one pass over it, equal for equal
+    edge lists on any device, and different (but for a ~1e-9 chance) when an edge or its position differs."""
+    src, dst = edge_index.long()
+    position = torch.arange(1, src.numel() + 1, device=src.device) % _PRIME
+    edge = (src % _PRIME * _NODE_FACTOR + dst % _PRIME) % _PRIME
+    weight = position * _POSITION_FACTOR % _PRIME + 1
+    return int((edge * weight % _PRIME).sum() % _PRIME)
 
 
 def check_batch(batch: Optional[Tensor], num_nodes: int, num_graphs: Optional[int],
@@ -107,6 +122,10 @@ class DAG:
             vector); ``None`` for a single graph.
         num_graphs: number of graphs (``batch.max() + 1`` when omitted; more
             when a batch ends with graphs without nodes).
+        input_edge_index: the input ``edge_index`` the DAG was prepared from
+            (:func:`~pyg_plstm.get_dag` and :func:`~pyg_plstm.prepare_dag` record
+            it), so that :meth:`check_input` can tell whether an ``edge_index``
+            a layer gets belongs to this DAG.
     """
 
     def __init__(
@@ -121,6 +140,7 @@ class DAG:
         input_edge: Optional[Tensor] = None,
         batch: Optional[Tensor] = None,
         num_graphs: Optional[int] = None,
+        input_edge_index: Optional[Tensor] = None,
     ) -> None:
         self.edge_index = _check_index("edge_index", edge_index, 2, None)
         device = edge_index.device
@@ -142,6 +162,11 @@ class DAG:
         self._multitree_mask = multitree_mask
         self.input_edge = input_edge
         self._batch, self.num_graphs = check_batch(batch, self.num_nodes, num_graphs, device)
+        if input_edge_index is not None:
+            _check_index("input_edge_index", input_edge_index, 2, None)
+        self.input_edge_index = input_edge_index
+        # An in-place change of the recorded input after preparation makes the DAG stale.
+        self._input_version = None if input_edge_index is None else input_edge_index._version
         self._memo: dict[Hashable, Any] = {}
         # What depends on the nodes and the batch only is shared by every view.
         self._node_memo: dict[Hashable, Any] = {}
@@ -219,7 +244,7 @@ class DAG:
             self.edge_index.flip(0), self.line_index.flip(0), self.num_nodes,
             edge_level=self._edge_level_rev, edge_level_rev=self._edge_level,
             multitree_mask=self.multitree_mask, input_edge=self.input_edge,
-            batch=self._batch, num_graphs=self.num_graphs)
+            batch=self._batch, num_graphs=self.num_graphs, input_edge_index=self.input_edge_index)
         flipped._memo["reverse"] = self
         flipped._node_memo = self._node_memo
         return flipped
@@ -234,7 +259,8 @@ class DAG:
             self.edge_index, self.line_index[:, mask], self.num_nodes,
             edge_level=self._edge_level, edge_level_rev=self._edge_level_rev,
             multitree_mask=torch.ones(int(mask.sum()), dtype=torch.bool, device=mask.device),
-            input_edge=self.input_edge, batch=self._batch, num_graphs=self.num_graphs)
+            input_edge=self.input_edge, batch=self._batch, num_graphs=self.num_graphs,
+            input_edge_index=self.input_edge_index)
         pruned._memo["multitree"] = pruned
         pruned._node_memo = self._node_memo
         return pruned
@@ -245,6 +271,33 @@ class DAG:
             raise ValueError(f"`mode` must be one of {MODES}, got {mode!r}")
         dag = self.multitree() if mode == "D" else self
         return dag.reverse() if reverse else dag
+
+    # Belonging ----------------------------------------------------------------
+
+    def check_input(self, edge_index: Tensor) -> None:
+        """Raise a :class:`ValueError` unless ``edge_index`` is the input the DAG was prepared from.
+
+        The recorded tensor itself passes at once; another one must have the
+        same number of edges and the same :func:`edge_checksum` (computed once
+        for the recorded input). A DAG without a recorded input (built by hand)
+        checks nothing.
+        """
+        recorded = self.input_edge_index
+        if recorded is None:
+            return
+        # Tensor versions are invisible to torch.compile's tracing; compiled calls skip that check.
+        if not torch.compiler.is_compiling() and recorded._version != self._input_version:
+            raise ValueError("the `edge_index` the DAG was prepared from has been modified in place since; "
+                             "prepare the DAG again")
+        if edge_index is recorded:
+            return
+        if edge_index.shape != recorded.shape:
+            raise ValueError(f"`edge_index` has {edge_index.size(1)} edges but the DAG was prepared from one with "
+                             f"{recorded.size(1)}; pass the DAG of this graph (e.g. get_dag(batch) of this batch)")
+        if edge_checksum(edge_index) != self.memo("input_checksum", lambda: edge_checksum(recorded),
+                                                  nodes_only=True):
+            raise ValueError("`edge_index` is not the edge list the DAG was prepared from (same number of edges, "
+                             "other edges); pass the DAG of this graph (e.g. get_dag(batch) of this batch)")
 
     # Caches -----------------------------------------------------------------
 

@@ -26,7 +26,14 @@ from tqdm import tqdm
 
 from pyg_plstm.chem import MolToDAG, atom_order, parse_smiles, reorder_nodes
 from pyg_plstm.dag import ToDAG
-from pyg_plstm.datasets.molecules import MoleculeSplits, convert_rows, read_csv
+from pyg_plstm.datasets.molecules import (
+    MoleculeSplits,
+    MoleculeVector,
+    convert_rows,
+    molecule_key,
+    read_csv,
+    warn_skipped,
+)
 from pyg_plstm.datasets.processing import (
     ProcessedDataset,
     apply_pre_transform,
@@ -200,8 +207,8 @@ class MoleculeNetDataset(MoleculeSplits, ProcessedDataset, MoleculeNet):
     using the same robust row handling as
     :class:`~pyg_plstm.datasets.MoleculeCSVDataset` (invalid SMILES skipped
     with one warning or raised per ``on_error``; ``report`` attribute;
-    ``num_workers``). No official split: :meth:`get_idx_split` gives the
-    scaffold split by default.
+    ``num_workers``; ``molecule_features``). No official split:
+    :meth:`get_idx_split` gives the scaffold split by default.
     """
 
     def __init__(
@@ -215,6 +222,7 @@ class MoleculeNetDataset(MoleculeSplits, ProcessedDataset, MoleculeNet):
         pre_filter: Optional[Callable] = None,
         force_reload: bool = False,
         num_workers: int = 0,
+        molecule_features: Optional[MoleculeVector] = None,
     ) -> None:
         self.name = str(name).lower()
         if self.name not in self.names:
@@ -225,8 +233,10 @@ class MoleculeNetDataset(MoleculeSplits, ProcessedDataset, MoleculeNet):
         self.featurizer = featurizer or MolToDAG()
         self.on_error = on_error
         self.num_workers = check_num_workers(num_workers)
+        self.molecule_features = molecule_features
         self.key, opaque = options_key(version=2, featurizer=self.featurizer, on_error=on_error,
-                                       pre_transform=pre_transform, pre_filter=pre_filter)
+                                       pre_transform=pre_transform, pre_filter=pre_filter,
+                                       **molecule_key(molecule_features))
         self.setup(root, transform, pre_transform, pre_filter, force_reload, opaque)
 
     @property
@@ -251,6 +261,7 @@ class MoleculeNetDataset(MoleculeSplits, ProcessedDataset, MoleculeNet):
         self.load(self.processed_paths[0])
         with open(self.processed_paths[1], encoding="utf-8") as f:
             self.report: dict[str, Any] = json.load(f)
+        warn_skipped(self.report)
 
     def process(self) -> None:
         # PyG's own process() splits lines on commas after deleting quoted
@@ -270,6 +281,7 @@ class MoleculeNetDataset(MoleculeSplits, ProcessedDataset, MoleculeNet):
             self.pre_filter,
             self.pre_transform,
             self.num_workers,
+            self.molecule_features,
         )
         self.save_graphs(data_list, self.processed_paths[0])
         atomic_save(report, self.processed_paths[1])

@@ -57,11 +57,11 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
-from torch_geometric.data import Data
 from tqdm import tqdm
 
+from pyg_plstm.checks import check_input_file
 from pyg_plstm.chem import MolToDAG
-from pyg_plstm.dag import DAGData, ToDAG
+from pyg_plstm.dag import DAGData
 from pyg_plstm.datasets.processing import (
     ProcessedDataset,
     apply_pre_transform,
@@ -76,9 +76,12 @@ __all__ = [
     "FreeSolvDataset",
     "MoleculeCSVDataset",
     "MoleculeSplits",
+    "MoleculeVector",
     "SolubilityDataset",
     "check_columns",
+    "molecule_key",
     "convert_rows",
+    "warn_skipped",
     "molecules_from_csv",
     "parse_target",
     "read_csv",
@@ -112,8 +115,7 @@ def parse_target(text: str) -> float:
 
 def read_csv(path: str, encoding: Optional[str] = None) -> pd.DataFrame:
     r"""Read a CSV file with every cell as text (``''`` when empty); see the module notes on encodings."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(f"CSV file not found: {path}")
+    check_input_file(path, "CSV file")
     encodings = [encoding] if encoding else ["utf-8-sig", "latin-1"]
     for enc in encodings:
         try:
@@ -156,40 +158,65 @@ def _as_list(cols: Union[str, Sequence[str], None]) -> list[str]:
     return [cols] if isinstance(cols, str) else list(cols)
 
 
-def _convert_row(featurizer: MolToDAG, target_names: Sequence[str],
-                 row: tuple[str, Optional[Sequence[str]]]) -> tuple[Optional[Data], str]:
-    r"""``(graph, canonical SMILES)`` of one row, or ``(None, the reason it failed)``."""
-    smiles, cells = row
-    try:
-        y = None
-        if cells is not None:
-            y = []
-            for name, cell in zip(target_names, cells):
-                try:
-                    y.append(parse_target(cell))
-                except ValueError as e:
-                    raise ValueError(f"column {name!r}: {e}") from None
-        return featurizer.graph_from_smiles(smiles, y)
-    except ValueError as e:
-        return None, str(e)
+# A row to convert: SMILES, target cells (None: no targets), row number.
+Row = tuple[str, Optional[Sequence[str]], int]
+# Molecule-level features of a row from its SMILES and row number, e.g. a datasets.descriptors.MoleculeFeatures.
+MoleculeVector = Callable[[str, int], np.ndarray]
 
 
-def _convert_chunk(featurizer: MolToDAG, target_names: Sequence[str],
-                   rows: Sequence[tuple[str, Optional[Sequence[str]]]]) -> list[tuple[Optional[DAGData], str]]:
-    r""":func:`_convert_row` for every row, then one vectorised DAG preparation
-    of the graphs (several times faster than a ToDAG call per molecule)."""
-    converted = [_convert_row(featurizer, target_names, row) for row in rows]
-    prepared = iter(ToDAG().prepare_many([graph for graph, _ in converted if graph is not None]))
-    return [(None if graph is None else next(prepared), text) for graph, text in converted]
+def _target_list(cols: Union[str, Sequence[str], None]) -> list[str]:
+    """The target column names as a list; a name given twice would train two copies of one task."""
+    names = _as_list(cols)
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"target column(s) {repeated} named more than once; name each target once")
+    return names
+
+
+def _targets(target_names: Sequence[str], cells: Optional[Sequence[str]]) -> Optional[list[float]]:
+    r"""The target cells of a row as floats (``None`` without target columns)."""
+    if cells is None:
+        return None
+    y = []
+    for name, cell in zip(target_names, cells):
+        try:
+            y.append(parse_target(cell))
+        except ValueError as e:
+            raise ValueError(f"column {name!r}: {e}") from None
+    return y
+
+
+def _convert_chunk(featurizer: MolToDAG, target_names: Sequence[str], molecule_features: Optional[MoleculeVector],
+                   rows: Sequence[Row]) -> list[tuple[Optional[DAGData], str]]:
+    r"""``(prepared graph, canonical SMILES)`` or ``(None, the reason it failed)``
+    per row; the molecules are converted together by :meth:`MolToDAG.convert_many
+    <pyg_plstm.chem.MolToDAG.convert_many>` (several times faster than one call per molecule)."""
+    parsed: list[Union[list[float], None, str]] = []
+    for _, cells, _ in rows:
+        try:
+            parsed.append(_targets(target_names, cells))
+        except ValueError as e:
+            parsed.append(str(e))
+    valid = [k for k, y in enumerate(parsed) if not isinstance(y, str)]
+    converted = iter(featurizer.convert_many([rows[k][0] for k in valid], [parsed[k] for k in valid]))
+    results = [(None, y) if isinstance(y, str) else next(converted) for y in parsed]
+    if molecule_features is not None:
+        for (graph, _), (smiles, _, number) in zip(results, rows):
+            if graph is not None:
+                # Not a row error: features that cannot be had for a valid molecule (a descriptor file lacking
+                # it) are refused whatever on_error says.
+                graph.molecule_features = torch.from_numpy(molecule_features(smiles, number)).reshape(1, -1)
+    return results
 
 
 def _convert_chunk_to_arrays(featurizer: MolToDAG, target_names: Sequence[str],
-                             rows: Sequence[tuple[str, Optional[Sequence[str]]]]) -> list[tuple[Optional[dict], str]]:
+                             molecule_features: Optional[MoleculeVector],
+                             rows: Sequence[Row]) -> list[tuple[Optional[dict], str]]:
     # Tensors sent between processes travel as shared-memory handles, one file
     # descriptor each; NumPy arrays travel as plain bytes.
     return [(None if graph is None else {k: v.numpy() if isinstance(v, Tensor) else v
                                          for k, v in graph.to_dict().items()}, text)
-            for graph, text in _convert_chunk(featurizer, target_names, rows)]
+            for graph, text in _convert_chunk(featurizer, target_names, molecule_features, rows)]
 
 
 def _from_arrays(graph: dict) -> DAGData:
@@ -199,18 +226,19 @@ def _from_arrays(graph: dict) -> DAGData:
 _CHUNK = 256  # rows converted (and DAG-prepared) together
 
 
-def _converted(featurizer: MolToDAG, target_names: Sequence[str], rows: Sequence[tuple], num_workers: int,
-               ) -> Iterator[tuple[Optional[DAGData], str]]:
+def _converted(featurizer: MolToDAG, target_names: Sequence[str], molecule_features: Optional[MoleculeVector],
+               rows: Sequence[Row], num_workers: int) -> Iterator[tuple[Optional[DAGData], str]]:
     r"""``(prepared graph or None, canonical SMILES or error)`` per row, in the order of ``rows``."""
     size = _CHUNK if num_workers == 0 else max(16, min(_CHUNK, math.ceil(len(rows) / (4 * num_workers))))
     chunks = [rows[i:i + size] for i in range(0, len(rows), size)]
     if num_workers == 0:
         for chunk in chunks:
-            yield from _convert_chunk(featurizer, target_names, chunk)
+            yield from _convert_chunk(featurizer, target_names, molecule_features, chunk)
         return
     with multiprocessing.get_context().Pool(num_workers) as pool:
         # imap keeps the input order, so the result does not depend on the workers.
-        for chunk in pool.imap(partial(_convert_chunk_to_arrays, featurizer, target_names), chunks):
+        for chunk in pool.imap(partial(_convert_chunk_to_arrays, featurizer, target_names, molecule_features),
+                               chunks):
             for graph, text in chunk:
                 yield (None if graph is None else _from_arrays(graph)), text
 
@@ -226,12 +254,18 @@ def convert_rows(
     pre_filter: Optional[Callable] = None,
     pre_transform: Optional[Callable] = None,
     num_workers: int = 0,
+    molecule_features: Optional[MoleculeVector] = None,
 ) -> tuple[list[DAGData], dict[str, Any]]:
     r"""The row loop of the CSV and MoleculeNet data sets: graphs plus a report.
 
     ``rows[k]`` is the row number that messages name for ``smiles[k]`` and
     ``targets[k]`` (the target cells as text, in the order of
     ``target_names``); see the module notes for errors and ``num_workers``.
+    ``molecule_features(smiles, row)`` (a
+    :class:`~pyg_plstm.datasets.descriptors.MoleculeFeatures`), if given,
+    becomes each graph's ``molecule_features`` (``[1, dim]``, float64); a
+    valid molecule it refuses (one a descriptor file lacks) raises its
+    :class:`ValueError`, whatever ``on_error`` says.
     """
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
@@ -243,8 +277,8 @@ def convert_rows(
     positions: list[int] = []
     failed: list[dict[str, Any]] = []
     num_failed = 0
-    tasks = list(zip(smiles, targets if targets is not None else [None] * len(smiles)))
-    results = _converted(featurizer, target_names, tasks, num_workers)
+    tasks = list(zip(smiles, targets if targets is not None else [None] * len(smiles), rows))
+    results = _converted(featurizer, target_names, molecule_features, tasks, num_workers)
     try:
         with tqdm(results, total=len(rows), desc=f"Processing {osp.basename(source)}", unit="mol",
                   disable=None) as progress:
@@ -291,15 +325,8 @@ def convert_rows(
         kept.append(row)
         kept_smiles.append(smiles[k])
 
-    if num_failed:
-        examples = "; ".join(f"row {f['row']}: {f['error']}" for f in failed[:_EXAMPLES])
-        warnings.warn(f"{source}: skipped {num_failed} of {len(rows)} rows that could not be converted "
-                      f"(first: {examples})", stacklevel=2)
     if num_duplicates:
         log.info("%s: %d duplicate molecules (same canonical SMILES) kept", source, num_duplicates)
-    if not data_list:
-        raise ValueError(f"{source}: no molecule left out of {len(rows)} rows "
-                         f"({num_failed} failed, {num_filtered} filtered)")
     report = {
         "source": source,
         "num_rows": len(rows),
@@ -313,7 +340,20 @@ def convert_rows(
         "rows": kept,
         "smiles": kept_smiles,
     }
+    if not data_list:
+        warn_skipped(report)  # the reasons of the failures
+        raise ValueError(f"{source}: no molecule left out of {len(rows)} rows "
+                         f"({num_failed} failed, {num_filtered} filtered)")
     return data_list, report
+
+
+def warn_skipped(report: dict[str, Any]) -> None:
+    r"""One warning naming the rows of ``report`` (from :func:`convert_rows`) that could not be converted,
+    if any: the data sets repeat it on every load, so cached data is never silently smaller than its file."""
+    if report["num_failed"]:
+        examples = "; ".join(f"row {f['row']}: {f['error']}" for f in report["failed"][:_EXAMPLES])
+        warnings.warn(f"{report['source']}: skipped {report['num_failed']} of {report['num_rows']} rows that "
+                      f"could not be converted (first: {examples})", stacklevel=3)
 
 
 def molecules_from_csv(
@@ -327,14 +367,36 @@ def molecules_from_csv(
     pre_filter: Optional[Callable] = None,
     pre_transform: Optional[Callable] = None,
     num_workers: int = 0,
+    molecule_features: Optional[MoleculeVector] = None,
 ) -> tuple[list[DAGData], dict[str, Any]]:
     r"""Convert a CSV of SMILES and targets into a list of DAG graphs and a report, in memory.
 
     This is the processing step of :class:`MoleculeCSVDataset`; see the module
-    notes for the handling of encodings, missing values and bad rows.
+    notes for the handling of encodings, missing values and bad rows, and
+    :func:`convert_rows` for ``molecule_features``.
     """
+    data_list, report = _read_molecules(csv_path, smiles_col, target_cols, split_col, featurizer, on_error, encoding,
+                                        pre_filter, pre_transform, num_workers, molecule_features)
+    warn_skipped(report)
+    return data_list, report
+
+
+def _read_molecules(
+    csv_path: str,
+    smiles_col: str,
+    target_cols: Union[str, Sequence[str], None],
+    split_col: Optional[str],
+    featurizer: Optional[MolToDAG],
+    on_error: str,
+    encoding: Optional[str],
+    pre_filter: Optional[Callable],
+    pre_transform: Optional[Callable],
+    num_workers: int,
+    molecule_features: Optional[MoleculeVector],
+) -> tuple[list[DAGData], dict[str, Any]]:
+    """:func:`molecules_from_csv` without the warning (the data set gives it on every load)."""
     featurizer = featurizer or MolToDAG()
-    targets = _as_list(target_cols)
+    targets = _target_list(target_cols)
     frame = read_csv(csv_path, encoding)
     check_columns(frame, [smiles_col, *targets, *_as_list(split_col)], csv_path)
     blank = frame.apply(lambda column: column.str.strip().eq("")).all(axis=1)
@@ -350,11 +412,19 @@ def molecules_from_csv(
         pre_filter,
         pre_transform,
         num_workers,
+        molecule_features,
     )
     report["num_blank"] = len(frame) - len(rows)
     if split_col is not None:
         report["split"] = frame[split_col].iloc[report["rows"]].tolist()
     return data_list, report
+
+
+def molecule_key(molecule_features: Optional[MoleculeVector]) -> dict[str, Any]:
+    """The processed-data key entry of ``molecule_features``: none without them, so that data sets processed
+    before molecule features existed keep their keys."""
+    return {} if molecule_features is None else {"molecule_features": getattr(molecule_features, "key",
+                                                                              molecule_features)}
 
 
 class MoleculeSplits:
@@ -414,6 +484,11 @@ class MoleculeCSVDataset(MoleculeSplits, ProcessedDataset):
             must return the graph.
         num_workers: processes converting the rows (``0``: this one); the
             result does not depend on it.
+        molecule_features: a
+            :class:`~pyg_plstm.datasets.descriptors.MoleculeFeatures` giving
+            every graph ``molecule_features`` (``[1, dim]``, float64); part of
+            the processed-data key (a descriptor file by its contents). A
+            molecule a descriptor file lacks raises :class:`ValueError`.
 
     Example::
 
@@ -438,21 +513,22 @@ class MoleculeCSVDataset(MoleculeSplits, ProcessedDataset):
         force_reload: bool = False,
         log: bool = True,
         num_workers: int = 0,
+        molecule_features: Optional[MoleculeVector] = None,
     ) -> None:
         if on_error not in ON_ERROR:
             raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
-        if not osp.isfile(csv_path):
-            raise FileNotFoundError(f"CSV file not found: {csv_path}")
+        check_input_file(csv_path, "CSV file")
         if featurizer is not None and not isinstance(featurizer, MolToDAG):
             raise TypeError(f"featurizer must be a pyg_plstm.chem.MolToDAG, got {type(featurizer).__name__}")
         self.csv_path = csv_path
         self.smiles_col = smiles_col
-        self.target_cols = _as_list(target_cols)
+        self.target_cols = _target_list(target_cols)
         self.split_col = split_col
         self.featurizer = featurizer or MolToDAG()
         self.on_error = on_error
         self.encoding = encoding
         self.num_workers = check_num_workers(num_workers)
+        self.molecule_features = molecule_features
         # Known before InMemoryDataset.__init__ asks for processed_dir.
         self.key, opaque = options_key(
             version=2,
@@ -465,6 +541,7 @@ class MoleculeCSVDataset(MoleculeSplits, ProcessedDataset):
             encoding=encoding,
             pre_transform=pre_transform,
             pre_filter=pre_filter,
+            **molecule_key(molecule_features),
         )
         self.setup(root, transform, pre_transform, pre_filter, force_reload, opaque, log)
 
@@ -484,9 +561,10 @@ class MoleculeCSVDataset(MoleculeSplits, ProcessedDataset):
         self.load(self.processed_paths[0])
         with open(self.processed_paths[1], encoding="utf-8") as f:
             self.report: dict[str, Any] = json.load(f)
+        warn_skipped(self.report)
 
     def process(self) -> None:
-        data_list, report = molecules_from_csv(
+        data_list, report = _read_molecules(
             self.csv_path,
             self.smiles_col,
             self.target_cols,
@@ -497,6 +575,7 @@ class MoleculeCSVDataset(MoleculeSplits, ProcessedDataset):
             self.pre_filter,
             self.pre_transform,
             self.num_workers,
+            self.molecule_features,
         )
         self.save_graphs(data_list, self.processed_paths[0])
         atomic_save(report, self.processed_paths[1])
@@ -539,9 +618,10 @@ class SolubilityDataset(MoleculeCSVDataset):
     def __init__(self, root: str, featurizer: Optional[MolToDAG] = None, on_error: str = "skip",
                  transform: Optional[Callable] = None, pre_transform: Optional[Callable] = None,
                  pre_filter: Optional[Callable] = None, force_reload: bool = False, log: bool = True,
-                 num_workers: int = 0) -> None:
+                 num_workers: int = 0, molecule_features: Optional[MoleculeVector] = None) -> None:
         super().__init__(root, shipped_csv("solubility"), "smiles", ["log_solubility"], "split", featurizer,
-                         on_error, None, transform, pre_transform, pre_filter, force_reload, log, num_workers)
+                         on_error, None, transform, pre_transform, pre_filter, force_reload, log, num_workers,
+                         molecule_features)
 
 
 class FreeSolvDataset(MoleculeCSVDataset):
@@ -556,6 +636,7 @@ class FreeSolvDataset(MoleculeCSVDataset):
     def __init__(self, root: str, featurizer: Optional[MolToDAG] = None, on_error: str = "skip",
                  transform: Optional[Callable] = None, pre_transform: Optional[Callable] = None,
                  pre_filter: Optional[Callable] = None, force_reload: bool = False, log: bool = True,
-                 num_workers: int = 0) -> None:
+                 num_workers: int = 0, molecule_features: Optional[MoleculeVector] = None) -> None:
         super().__init__(root, shipped_csv("freesolv"), "smiles", ["expt_kcal_mol"], None, featurizer,
-                         on_error, None, transform, pre_transform, pre_filter, force_reload, log, num_workers)
+                         on_error, None, transform, pre_transform, pre_filter, force_reload, log, num_workers,
+                         molecule_features)

@@ -54,7 +54,7 @@ from pyg_plstm.train.report import json_safe, markdown_table, mean_std, run_sett
 
 __all__ = ["D_PRUNINGS", "MODELS", "DEFAULT_MODELS", "HOUSEHOLDER_MODELS", "STATE_TASKS", "TASKS", "RESULT_FILES",
            "LongRangeConfig", "message_passing_view", "model_config",
-           "walk_survives_multitree", "run", "load_records", "summarize_records", "results_table",
+           "walk_survives_multitree", "run", "load_records", "summarize_records", "results_table", "per_seed_table",
            "plot_accuracy_by_depth", "write_outputs", "build_parser", "main"]
 
 # State tracking along the marked walk: the task and n of the group S_n whose elements the walk composes.
@@ -397,6 +397,22 @@ def results_table(summary: Sequence[Mapping[str, Any]], config: LongRangeConfig)
                           constant_rows={"chance": config.chance}, digits=3)
 
 
+def per_seed_table(records: Sequence[Mapping[str, Any]], config: LongRangeConfig) -> str:
+    """Every seed's in-distribution and extrapolation accuracy, one row per model: a mean hides a seed
+    that did not learn."""
+    metric = config.task_spec.metric
+    models = list(dict.fromkeys(r["model"] for r in records))
+    seeds = sorted({r["seed"] for r in records})
+    lines = ["Per seed (in-distribution / extrapolation accuracy at the best-validation epoch):", "",
+             "| model | " + " | ".join(f"seed {s}" for s in seeds) + " |", "|---" * (len(seeds) + 1) + "|"]
+    for model in models:
+        best = {r["seed"]: r["result"]["best"] for r in records if r["model"] == model}
+        cells = [f"{best[s]['test_id'][metric]:.3f} / {best[s]['test_ood'][metric]:.3f}" if s in best else "–"
+                 for s in seeds]
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def plot_accuracy_by_depth(summary: Sequence[Mapping[str, Any]], config: LongRangeConfig,
                            path: str | Path) -> None:
     """Test accuracy against walk length, mean ± std over seeds; training depths shaded."""
@@ -454,7 +470,7 @@ def write_outputs(out_dir: str | Path) -> dict[str, Any]:
     intro += "".join(f"Command: `{c}`\n\n" for c in commands)
     note = (f"\nThe label's walk survives D-mode's multitree pruning in {survive['test_id']:.1%} of the "
             f"in-distribution and {survive['test_ood']:.1%} of the extrapolation test graphs.\n")
-    atomic_write(out / "results.md", intro + table + "\n" + note)
+    atomic_write(out / "results.md", intro + table + "\n" + note + "\n" + per_seed_table(records, config))
     plot_accuracy_by_depth(summary, config, out / "accuracy_by_depth.png")
     return {**results, "table": table}
 

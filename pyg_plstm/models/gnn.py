@@ -18,9 +18,10 @@ from torch_geometric.nn import GATConv, GCNConv, GINConv, GINEConv, global_add_p
 from torch_geometric.nn.inits import reset
 
 from pyg_plstm.checks import check_choice, check_dropout, check_positive
-from pyg_plstm.models.inputs import graph_edge_attr, graph_inputs
+from pyg_plstm.models.inputs import graph_edge_attr, graph_inputs, with_molecule_features
 from pyg_plstm.nn.encoders import make_encoder
 from pyg_plstm.nn.pool import GraphPooling
+from pyg_plstm.nn.scaler import Standardize
 
 __all__ = ["CONVS", "GNNBaseline"]
 
@@ -67,6 +68,10 @@ class GNNBaseline(Module):
         virtual_node (bool, optional): Add OGB's virtual node, a learnt
             per-graph state summed into every node before each layer and updated
             from the pooled nodes. (default: :obj:`False`)
+        molecule_dim (int, optional): Molecule-level features per graph
+            (``data.molecule_features``), standardised and concatenated with
+            the pooled embedding before the head, as in
+            :class:`~pyg_plstm.models.PLSTMNet`. (default: :obj:`None`, none)
     """
 
     def __init__(
@@ -83,6 +88,7 @@ class GNNBaseline(Module):
         pooling: str = "mean",
         dropout: float = 0.0,
         virtual_node: bool = False,
+        molecule_dim: Optional[int] = None,
     ) -> None:
         super().__init__()
         check_choice("conv", conv, CONVS)
@@ -116,7 +122,8 @@ class GNNBaseline(Module):
         else:
             self.virtual_emb = self.virtual_mlps = None
         self.pool = GraphPooling(pooling, hidden_channels)
-        self.head = Linear(hidden_channels, out_channels)
+        self.molecule_scaler = Standardize(molecule_dim) if molecule_dim else None
+        self.head = Linear(hidden_channels + (molecule_dim or 0), out_channels)
 
     def reset_parameters(self) -> None:
         for child in self.children():
@@ -145,7 +152,7 @@ class GNNBaseline(Module):
                     virtual = self.virtual_mlps[layer](global_add_pool(h, batch, num_graphs) + virtual)
                     virtual = apply_dropout(virtual, self.dropout, self.training)
             h = apply_dropout(h_new, self.dropout, self.training)
-        return self.head(self.pool(h, batch, num_graphs))
+        return self.head(with_molecule_features(self.pool(h, batch, num_graphs), data, self.molecule_scaler))
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.conv!r}, {self.in_channels}, {self.out_channels}, "

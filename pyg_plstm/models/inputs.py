@@ -1,12 +1,14 @@
 r"""What a graph-level model reads from a (batched) PyG data object, validated."""
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Optional
 
 import torch
 from torch import Tensor
 
-__all__ = ["GraphInputs", "graph_edge_attr", "graph_inputs"]
+from pyg_plstm.nn.scaler import Standardize
+
+__all__ = ["GraphInputs", "graph_edge_attr", "graph_inputs", "with_molecule_features"]
 
 # Applying ToDAG() to a Batch keeps its `batch` vector but returns a plain DAGData, which
 # has no `num_graphs`; that is the usual way to get here with a batch vector and no count.
@@ -26,6 +28,8 @@ class GraphInputs(NamedTuple):
     num_graphs: int
 
 
+# The checks read values (id ranges, counts): eager under torch.compile, one graph break.
+@torch.compiler.disable
 def graph_inputs(data: Any) -> GraphInputs:
     r"""The node features ``x``, ``edge_index``, graph id per node ``batch`` and
     ``num_graphs`` of a :class:`~torch_geometric.data.Data` (one graph, ``batch``
@@ -107,3 +111,21 @@ def _describe(value: Any) -> str:
     if isinstance(value, Tensor):
         return f"{value.dtype} of shape {list(value.shape)}"
     return type(value).__name__
+
+
+def with_molecule_features(pooled: Tensor, data: Any, scaler: Optional[Standardize]) -> Tensor:
+    r"""The pooled graph embeddings ``[num_graphs, C]`` followed by the graphs' ``molecule_features``
+    (``[num_graphs, D]``) standardised by ``scaler``; ``pooled`` itself for a model without molecule features
+    (``scaler=None``). Raises a :class:`ValueError` when the graphs lack the features or carry another number."""
+    if scaler is None:
+        return pooled
+    features = getattr(data, "molecule_features", None)
+    if features is None:
+        raise ValueError(f"the model was trained with {scaler.num_features} molecule-level features per graph, "
+                         "but the graphs carry no `molecule_features`; compute them as in training (e.g. "
+                         "pyg-plstm predict does so from the SMILES)")
+    expected = (pooled.size(0), scaler.num_features)
+    if not isinstance(features, Tensor) or tuple(features.shape) != expected:
+        raise ValueError(f"`molecule_features` must have shape {list(expected)} (graphs x the model's molecule "
+                         f"features), got {_describe(features)}")
+    return torch.cat([pooled, scaler(features).to(pooled.dtype)], dim=-1)

@@ -9,13 +9,14 @@ from torch.nn import GELU, Dropout, Linear, ModuleList, Sequential
 from torch_geometric.nn.inits import reset
 
 from pyg_plstm.checks import check_choice, check_dropout, check_positive
-from pyg_plstm.dag import get_dag
-from pyg_plstm.models.inputs import graph_edge_attr, graph_inputs
+from pyg_plstm.dag import DAG, get_dag
+from pyg_plstm.models.inputs import graph_edge_attr, graph_inputs, with_molecule_features
 from pyg_plstm.nn.block import PLSTMBlock, make_norm
 from pyg_plstm.nn.conv import AUTHORS_CONV_OPTIONS, PAPER_GATE_BIAS, PAPER_NORM_EPS
 from pyg_plstm.nn.encoders import make_encoder
 from pyg_plstm.nn.encoding import DegreeEncoding
 from pyg_plstm.nn.pool import GraphPooling
+from pyg_plstm.nn.scaler import Standardize
 
 __all__ = ["CONFIGS", "EDGE_FEATURES", "POS_ENCODINGS", "PLSTMNet"]
 
@@ -104,6 +105,11 @@ class PLSTMNet(torch.nn.Module):
             layer over the undirected graph before the pLSTM layers), or
             :obj:`None` (pLSTM layers alone, the previous default; the
             :obj:`"previous"` config). (default: :obj:`"gine"`)
+        molecule_dim (int, optional): Molecule-level features per graph
+            (``data.molecule_features``, ``[num_graphs, molecule_dim]``),
+            standardised (:class:`~pyg_plstm.nn.Standardize`, fitted on the
+            training rows) and concatenated with the pooled embedding before
+            the head. (default: :obj:`None`, none)
         **block_kwargs (optional): Further arguments of every
             :class:`~pyg_plstm.nn.PLSTMBlock` and its layers (e.g.
             :obj:`norm`, :obj:`mlp_per_layer`, :obj:`bidirectional`, :obj:`p_normalize`,
@@ -132,6 +138,7 @@ class PLSTMNet(torch.nn.Module):
         edge_features: str = EDGE_FEATURES[0],
         norm: str = "batch",
         local: Optional[str] = "gine",
+        molecule_dim: Optional[int] = None,
         **block_kwargs: Any,
     ) -> None:
         super().__init__()
@@ -164,8 +171,9 @@ class PLSTMNet(torch.nn.Module):
         # The configurations measured with layer or RMS pre-norms had a LayerNorm here; they keep it.
         self.norm = make_norm("batch" if norm == "batch" else "layer", hidden_channels)
         self.pool = GraphPooling(pooling, hidden_channels)
-        self.head = Sequential(Linear(hidden_channels, hidden_channels), GELU(), Dropout(dropout),
-                               Linear(hidden_channels, out_channels))
+        self.molecule_scaler = Standardize(molecule_dim) if molecule_dim else None
+        self.head = Sequential(Linear(hidden_channels + (molecule_dim or 0), hidden_channels), GELU(),
+                               Dropout(dropout), Linear(hidden_channels, out_channels))
 
     def reset_parameters(self) -> None:
         for child in self.children():
@@ -183,7 +191,7 @@ class PLSTMNet(torch.nn.Module):
     def forward(self, data: Any) -> Tensor:
         """Maps a (batched) :class:`~pyg_plstm.DAGData` to ``[num_graphs, out_channels]``."""
         h, batch, num_graphs = self._encode(data)
-        return self.head(self.pool(h, batch, num_graphs))
+        return self.head(with_molecule_features(self.pool(h, batch, num_graphs), data, self.molecule_scaler))
 
     def node_embeddings(self, data: Any) -> Tensor:
         """The normalised node states fed to the pooling, ``[num_nodes, hidden_channels]``."""
@@ -205,6 +213,15 @@ class PLSTMNet(torch.nn.Module):
         for i, block in enumerate(self.blocks):
             h = block(h, edge_index, edge_attr, dag=dag, reverse=i % 2 == 1)
         return self.norm(h), batch, num_graphs
+
+    def prepare_structure(self, dag: DAG) -> None:
+        r"""Builds everything :meth:`forward` derives from :obj:`dag` (views,
+        structure checks, schedules of every layer) ahead of time, cached on
+        :obj:`dag`. Passed to :class:`~pyg_plstm.dag.DAGCollater`, it moves
+        that host work into the data loader (its worker processes when
+        ``num_workers > 0``), so the forward pass does none."""
+        for i, block in enumerate(self.blocks):
+            block.prepare_structure(dag, reverse=i % 2 == 1)
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.in_channels}, {self.hidden_channels}, {self.out_channels}, "

@@ -41,7 +41,8 @@ def register_model(name: str, builder: Callable[..., Module], default_layers: in
         builder (callable): Called as ``builder(in_channels, out_channels,
             hidden_channels=..., num_layers=..., heads=..., edge_dim=...,
             node_encoder=..., edge_encoder=..., pooling=..., dropout=...,
-            **extra)`` and returns the model.
+            **extra)`` (plus ``molecule_dim=...`` when :func:`make_model` gets
+            one) and returns the model.
         default_layers (int): The depth used when :func:`make_model` gets
             ``num_layers=None``.
         extra_args (tuple of str, optional): Keyword arguments the model takes
@@ -81,12 +82,15 @@ def make_model(
     edge_encoder: Optional[str] = None,
     pooling: str = "mean",
     dropout: float = 0.0,
+    molecule_dim: Optional[int] = None,
     **model_kwargs: Any,
 ) -> Module:
     r"""Build the model registered as ``name`` (see :func:`model_names`).
 
     ``num_layers`` is the number of pLSTM blocks or GNN layers; :obj:`None`
     picks the model's usual depth (2 pLSTM blocks, 5 GNN layers as in OGB).
+    ``molecule_dim`` molecule-level features per graph join the pooled
+    embedding before the head (see :class:`~pyg_plstm.models.PLSTMNet`).
     ``model_kwargs`` are the model's own arguments (for ``"plstm"``:
     ``block``, ``pos_encoding``, ``form``, ``alpha`` of
     :class:`~pyg_plstm.models.PLSTMNet`); other models refuse them.
@@ -98,6 +102,10 @@ def make_model(
     if refused:
         takes = f"; its own arguments are {list(spec.extra_args)}" if spec.extra_args else ""
         raise ValueError(f"model {name!r} does not take the argument(s) {refused}{takes}")
+    if molecule_dim is not None:
+        # Only then: builders registered before molecule features existed need not take it.
+        check_positive(molecule_dim=molecule_dim)
+        model_kwargs["molecule_dim"] = molecule_dim
     return spec.builder(
         in_channels, out_channels, hidden_channels=hidden_channels,
         num_layers=spec.default_layers if num_layers is None else num_layers, heads=heads, edge_dim=edge_dim,

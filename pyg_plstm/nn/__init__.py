@@ -5,6 +5,7 @@ from pyg_plstm.nn.encoders import ENCODERS, LinearEncoder, OGBEncoder, make_enco
 from pyg_plstm.nn.encoding import DegreeEncoding
 from pyg_plstm.nn.norm import MultiHeadRMSNorm
 from pyg_plstm.nn.pool import POOLINGS, GraphPooling
+from pyg_plstm.nn.scaler import Standardize
 
 __all__ = ["ENCODERS", "LOCAL_CONVS", "POOLINGS", "DegreeEncoding", "GraphPooling", "LinearEncoder", "MultiHeadRMSNorm",
-           "OGBEncoder", "PLSTMBlock", "PLSTMConv", "PLSTMGates", "make_encoder"]
+           "OGBEncoder", "PLSTMBlock", "PLSTMConv", "PLSTMGates", "Standardize", "make_encoder"]

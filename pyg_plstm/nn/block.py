@@ -54,8 +54,10 @@ class PLSTMBlock(torch.nn.Module):
     optionally after a local message-passing layer.
 
     With :obj:`local="gine"` the block first mixes every node with its
-    neighbours in the undirected graph (a GINE layer with the edge features,
-    GIN without them), the way GPS pairs a local MPNN with a global mixer:
+    neighbours along the DAG's edges in both directions (for molecules: every
+    bond both ways, see :func:`undirected_edges`), a GINE layer with the edge
+    features (GIN without them), the way GPS pairs a local MPNN with a global
+    mixer:
 
     .. math::
         \mathbf{X} \leftarrow \mathbf{X} + \mathrm{Dropout}\big(
@@ -216,7 +218,11 @@ class PLSTMBlock(torch.nn.Module):
             dag = prepare_dag(edge_index, x.size(0), batch=batch)
             batch = None
         if self.local_conv is not None:
-            local_index, local_attr = undirected_edges(dag, edge_attr)
+            # The DAG's edges both ways. An undirected input (each DAG edge merged from two input edges) is
+            # that graph already, in the order of edge_index, which PyG's explain edge masks follow.
+            undirected_input = edge_index is not None and edge_index.size(1) == 2 * dag.num_edges
+            local_index, local_attr = ((edge_index, edge_attr) if undirected_input
+                                       else undirected_edges(dag, edge_attr))
             h = self.local_norm(x)
             out = self.local_conv(h, local_index) if local_attr is None else self.local_conv(h, local_index, local_attr)
             x = x + self.dropout(out)
@@ -231,6 +237,13 @@ class PLSTMBlock(torch.nn.Module):
                 mlp_norm, mlp = next(mlps)
                 x = x + self.dropout(mlp(mlp_norm(x)))
         return x
+
+    def prepare_structure(self, dag: DAG, reverse: bool = False) -> None:
+        """:meth:`PLSTMConv.prepare_structure` of every layer, for a forward pass with the same :obj:`reverse`."""
+        for conv in self.convs:
+            conv.prepare_structure(dag, reverse)
+        for conv in self.reverse_convs:
+            conv.prepare_structure(dag, not reverse)
 
     def __repr__(self) -> str:
         both = ", bidirectional=True" if self.bidirectional else ""

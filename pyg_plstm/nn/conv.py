@@ -16,7 +16,7 @@ from pyg_plstm.checks import check_choice, check_positive
 from pyg_plstm.dag import DAG, MODES, prepare_dag
 from pyg_plstm.dag.multitree import PRUNE_ORDERS
 from pyg_plstm.dag.prepare import pruned_in_order, repruned
-from pyg_plstm.functional import FORMS, MATRIX_FORMS, Householder, plstm_dag
+from pyg_plstm.functional import FORMS, MATRIX_FORMS, Householder, plstm_dag, prepare_structure
 from pyg_plstm.nn.norm import MultiHeadRMSNorm
 
 __all__ = ["PLSTMConv", "PLSTMGates", "AUTHORS_CONV_OPTIONS", "GATE_BIAS", "NORM_EPS", "PAPER_GATE_BIAS",
@@ -184,13 +184,13 @@ class PLSTMConv(MessagePassing):
     autocast disabled: the cell states accumulate over paths of arbitrary
     length, which :obj:`bfloat16`'s 8-bit mantissa does not survive.
 
-    Under :func:`torch.compile`, forward and backward trace into a single
-    graph when the layer gets a :class:`~pyg_plstm.DAG` whose schedules are
-    already built (e.g. by an eager call on the same DAG object). Building a schedule (and the slow
-    :obj:`edge_index` path) is host work with data-dependent sizes and breaks
-    the graph wherever it happens inside the compiled region; the level loop
-    is unrolled, so compiled code is specialised to the level structure of
-    the DAG and recompiles for a new one.
+    Under :func:`torch.compile` (``dynamic=True``) the projections and
+    gates are compiled, and two steps run eagerly, each a graph break: the
+    structure work (checking the DAG against the inputs, building its views;
+    host work with data-dependent sizes) and the operator
+    (:func:`~pyg_plstm.functional.plstm_dag`, a loop over the DAG's levels).
+    Compiled code therefore never depends on a graph's structure: new batch
+    shapes and structures are served by the graphs compiled for the first.
 
     It is a :class:`~torch_geometric.nn.conv.MessagePassing` layer for PyG's
     tooling: it takes :obj:`(x, edge_index, edge_attr, batch)` like any conv,
@@ -437,14 +437,36 @@ class PLSTMConv(MessagePassing):
         (the forward pass computes them exactly this way)."""
         self._materialize(x)
         self._check_x(x)
-        dag = self._structure(x, edge_index, batch, dag)
-        edge_attr = self._dag_edge_attr(edge_attr, edge_index, dag)
-        if self.mode == "D" and reverse and self.reverse_pruning == "own":
-            view = repruned(dag.reverse(), self.prune_order).multitree()
-        else:
-            pruned = pruned_in_order(dag, self.prune_order) if self.mode == "D" else dag
-            view = pruned.view(self.mode, reverse)
+        edge_attr = self._check_edge_attr(edge_attr, edge_index)
+        dag, view, input_edge = self._structure_and_view(x, edge_index, edge_attr, batch, dag, reverse)
+        edge_attr = None if edge_attr is None else edge_attr[input_edge]
         return self._gates(x, view, edge_attr, self._dag_edge_mask(edge_index, dag))
+
+    def prepare_structure(self, dag: DAG, reverse: bool = False) -> None:
+        r"""Builds what :meth:`forward` derives from :obj:`dag` (the view the
+        layer runs on, the structure check, the form's schedules) ahead of
+        time; all of it is cached on :obj:`dag`, so a forward pass on it does
+        no host-side structure work (e.g. called in a data loader's collate,
+        see :class:`~pyg_plstm.dag.DAGCollater`)."""
+        prepare_structure(self._view(dag, reverse), self.qk_channels, self.v_channels, form=self.form,
+                          scalar=self.lin_reflection is None)
+
+    @torch.compiler.disable
+    def _structure_and_view(self, x: Tensor, edge_index: Optional[Tensor], edge_attr: Optional[Tensor],
+                            batch: Optional[Tensor], dag: Optional[DAG],
+                            reverse: bool) -> tuple[DAG, DAG, Optional[Tensor]]:
+        """The DAG, the view of it this layer runs on and, with edge features, the input edge of every DAG
+        edge. Host work with data-dependent sizes (building and checking structures): under
+        :func:`torch.compile` it runs eagerly, a graph break, so compiled code never depends on a structure."""
+        dag = self._structure(x, edge_index, batch, dag)
+        input_edge = None if edge_attr is None else self._input_edges(dag, edge_attr.size(0), "edge_attr")
+        return dag, self._view(dag, reverse), input_edge
+
+    def _view(self, dag: DAG, reverse: bool) -> DAG:
+        if self.mode == "D" and reverse and self.reverse_pruning == "own":
+            return repruned(dag.reverse(), self.prune_order).multitree()
+        pruned = pruned_in_order(dag, self.prune_order) if self.mode == "D" else dag
+        return pruned.view(self.mode, reverse)
 
     def _materialize(self, x: Tensor) -> None:
         """Fix a lazy ``in_channels=-1`` from the first input and initialise its projections."""
@@ -465,6 +487,9 @@ class PLSTMConv(MessagePassing):
 
     def _structure(self, x: Tensor, edge_index: Optional[Tensor], batch: Optional[Tensor],
                    dag: Optional[DAG]) -> DAG:
+        if edge_index is not None and (not isinstance(edge_index, Tensor) or edge_index.dim() != 2
+                                       or edge_index.size(0) != 2):
+            raise ValueError(f"`edge_index` must be a tensor of shape [2, num_edges], got {_describe(edge_index)}")
         if dag is not None:
             if not isinstance(dag, DAG):
                 raise ValueError(f"`dag` must be a pyg_plstm.DAG (e.g. get_dag(batch)), got {type(dag).__name__}")
@@ -473,11 +498,11 @@ class PLSTMConv(MessagePassing):
             if batch is not None and (batch.shape != dag.batch.shape or not torch.equal(batch, dag.batch)):
                 raise ValueError("`batch` differs from the batch the DAG was built with; build the DAG with "
                                  "get_dag(batch) or prepare_dag(..., batch=batch)")
+            if edge_index is not None:
+                dag.check_input(edge_index)
             return dag
         if edge_index is None:
             raise ValueError("pass `edge_index` or a prepared `dag`")
-        if not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or edge_index.size(0) != 2:
-            raise ValueError(f"`edge_index` must be a tensor of shape [2, num_edges], got {_describe(edge_index)}")
         key = (x.size(0), edge_index.size(1))
         if self._cached_dag is not None:
             cached_key, cached = self._cached_dag
@@ -490,9 +515,8 @@ class PLSTMConv(MessagePassing):
             self._cached_dag = (key, dag)
         return dag
 
-    def _dag_edge_attr(self, edge_attr: Optional[Tensor], edge_index: Optional[Tensor],
-                       dag: DAG) -> Optional[Tensor]:
-        """``edge_attr`` (rows like ``edge_index``) checked and gathered to the DAG edges."""
+    def _check_edge_attr(self, edge_attr: Optional[Tensor], edge_index: Optional[Tensor]) -> Optional[Tensor]:
+        """``edge_attr`` (rows like ``edge_index``) checked, as a 2-d tensor."""
         if self.edge_dim is None:
             if edge_attr is not None:
                 raise ValueError("`edge_attr` was given but the layer was built with edge_dim=None; "
@@ -513,7 +537,7 @@ class PLSTMConv(MessagePassing):
             raise ValueError(f"`edge_attr` must be floating point, got {edge_attr.dtype} "
                              "(embed categorical features first)")
         self._check_dtype("edge_attr", edge_attr)
-        return edge_attr[self._input_edges(dag, edge_attr.size(0), "edge_attr")]
+        return edge_attr
 
     def _dag_edge_mask(self, edge_index: Optional[Tensor], dag: DAG) -> Optional[Tensor]:
         """The Explainer's edge mask (over the input edges) on the DAG edges, or ``None``."""

@@ -102,6 +102,12 @@ class OGBEncoder(Module):
                 f"the 'ogb' encoder needs integer {self.what} of shape [*, {len(self.dims)}] in OGB's "
                 f"convention, got {x.dtype} of shape {list(x.shape)}"
             )
+        self._check_vocabulary(x)
+        return self.encoder(x)
+
+    # A check of values (a host sync): eager under torch.compile, one graph break.
+    @torch.compiler.disable
+    def _check_vocabulary(self, x: Tensor) -> None:
         if x.numel():
             outside = (x.min(0).values < 0) | (x.max(0).values >= torch.tensor(self.dims, device=x.device))
             if outside.any():
@@ -110,7 +116,6 @@ class OGBEncoder(Module):
                     f"{self.what} column {col} holds values outside OGB's vocabulary [0, {self.dims[col]}); "
                     "featurize molecules with pyg_plstm.chem (OGB convention) or use a 'linear' encoder"
                 )
-        return self.encoder(x)
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.out_channels}, what={self.what!r})"

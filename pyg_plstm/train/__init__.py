@@ -1,12 +1,15 @@
 """Training pipelines: data preparation, trainer, metrics, checkpoints, data-parallel helpers and reports."""
+from pyg_plstm.train.classical import fit_classical
 from pyg_plstm.train.compare import compare_models, model_config
 from pyg_plstm.train.data import PreparedData, prepare_data
+from pyg_plstm.train.inference import Predictor
 from pyg_plstm.train.metrics import Task, check_labels, evaluate, masked_loss
 from pyg_plstm.train.report import load_runs, write_report
 from pyg_plstm.train.trainer import RunResult, TrainConfig, evaluate_split, fit, load_model, predict, train_epoch
 
 __all__ = [
     "PreparedData",
+    "Predictor",
     "RunResult",
     "Task",
     "TrainConfig",
@@ -15,6 +18,7 @@ __all__ = [
     "evaluate",
     "evaluate_split",
     "fit",
+    "fit_classical",
     "load_model",
     "load_runs",
     "masked_loss",

@@ -12,6 +12,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import torch
 
+from pyg_plstm.checks import check_input_file
 from pyg_plstm.models import CONFIGS
 from pyg_plstm.train.files import atomic_open
 
@@ -55,9 +56,7 @@ def save_checkpoint(path: str | Path, payload: Mapping[str, Any]) -> None:
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint written by :func:`save_checkpoint` (safe ``weights_only`` loading)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
+    path = check_input_file(path, "checkpoint")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises several types for corrupt / foreign files

@@ -10,6 +10,8 @@ import torch
 from torch import Tensor
 from torch_geometric.data import InMemoryDataset
 
+from pyg_plstm.chem.features import FP_RADIUS, FP_SIZE
+from pyg_plstm.train.fingerprint import PROCESSING_META
 from pyg_plstm.train.metrics import Task
 
 __all__ = ["PreparedData", "SPLIT_METHODS", "TASK_CHOICES", "prepare_data", "detect_task", "ogb_task", "tu_encoders"]
@@ -108,6 +110,30 @@ def _order_arguments(dataset: str, atom_order: Optional[str]) -> dict[str, Any]:
     return {"featurizer": MolToDAG(order=atom_order)}
 
 
+def _feature_arguments(dataset: Optional[str], features: Optional[Any], num_workers: int) -> dict[str, Any]:
+    """The keyword arguments of data set ``dataset``'s class (``None``: a CSV) for molecule features
+    ``features`` and ``num_workers`` processing processes; refused for sets without SMILES rows."""
+    from pyg_plstm.datasets import OGBMolDataset, TUDAGDataset, dataset_class
+
+    cls = None if dataset is None else dataset_class(dataset)[0]
+    if cls is not None and issubclass(cls, (OGBMolDataset, TUDAGDataset)):
+        if features is not None:
+            raise ValueError(f"molecule features apply to CSV files, the shipped sets and MoleculeNet sets, not "
+                             f"to {dataset!r}")
+        return {}
+    return {"num_workers": num_workers, **({"molecule_features": features} if features is not None else {})}
+
+
+def _processing_summary(report: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
+    """What a run records of a molecule set's processing report: rows read, graphs made, rows skipped
+    (with the first reasons), filtered and blank (``None`` for sets without one, e.g. OGB and TU)."""
+    if report is None:
+        return None
+    return {"rows": report["num_rows"], "graphs": report["num_graphs"], "skipped": report["num_failed"],
+            "first_skipped": report["failed"][:5], "filtered": report["num_filtered"],
+            "blank": report.get("num_blank", 0)}
+
+
 def prepare_data(
     dataset: Optional[str] = "solubility",
     root: str | os.PathLike = "datasets",
@@ -119,6 +145,12 @@ def prepare_data(
     split_seed: int = 0,
     task: str = "auto",
     atom_order: Optional[str] = None,
+    molecule_features: Sequence[str] = (),
+    fp_radius: int = FP_RADIUS,
+    fp_size: int = FP_SIZE,
+    descriptors: Optional[str | os.PathLike] = None,
+    descriptors_key: str = "smiles",
+    num_workers: int = 0,
 ) -> PreparedData:
     r"""Load a data set by name (see :func:`pyg_plstm.datasets.load_dataset`) or from ``csv``.
 
@@ -130,12 +162,28 @@ def prepare_data(
     :class:`~pyg_plstm.chem.MolToDAG`'s default, canonical) numbers the atoms,
     and so orients the bonds: ``'canonical'``, ``'input'`` (the SMILES or
     file order, as the pLSTM paper used) or ``'bfs'`` (not for OGB sets).
+
+    Molecule-level features (CSV, shipped and MoleculeNet sets): any of
+    :data:`~pyg_plstm.chem.features.MOLECULE_FEATURES` (Morgan ones with
+    ``fp_radius``, ``fp_size``) and the columns of a ``descriptors`` CSV keyed
+    by SMILES or row (``descriptors_key``; see
+    :mod:`pyg_plstm.datasets.descriptors`), computed in data processing with
+    ``num_workers`` processes; ``encoders`` then holds ``molecule_dim`` and
+    ``meta['molecule_features']`` records them for ``predict``.
     """
     from pyg_plstm.chem import ORDERS, MolToDAG
+    from pyg_plstm.chem.features import MoleculeFeaturizer
     from pyg_plstm.datasets import MoleculeCSVDataset, OGBMolDataset, TUDAGDataset, load_dataset
+    from pyg_plstm.datasets.descriptors import DescriptorTable, MoleculeFeatures
 
     if atom_order is not None and atom_order not in ORDERS:
         raise ValueError(f"unknown atom order {atom_order!r}; choose one of {ORDERS}")
+    features = None
+    if molecule_features or descriptors is not None:
+        computed = MoleculeFeaturizer(tuple(molecule_features), fp_radius, fp_size) if molecule_features else None
+        table = None if descriptors is None else DescriptorTable(str(descriptors), descriptors_key)
+        features = MoleculeFeatures(computed, table)
+    extra = _feature_arguments(None if csv is not None else dataset, features, num_workers)
     root = Path(root)
     if csv is not None:
         if not target_cols:
@@ -143,12 +191,12 @@ def prepare_data(
         name = Path(csv).stem
         featurizer = None if atom_order is None else MolToDAG(order=atom_order)
         ds = MoleculeCSVDataset(str(root / "csv" / name), str(csv), smiles_col, list(target_cols), split_col,
-                                featurizer=featurizer)
+                                featurizer=featurizer, **extra)
     elif dataset is None:
         raise ValueError("name a data set or pass a CSV file")
     else:
         name = dataset
-        ds = load_dataset(dataset, str(root), **_order_arguments(dataset, atom_order))
+        ds = load_dataset(dataset, str(root), **_order_arguments(dataset, atom_order), **extra)
     if len(ds) == 0:
         raise ValueError(f"data set {name!r} holds no graphs")
 
@@ -161,6 +209,8 @@ def prepare_data(
     else:
         kind, detected = "molecules", detect_task(ds.y, task)
         encoders = _molecule_encoders(ds)
+    if features is not None:
+        encoders["molecule_dim"] = features.dim
     if kind != "molecules" and task != "auto":
         raise ValueError(f"--task applies to molecule sets; {name!r} defines its own task ({detected.type})")
     if kind == "tu" and ds.num_node_features == 0:
@@ -180,5 +230,8 @@ def prepare_data(
         "featurizer": asdict(featurizer) if is_dataclass(featurizer) else None,
         "atom_order": atom_order,
         "sizes": {s: len(d) for s, d in splits.items()},
+        PROCESSING_META: _processing_summary(getattr(ds, "report", None)),
     }
+    if features is not None:
+        meta["molecule_features"] = features.to_meta()
     return PreparedData(ds, splits, detected, encoders, meta)

@@ -1,22 +1,34 @@
-r"""Writing result files safely: atomic replacement, no clobbering, never onto an input.
+r"""Writing result files safely: atomic replacement, no clobbering, never onto an input, one writer per run.
 
 Every file the pipelines write goes through :func:`atomic_open` (or
 :func:`atomic_write`): the content goes to a temporary file in the target's
 folder, which then replaces the target in one ``os.replace``. A crash or
-Ctrl-C mid-write leaves the previous file whole, never a truncated one.
+Ctrl-C mid-write leaves the previous file whole, never a truncated one; the
+temporary file of a writer killed outright (``kill -9``) names its process and
+is removed by the next write of the same file once that process is gone.
 :func:`check_output_file` and :func:`check_output_dir` refuse unusable output
 paths up front with an :class:`OutputPathError` that names the path.
+
+A run folder has one writer at a time: :func:`run_lock` holds an exclusive
+lock (``flock``, POSIX) on ``.<folder>.lock`` beside it, so a second process
+writing the same run is refused while the first lives, and the lock of a
+process that died is free again (the kernel drops it). :func:`replacing_dir`
+builds a new run beside the old one and swaps it in only once it has finished.
 """
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import glob
 import os
+import shutil
 import uuid
 from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator, Optional
 
 __all__ = ["OutputPathError", "atomic_open", "atomic_write", "same_file", "check_not_an_input",
-           "check_output_file", "check_output_dir"]
+           "check_output_file", "check_output_dir", "process_alive", "run_lock",
+           "replacing_dir"]
 
 PathLike = str | os.PathLike
 
@@ -41,6 +53,17 @@ def check_not_an_input(path: PathLike, inputs: Iterable[Optional[PathLike]]) -> 
     for source in inputs:
         if source is not None and same_file(path, source):
             raise OutputPathError(f"refusing to write {path}: it is an input of this command ({source})")
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (a process of another user counts)."""
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _check_parents(path: Path) -> None:
@@ -72,6 +95,15 @@ def check_output_dir(path: PathLike) -> Path:
     return path
 
 
+def _remove_stale_temporaries(path: Path) -> None:
+    """Delete the temporary files of ``path`` left by writers that no longer run (killed mid-write)."""
+    prefix = f".{path.name}."
+    for tmp in path.parent.glob(f"{glob.escape(prefix)}*.tmp"):
+        pid = tmp.name[len(prefix):].split(".")[0]
+        if pid.isdigit() and not process_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_open(path: PathLike) -> Iterator[BinaryIO]:
     """A binary file whose content replaces ``path`` when the block ends without an exception."""
@@ -79,9 +111,10 @@ def atomic_open(path: PathLike) -> Iterator[BinaryIO]:
     _check_parents(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temporaries(path)
         # A unique name in the target's folder: os.replace is atomic only within one file system,
-        # and concurrent writers must not share a temporary file.
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+        # and concurrent writers must not share a temporary file. The pid tells whether its writer lives.
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp")
         handle = open(tmp, "xb")
     except OSError as err:
         raise OutputPathError(f"cannot write {path}: {err.strerror or err}") from err
@@ -103,3 +136,110 @@ def atomic_write(path: PathLike, data: str | bytes) -> None:
     """Replace ``path`` by ``data`` (text is written as UTF-8) in one atomic step."""
     with atomic_open(path) as handle:
         handle.write(data.encode() if isinstance(data, str) else data)
+
+
+# Run folders whose lock this process holds, with the number of nested run_lock blocks:
+# flock conflicts between two descriptors of one process too, and the CLI locks a run before fit does.
+_HELD_LOCKS: dict[str, int] = {}
+
+
+def _lock_path(run_dir: Path) -> Path:
+    return run_dir.with_name(f".{run_dir.name}.lock")
+
+
+def _open_locked(lock: Path, run_dir: Path) -> int:
+    """A descriptor of ``lock`` holding its exclusive flock, or an :class:`OutputPathError` naming the holder."""
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise OutputPathError(f"{run_dir} is being written by another pyg-plstm process (pid {holder}, "
+                                  f"lock {lock}); wait for it to finish, or choose another --out") from None
+        # The holder before us may have removed the file after we opened it: our lock is then on
+        # an unlinked file that a third process cannot see; take the lock on the current file instead.
+        try:
+            current = os.stat(lock).st_ino
+        except FileNotFoundError:
+            current = None
+        if current == os.fstat(fd).st_ino:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            return fd
+        os.close(fd)
+
+
+def _recover(run_dir: Path) -> None:
+    """Finish or undo what a :func:`replacing_dir` of a killed process left (the lock is held)."""
+    for leftover in run_dir.parent.glob(f".{glob.escape(run_dir.name)}.new-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    for old in run_dir.parent.glob(f".{glob.escape(run_dir.name)}.old-*"):
+        if run_dir.exists():
+            shutil.rmtree(old, ignore_errors=True)
+        else:  # killed between the two renames of the swap: the old run is whole
+            os.replace(old, run_dir)
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: PathLike) -> Iterator[Path]:
+    """Hold the exclusive lock of the run folder ``run_dir`` for the block (re-entrant within a process).
+
+    Raises :class:`OutputPathError` naming the other process while one holds
+    it. On entry, what a killed :func:`replacing_dir` left is cleaned up.
+    """
+    run_dir = Path(run_dir).expanduser()
+    lock = _lock_path(run_dir)
+    _check_parents(lock)
+    key = str(lock.absolute())
+    if key in _HELD_LOCKS:
+        _HELD_LOCKS[key] += 1
+        try:
+            yield run_dir
+        finally:
+            _HELD_LOCKS[key] -= 1
+        return
+    # Folders made for the lock alone are removed with it: a refused command leaves nothing behind.
+    made = [folder for folder in lock.parents if not folder.exists()]
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        fd = _open_locked(lock, run_dir)
+    except OSError as err:
+        raise OutputPathError(f"cannot lock {run_dir}: {err.strerror or err}") from err
+    _HELD_LOCKS[key] = 1
+    try:
+        _recover(run_dir)
+        yield run_dir
+    finally:
+        del _HELD_LOCKS[key]
+        lock.unlink(missing_ok=True)
+        os.close(fd)  # releases the flock
+        for folder in made:
+            with contextlib.suppress(OSError):  # not empty: something was written there
+                folder.rmdir()
+
+
+@contextlib.contextmanager
+def replacing_dir(target: PathLike) -> Iterator[Path]:
+    """A new folder beside ``target`` that replaces it when the block ends without an exception.
+
+    Until then ``target`` stays as it was; an exception removes the new folder.
+    Use it under :func:`run_lock` of ``target``, which also completes or undoes
+    a swap cut short by a kill.
+    """
+    target = Path(target)
+    staging = target.with_name(f".{target.name}.new-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(staging, target)
+    shutil.rmtree(old, ignore_errors=True)

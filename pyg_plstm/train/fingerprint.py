@@ -15,7 +15,11 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from torch_geometric.data import Dataset as PyGDataset
 
-__all__ = ["scan_split", "data_changes"]
+__all__ = ["scan_split", "data_changes", "PROCESSING_META"]
+
+# The entry of a run's ``meta`` that reports how the raw rows were read (how many were skipped, and
+# why): it follows from the data, whose content the fingerprint compares, so settings checks skip it.
+PROCESSING_META = "processing"
 
 # What a change of each digest means.
 _PARTS = {"indices": "other graphs (the split's indices changed)", "labels": "labels changed",

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-__all__ = ["Task", "METRICS", "masked_loss", "evaluate", "is_better", "check_labels"]
+__all__ = ["Task", "METRICS", "masked_loss", "evaluate", "is_better", "check_labels", "output_values"]
 
 TASK_TYPES = ("regression", "binary", "multiclass")
 # Metric name -> higher is better.
@@ -66,6 +66,16 @@ class Task:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def output_values(task_type: str, pred: Tensor) -> Tensor:
+    """Model outputs in the units users read: probabilities for classification (the sigmoid of binary logits,
+    the softmax over classes), the values themselves for regression."""
+    if task_type == "binary":
+        return pred.sigmoid()
+    if task_type == "multiclass":
+        return pred.softmax(-1)
+    return pred
 
 
 def is_better(metric: str, new: float, old: Optional[float]) -> bool:

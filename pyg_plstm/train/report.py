@@ -12,6 +12,7 @@ from pyg_plstm.train.files import atomic_open, atomic_write
 from pyg_plstm.train.metrics import Task
 
 __all__ = ["RESULT_FILE", "REPORT_FILES", "mean_std", "format_mean_std", "summarize", "markdown_table",
+           "ensemble_table",
            "load_runs", "run_settings", "settings_changes", "write_report", "plot_curves", "json_safe"]
 
 # What a finished run leaves in its folder, and the report built over all runs of a folder.
@@ -98,6 +99,18 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], task: Task, headers: Optio
     return "\n".join(lines)
 
 
+def ensemble_table(rows: Sequence[Mapping[str, Any]], task: Task, digits: int = 4) -> str:
+    """The test metrics of seed ensembles (rows of :func:`~pyg_plstm.train.ensemble.seed_ensembles`) and the
+    Spearman correlation of their errors with their spread, as a Markdown table."""
+    head = ["ensemble", "seeds", *(f"test {m}" for m in task.metrics), "Spearman(abs error, std)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for row in rows:
+        cells = [row["model"], " ".join(map(str, row["seeds"]))]
+        cells += [f"{row['test'][m]:.{digits}f}" for m in task.metrics] + [f"{row['spearman_error_std']:.3f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def load_runs(out_dir: str | Path) -> list[dict[str, Any]]:
     """The finished runs in ``out_dir``: the records ``<model>/seed<k>/result.json`` written by :func:`fit`.
 
@@ -164,17 +177,22 @@ def plot_curves(runs: Sequence[Mapping[str, Any]], task: Task, path: str | Path)
 
 
 def write_report(out_dir: str | Path, runs: Sequence[Mapping[str, Any]], task: Task,
-                 info: Mapping[str, Any]) -> str:
+                 info: Mapping[str, Any], ensembles: Sequence[Mapping[str, Any]] = ()) -> str:
     """Write ``summary.json``, ``summary.md`` and ``curves.png`` to ``out_dir`` (each atomically); return the table.
 
     ``summary.json`` lists every run with its best-epoch metrics, and its
-    settings where the run records them (see :func:`load_runs`).
+    settings where the run records them (see :func:`load_runs`), and the
+    ``ensembles`` (rows of :func:`~pyg_plstm.train.ensemble.seed_ensembles`),
+    which also get a table of their own.
     """
     out = Path(out_dir)
     rows = summarize(runs, task)
     table = markdown_table(rows, task)
+    if ensembles:
+        table += "\n\nEnsembles of the seeds (mean prediction; std over seeds as uncertainty):\n\n"
+        table += ensemble_table(ensembles, task)
     settings = ("config", "model_config")
-    payload = {"info": dict(info), "task": task.to_dict(), "summary": rows,
+    payload = {"info": dict(info), "task": task.to_dict(), "summary": rows, "ensembles": list(ensembles),
                "runs": [{"model": r["model"], "seed": r["seed"], "best_epoch": r["result"]["best_epoch"],
                          "best": r["result"]["best"], **{k: r[k] for k in settings if k in r}} for r in runs]}
     atomic_write(out / "summary.json", json.dumps(json_safe(payload), indent=2))

@@ -8,16 +8,19 @@ trajectory as a single-process one.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import random
+import signal
 import sys
+import threading
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Iterator, Mapping, Optional
 
 import numpy as np
 import torch
@@ -27,20 +30,26 @@ from torch_geometric.loader import DataLoader
 from tqdm.auto import tqdm
 
 from pyg_plstm.checks import check_choice, check_positive
+from pyg_plstm.chem import MolToDAG
+from pyg_plstm.dag import DAGLoader
 from pyg_plstm.models import make_model
 from pyg_plstm.train import distributed as D
 from pyg_plstm.train.checkpoint import check_config, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from pyg_plstm.train.files import atomic_write
-from pyg_plstm.train.fingerprint import data_changes, scan_split
-from pyg_plstm.train.metrics import Task, check_labels, evaluate, is_better, masked_loss
+from pyg_plstm.train.ensemble import PREDICTIONS_FILE, save_test_predictions
+from pyg_plstm.train.files import atomic_write, replacing_dir, run_lock
+from pyg_plstm.train.fingerprint import PROCESSING_META, data_changes, scan_split
+from pyg_plstm.train.metrics import Task, check_labels, evaluate, is_better, masked_loss, output_values
 from pyg_plstm.train.report import RESULT_FILE, json_safe
 
 __all__ = ["SCHEDULES", "TrainConfig", "RunResult", "TrainState", "TargetScale", "fit", "build_state",
-           "train_epoch", "evaluate_split", "save_checkpoints", "resume_state", "write_result", "predict",
-           "load_model", "make_target_norm", "lr_factor", "progress_enabled", "seed_everything"]
+           "train_epoch", "evaluate_split", "save_checkpoints", "check_resumable", "resume_state", "write_result",
+           "predict", "molecule_featurizer", "check_splits", "scan_splits", "molecule_feature_matrix",
+           "load_model", "make_target_norm", "lr_factor", "progress_enabled", "seed_everything", "batches_of"]
 
 SPLITS = ("train", "valid", "test")
 SCHEDULES = ("cosine", "constant")
+# What a run leaves in its folder (checkpoints while it trains, the record once it has finished).
+RUN_FILES = ("best.pt", "last.pt", RESULT_FILE, PREDICTIONS_FILE)
 
 
 @dataclass
@@ -101,6 +110,39 @@ def progress_enabled(requested: bool = True) -> bool:
     return requested and not os.environ.get("CI") and sys.stderr.isatty()
 
 
+def batches_of(loader: DataLoader) -> Iterator[Any]:
+    """The batches of ``loader``; with worker processes, Ctrl-C stops it cleanly between two batches.
+
+    A terminal sends Ctrl-C to every process of the command. Workers that got
+    it would die with tracebacks of their own (and the main process with
+    "DataLoader worker exited unexpectedly"), so SIGINT is blocked while they
+    are forked and stays blocked in them (the mask is inherited). In the main
+    process it is held back while a batch is fetched: a fetch cut short leaves
+    a worker whose tensor transfer breaks off, with a traceback. It takes
+    effect, as :class:`KeyboardInterrupt`, before the next batch is fetched;
+    the workers are shut down as it unwinds.
+    """
+    if loader.num_workers == 0 or threading.current_thread() is not threading.main_thread():
+        yield from loader
+        return
+    interrupts: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupts.append(signum))
+    try:
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            batches = iter(loader)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        for batch in batches:
+            if interrupts:
+                break
+            yield batch
+        if interrupts:
+            raise KeyboardInterrupt
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -153,6 +195,16 @@ class TargetScale:
         return pred if self.norm is None else pred * self.norm["std"] + self.norm["mean"]
 
 
+def _loader(module: nn.Module, dataset: Dataset, device: torch.device, num_workers: int,
+            **kwargs: Any) -> torch.utils.data.DataLoader:
+    """The batches of ``dataset``; for a model that prepares its structure ahead of time, on CPU, each
+    batch carries its DAG with the model's schedules, built in the loader (its workers, if any)."""
+    prepare = getattr(module, "prepare_structure", None)
+    if prepare is None or device.type != "cpu":
+        return DataLoader(dataset, num_workers=num_workers, **kwargs)
+    return DAGLoader(dataset, prepare=prepare, num_workers=num_workers, **kwargs)
+
+
 @torch.no_grad()
 def _predict(module: nn.Module, dataset: Dataset, batch_size: int, device: torch.device,
              scale: TargetScale, env: D.DistEnv, num_workers: int = 0, progress: bool = False,
@@ -162,8 +214,8 @@ def _predict(module: nn.Module, dataset: Dataset, batch_size: int, device: torch
     shard = Subset(dataset, range(env.rank, len(dataset), env.world_size))
     ys, preds = [], []
     if len(shard):
-        loader = DataLoader(shard, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-        for data in tqdm(loader, desc=desc, leave=False, disable=not progress):
+        loader = _loader(module, shard, device, num_workers, batch_size=batch_size, shuffle=False)
+        for data in tqdm(batches_of(loader), total=len(loader), desc=desc, leave=False, disable=not progress):
             data = data.to(device)
             preds.append(scale.output(module(data)).float().cpu())
             if getattr(data, "y", None) is not None:
@@ -171,7 +223,14 @@ def _predict(module: nn.Module, dataset: Dataset, batch_size: int, device: torch
     parts = D.gather_shards((ys, preds), env)
     ys = [t for p_ys, _ in parts for t in p_ys]
     pred = torch.cat([t for _, p_preds in parts for t in p_preds])
-    return (torch.cat(ys) if ys else None), pred
+    y = torch.cat(ys) if ys else None
+    if env.world_size > 1:
+        # Shards come rank after rank; put every graph back in its place in the data set.
+        order = torch.cat([torch.arange(r, len(dataset), env.world_size) for r in range(env.world_size)])
+        place = torch.empty_like(order)
+        place[order] = torch.arange(len(order))
+        pred, y = pred[place], (None if y is None else y[place])
+    return y, pred
 
 
 def predict(module: nn.Module, dataset: Dataset, target_norm: Optional[Mapping[str, Tensor]] = None,
@@ -193,6 +252,15 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
     except RuntimeError as err:  # torch lists missing / unexpected / misshapen weights
         raise ValueError(f"{path}: the stored weights do not fit the stored model settings: {err}") from None
     return model.to(device).eval(), ckpt
+
+
+def molecule_featurizer(ckpt: Mapping[str, Any], path: str | os.PathLike) -> MolToDAG:
+    """How the checkpoint's model turns SMILES into graphs; refused for a model not trained on SMILES."""
+    featurizer = ckpt["meta"].get("featurizer")
+    if featurizer is None:
+        raise ValueError(f"{path} was not trained on SMILES ({ckpt['meta'].get('dataset')}); it needs a molecule "
+                         "model")
+    return MolToDAG(**featurizer)
 
 
 def _epoch_line(record: Mapping[str, Any], eval_splits: list[str], epochs: int, improved: bool) -> str:
@@ -235,17 +303,34 @@ class TrainState:
         return improved
 
 
-def build_state(model_config: Mapping[str, Any], config: TrainConfig, num_train: int, env: D.DistEnv) -> TrainState:
-    """A fresh model (seeded with ``config.seed``), its AdamW optimiser, schedule and batch sampler."""
+def molecule_feature_matrix(dataset: Dataset) -> Tensor:
+    """The ``molecule_features`` of every graph of ``dataset``, ``[len(dataset), dim]``; refused when a graph
+    has none."""
+    rows = []
+    for i in range(len(dataset)):
+        features = getattr(dataset[i], "molecule_features", None)
+        if features is None:
+            raise ValueError(f"graph {i} has no `molecule_features`, but the model takes them")
+        rows.append(features.reshape(1, -1))
+    return torch.cat(rows)
+
+
+def build_state(model_config: Mapping[str, Any], config: TrainConfig, train: Dataset, env: D.DistEnv) -> TrainState:
+    """A fresh model (seeded with ``config.seed``), its AdamW optimiser, schedule and batch sampler for the
+    training split ``train``, whose rows fit the model's molecule-feature scaler if it has one."""
     seed_everything(config.seed)
-    module = make_model(**model_config).to(env.device)
+    module = make_model(**model_config)
+    scaler = getattr(module, "molecule_scaler", None)
+    if scaler is not None:
+        scaler.fit(molecule_feature_matrix(train))
+    module = module.to(env.device)
     if env.distributed and env.device.type == "cuda":
         module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
     model: nn.Module = module
     if env.distributed:
         model = nn.parallel.DistributedDataParallel(
             module, device_ids=[env.device.index] if env.device.type == "cuda" else None)
-    sampler = D.GlobalBatchSampler(num_train, config.batch_size, shuffle=True, seed=config.seed, rank=env.rank,
+    sampler = D.GlobalBatchSampler(len(train), config.batch_size, shuffle=True, seed=config.seed, rank=env.rank,
                                    world_size=env.world_size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(config, len(sampler)))
@@ -260,9 +345,10 @@ def train_epoch(state: TrainState, epoch: int, dataset: Dataset, task: Task, sca
     model.train()
     state.sampler.set_epoch(epoch)
     batches = state.sampler.batches()
-    loader = DataLoader(dataset, batch_sampler=[idx for idx, _ in batches], num_workers=num_workers)
+    loader = _loader(state.module, dataset, env.device, num_workers, batch_sampler=[idx for idx, _ in batches])
     loss_sum, loss_count = torch.zeros((), device=env.device), 0
-    for data, (_, weight) in zip(tqdm(loader, desc="train", leave=False, disable=not progress), batches):
+    progress_bar = tqdm(batches_of(loader), total=len(loader), desc="train", leave=False, disable=not progress)
+    for data, (_, weight) in zip(progress_bar, batches):
         data = data.to(env.device)
         loss, count = masked_loss(task, model(data), scale.target(data.y))
         count = count if weight else 0
@@ -301,6 +387,19 @@ def save_checkpoints(out: Path, payload: Mapping[str, Any], state: TrainState, i
                                       "best": state.best, "rng": rng_state()})
 
 
+def check_resumable(ckpt: Mapping[str, Any], settings: Mapping[str, Any], path: Path) -> None:
+    """Raise :class:`ValueError` naming every difference when checkpoint ``ckpt`` (read from ``path``) was made on
+    other data (fingerprints differ) or with other ``settings`` (config, model_config, task, meta) than this run's."""
+    changes = data_changes(ckpt.get("data"), settings["data"])
+    if changes:
+        raise ValueError(f"checkpoint {path} was made on other data:\n  " + "\n  ".join(changes)
+                         + "\nstart afresh (without resuming) or restore the data it was made on")
+    for key, value in settings.items():
+        if key != "data":
+            check_config(ckpt[key], value, f"checkpoint {path} ({key})",
+                         ignore=[PROCESSING_META] if key == "meta" else [])
+
+
 def resume_state(out: Path, state: TrainState, settings: Mapping[str, Any], device: torch.device) -> bool:
     """Load ``out/last.pt`` (and the best weights) into ``state``; ``False`` if there is none.
 
@@ -311,13 +410,7 @@ def resume_state(out: Path, state: TrainState, settings: Mapping[str, Any], devi
     if not last_path.is_file():
         return False
     ckpt = load_checkpoint(last_path, map_location=device)
-    changes = data_changes(ckpt.get("data"), settings["data"])
-    if changes:
-        raise ValueError(f"checkpoint {last_path} was made on other data:\n  " + "\n  ".join(changes)
-                         + "\nstart afresh (without resuming) or restore the data it was made on")
-    for key, value in settings.items():
-        if key != "data":
-            check_config(ckpt[key], value, f"checkpoint {last_path} ({key})")
+    check_resumable(ckpt, settings, last_path)
     state.module.load_state_dict(ckpt["model"])
     state.optimizer.load_state_dict(ckpt["optimizer"])
     state.scheduler.load_state_dict(ckpt["scheduler"])
@@ -327,7 +420,8 @@ def resume_state(out: Path, state: TrainState, settings: Mapping[str, Any], devi
     return True
 
 
-def _check_splits(splits: Mapping[str, Dataset]) -> None:
+def check_splits(splits: Mapping[str, Dataset]) -> None:
+    """Refuse splits without ``train`` and ``valid``, with unknown names or empty ones."""
     missing = [s for s in ("train", "valid") if s not in splits]
     if missing:
         raise ValueError(f"`splits` needs the split(s) {missing}; got {sorted(splits)}")
@@ -337,6 +431,17 @@ def _check_splits(splits: Mapping[str, Dataset]) -> None:
     empty = [s for s, ds in splits.items() if len(ds) == 0]
     if empty:
         raise ValueError(f"split(s) {empty} are empty")
+
+
+def scan_splits(task: Task, splits: Mapping[str, Dataset], meta: Mapping[str, Any]
+                ) -> tuple[dict[str, Tensor], dict[str, Any], list[str]]:
+    """Labels and data fingerprint of every split (:func:`~pyg_plstm.train.fingerprint.scan_split`), and the
+    notices of :func:`~pyg_plstm.train.metrics.check_labels` (which refuses labels that cannot be trained on)."""
+    labels, fingerprint = {}, {}
+    for name, dataset in splits.items():
+        labels[name], fingerprint[name] = scan_split(name, dataset)
+    notices = check_labels(task, labels, meta.get("targets") or [f"task_{t}" for t in range(task.num_tasks)])
+    return labels, fingerprint, notices
 
 
 def fit(
@@ -373,78 +478,88 @@ def fit(
         meta: plain data describing the dataset (name, ``targets``, ...) kept in checkpoints.
         on_epoch_end: called with each epoch's record (after checkpointing).
     """
-    _check_splits(splits)
+    check_splits(splits)
     if resume and out_dir is None:
         raise ValueError("`resume` needs an `out_dir` holding the interrupted run's last.pt")
     model_config, meta = dict(model_config), dict(meta or {})
-    labels, fingerprint = {}, {}
-    for name, dataset in splits.items():
-        labels[name], fingerprint[name] = scan_split(name, dataset)
-    notices = check_labels(task, labels, meta.get("targets") or [f"task_{t}" for t in range(task.num_tasks)])
+    labels, fingerprint, notices = scan_splits(task, splits, meta)
     env = D.setup(device)
     out = Path(out_dir) if out_dir is not None else None
     show = progress and env.is_main
     for notice in notices if env.is_main else ():
         log(notice)
 
-    state = build_state(model_config, config, len(splits["train"]), env)
-    norm = make_target_norm(task, labels["train"], config.normalize_targets)
-    scale = TargetScale(norm, env.device)
-    settings = {"config": asdict(config), "model_config": model_config, "task": task.to_dict(), "meta": meta,
-                "data": fingerprint}
-    if resume and resume_state(out, state, settings, env.device):
-        if env.is_main:
-            log(f"resumed from {out / 'last.pt'} after epoch {state.epoch}")
-    elif out is not None and env.is_main:
-        if resume:
-            log(f"nothing to resume in {out}; starting afresh")
-        # A fresh run makes an earlier run's record in this folder stale.
-        (out / RESULT_FILE).unlink(missing_ok=True)
-
-    def evaluate_on(split: str) -> dict[str, float]:
-        return evaluate_split(state.module, splits[split], task, scale, env, config.batch_size * 4, num_workers,
-                              show, desc=split)
-
-    eval_splits = [s for s in splits if s != "train"]
-    epochs_bar = tqdm(total=config.epochs, initial=state.epoch, unit="epoch", disable=not show,
-                      desc=f"{model_config.get('name', 'model')} seed {config.seed}")
-    for epoch in range(state.epoch + 1, config.epochs + 1):
-        t0 = time.perf_counter()
-        record: dict[str, Any] = {"epoch": epoch, **train_epoch(state, epoch, splits["train"], task, scale, config,
-                                                               env, num_workers, show)}
-        if not math.isfinite(record["loss"]):
-            raise FloatingPointError(f"training diverged: the loss is {record['loss']} in epoch {epoch}; try a "
-                                     "lower learning rate or gradient clipping")
-        D.sync_buffers(state.module, env)
-        for split in eval_splits:
-            record[split] = evaluate_on(split)
-        record["time_epoch"] = time.perf_counter() - t0
-        improved = state.record(task, record)
+    with contextlib.ExitStack() as stack:
+        # Only the main process writes: it holds the run's lock, so no other process writes this run meanwhile.
         if out is not None and env.is_main:
-            save_checkpoints(out, {**settings, "model": state.module.state_dict(), "target_norm": norm,
-                                   "epoch": epoch, "metrics": record}, state, improved)
-        D.barrier(env)
-        if env.is_main:
-            log(_epoch_line(record, eval_splits, config.epochs, improved))
-        epochs_bar.update(1)
-        if on_epoch_end is not None:
-            on_epoch_end(record)
-    epochs_bar.close()
+            stack.enter_context(run_lock(out))
+        state = build_state(model_config, config, splits["train"], env)
+        norm = make_target_norm(task, labels["train"], config.normalize_targets)
+        scale = TargetScale(norm, env.device)
+        settings = {"config": asdict(config), "model_config": model_config, "task": task.to_dict(), "meta": meta,
+                    "data": fingerprint}
+        # Where this run writes: its folder, or, when that holds an earlier run, a new folder that
+        # replaces it only once this run has finished (a failed run leaves the earlier one whole).
+        write_dir = out
+        if resume and resume_state(out, state, settings, env.device):
+            if env.is_main:
+                log(f"resumed from {out / 'last.pt'} after epoch {state.epoch}")
+        elif out is not None and env.is_main:
+            if resume:
+                log(f"nothing to resume in {out}; starting afresh")
+            if any((out / name).exists() for name in RUN_FILES):
+                write_dir = stack.enter_context(replacing_dir(out))
 
-    # The train metric only matters at the best epoch: one pass over the training set at the end
-    # gives the same numbers as evaluating it after every epoch, at a fraction of the cost.
-    state.module.load_state_dict(state.best_state)
-    best = {**state.best, "train": evaluate_on("train")}
-    history = state.history
-    result = RunResult(
-        best_epoch=best["epoch"],
-        best={s: best[s] for s in splits},
-        history=history,
-        num_parameters=sum(p.numel() for p in state.module.parameters()),
-        seconds_per_epoch=float(np.mean([h["time_train"] for h in history])),
-        cpu_seconds_per_epoch=float(np.mean([h["cpu_train"] for h in history])),
-        out_dir=str(out) if out is not None else None,
-    )
-    if out is not None and env.is_main:
-        write_result(out, settings, result)
-    return result
+        def evaluate_on(split: str) -> dict[str, float]:
+            return evaluate_split(state.module, splits[split], task, scale, env, config.batch_size * 4, num_workers,
+                                  show, desc=split)
+
+        eval_splits = [s for s in splits if s != "train"]
+        epochs_bar = tqdm(total=config.epochs, initial=state.epoch, unit="epoch", disable=not show,
+                          desc=f"{model_config.get('name', 'model')} seed {config.seed}")
+        for epoch in range(state.epoch + 1, config.epochs + 1):
+            t0 = time.perf_counter()
+            record: dict[str, Any] = {"epoch": epoch, **train_epoch(state, epoch, splits["train"], task, scale, config,
+                                                                   env, num_workers, show)}
+            if not math.isfinite(record["loss"]):
+                raise FloatingPointError(f"training diverged: the loss is {record['loss']} in epoch {epoch}; try a "
+                                         "lower learning rate or gradient clipping")
+            D.sync_buffers(state.module, env)
+            for split in eval_splits:
+                record[split] = evaluate_on(split)
+            record["time_epoch"] = time.perf_counter() - t0
+            improved = state.record(task, record)
+            if out is not None and env.is_main:
+                save_checkpoints(write_dir, {**settings, "model": state.module.state_dict(), "target_norm": norm,
+                                             "epoch": epoch, "metrics": record}, state, improved)
+            D.barrier(env)
+            if env.is_main:
+                log(_epoch_line(record, eval_splits, config.epochs, improved))
+            epochs_bar.update(1)
+            if on_epoch_end is not None:
+                on_epoch_end(record)
+        epochs_bar.close()
+
+        # The train metric only matters at the best epoch: one pass over the training set at the end
+        # gives the same numbers as evaluating it after every epoch, at a fraction of the cost.
+        state.module.load_state_dict(state.best_state)
+        best = {**state.best, "train": evaluate_on("train")}
+        if "test" in splits:
+            # The best epoch's test predictions, for ensembles over seeds (see pyg_plstm.train.ensemble).
+            test_y, test_pred = _predict(state.module, splits["test"], config.batch_size * 4, env.device, scale, env,
+                                         num_workers)
+            if out is not None and env.is_main:
+                save_test_predictions(write_dir, test_y, output_values(task.type, test_pred))
+        history = state.history
+        result = RunResult(
+            best_epoch=best["epoch"],
+            best={s: best[s] for s in splits},
+            history=history,
+            num_parameters=sum(p.numel() for p in state.module.parameters()),
+            seconds_per_epoch=float(np.mean([h["time_train"] for h in history])),
+            cpu_seconds_per_epoch=float(np.mean([h["cpu_train"] for h in history])),
+            out_dir=str(out) if out is not None else None,
+        )
+        if out is not None and env.is_main:
+            write_result(write_dir, settings, result)
+        return result
