@@ -9,7 +9,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "pyg_plstm"
 # Rank of each top-level part: a module may import only parts of its own rank or lower.
 RANKS = {"checks": 0, "dag": 1, "chem": 2, "datasets": 2, "splits": 2, "ops": 3, "functional": 4, "nn": 5,
-         "compat": 6, "models": 6, "train": 7, "experiments": 8, "explain": 8, "cli": 9, "__main__": 10}
+         "compat": 6, "models": 6, "baselines": 6, "train": 7, "experiments": 8, "explain": 8, "cli": 9,
+         "__main__": 10}
 
 
 def _modules() -> dict[str, Path]:
