@@ -160,7 +160,8 @@ def test_a_directory_given_as_a_file_is_called_one(tmp_path, capsys):
     code, _, err = run(argv, capsys)
     assert code == 2 and f"CSV file {tmp_path} is a directory" in err
     code, _, err = run(["predict", "--checkpoint", str(tmp_path), "--smiles", "C"], capsys)
-    assert code == 2 and f"checkpoint {tmp_path} is a directory" in err
+    # A folder is a run folder to predict with (an ensemble of its best.pt files): one without any is named.
+    assert code == 2 and f"{tmp_path} is a folder without any best.pt below it" in err
     code, _, err = run(["predict", "--checkpoint", str(tmp_path / "none.pt"), "--csv", str(tmp_path)], capsys)
     assert code == 2 and "is a directory" in err
 

@@ -314,13 +314,21 @@ def explain_molecules(
     device = next(model.parameters()).device if device is None else torch.device(device)
     items = [_prepared(m, featurizer, i) for i, m in enumerate(molecules)]
     was_training = model.training
-    output = ExplainedOutput(model.to(device).eval(), column, target_norm)
+    # GNNExplainer's optimisation runs the model through PyG's Explainer, which can leave it in training mode
+    # for a pass and so move BatchNorm's running statistics: keep every buffer as the caller had it.
+    buffers = {name: buffer.detach().clone() for name, buffer in model.named_buffers()}
+    # The wrapper itself in eval mode too: PyG's Explainer restores the mode of the module it is given, and a
+    # new module is in training mode, which would switch the model (its BatchNorm statistics) to training.
+    output = ExplainedOutput(model.to(device), column, target_norm).eval()
     try:
         return [result for start in range(0, len(items), batch_size)
                 for result in _explain_batch(output, items[start:start + batch_size], method, name, steps, epochs,
                                              seed, device)]
     finally:
         model.train(was_training)
+        with torch.no_grad():
+            for name, buffer in model.named_buffers():
+                buffer.copy_(buffers[name])
 
 
 def _explain_batch(output: ExplainedOutput, chunk: list, method: str, name: str, steps: int, epochs: int,
