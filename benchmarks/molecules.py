@@ -14,7 +14,8 @@ validation split. Model selection is by validation RMSE everywhere.
 
 Records go to ``benchmarks/results/molecules.json`` (one per model x set x seed, with the command that
 reproduces it); the table to ``benchmarks/results/molecules.md`` and learning curves to
-``benchmarks/results/molecules_curves.png``.
+``benchmarks/results/molecules_curves.png`` (every model) and ``molecules_curves_plstm.png`` (the pLSTM
+variants before/after beside GIN).
 """
 from __future__ import annotations
 
@@ -358,24 +359,36 @@ def _comparison(by_key: dict[tuple[str, str], list[dict]], sets: list[str]) -> l
     lines += [f"| {s} | {ours:.3f} | {best:.3f} | {name} | {ratio:.2f} |" for s, ours, best, name, ratio in rows]
     n = len(rows)
     means = {m: sum(mean(m, r[0], "test_rmse") for r in rows) / n for m in rivals}
+    svr = [(mean("ecfp-svr", r[0], "test_rmse"), r[1]) for r in rows]
     best_rival = min(means, key=means.get)
     lines += ["", f"Over these {n} sets pLSTM's mean test RMSE is {sum(r[1] for r in rows) / n:.3f}; the best "
               f"rival by its mean is {LABELS[best_rival]} at {means[best_rival]:.3f} (the per-set best rivals "
               f"together: {sum(r[2] for r in rows) / n:.3f}). pLSTM is at or below the best rival on {wins} of {n} "
               f"sets; its train RMSE at the best epoch is {sum(r[4] for r in rows) / n:.2f}x GIN's on average."]
+    if all(value is not None for value, _ in svr):
+        beaten = sum(ours < value for value, ours in svr)
+        lines += ["", f"{LABELS['ecfp-svr']}: mean test RMSE {sum(v for v, _ in svr) / n:.3f}; pLSTM is below it on "
+                  f"{beaten} of {n} sets."]
     return lines
 
 
-def plot_curves(records: list[dict], path: Path) -> None:
+#: The before/after figure: the pLSTM variants of the ablation beside GIN.
+PLSTM_CURVES = ("plstm", "plstm-previous", "plstm-layernorm", "plstm-no-local", "gin")
+
+
+def plot_curves(records: list[dict], path: Path, models: tuple[str, ...] = tuple(MODELS)) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    unknown = [m for m in models if m not in MODELS]
+    if unknown:
+        raise ValueError(f"unknown model(s) {unknown}; choose from {list(MODELS)}")
     sets = [s for s in SETS if any(r["set"] == s for r in records)]
     fig, axes = plt.subplots(2, len(sets), figsize=(3.2 * len(sets), 6), squeeze=False)
     for col, set_name in enumerate(sets):
-        for model in MODELS:
+        for model in models:
             rs = [r for r in records if r["set"] == set_name and r["model"] == model and r.get("curve")]
             for row, key in enumerate(("loss", "valid_rmse")):
                 curves = [r["curve"][key] for r in rs if r["curve"].get(key)]
@@ -411,7 +424,9 @@ def main(argv: Optional[list[str]] = None) -> None:
     if records:
         (RESULTS / "molecules.md").write_text(collect(records))
         plot_curves(records, RESULTS / "molecules_curves.png")
-        print(f"wrote {RESULTS / 'molecules.md'} and molecules_curves.png ({len(records)} records)")
+        plot_curves(records, RESULTS / "molecules_curves_plstm.png", PLSTM_CURVES)
+        print(f"wrote {RESULTS / 'molecules.md'}, molecules_curves.png and molecules_curves_plstm.png "
+              f"({len(records)} records)")
 
 
 if __name__ == "__main__":
