@@ -64,12 +64,17 @@ MODELS: dict[str, list[str]] = {
     "gin-virtual": ["--model", "gin-virtual"],
     "chemprop": [],
     "ecfp-svr": ["--model", "ecfp-svr"],
+    "ecfp-rf": ["--model", "ecfp-rf"],
+    "plstm-rdkit2d": ["--model", "plstm", "--molecule-features", "rdkit2d"],
+    "gin-rdkit2d": ["--model", "gin", "--molecule-features", "rdkit2d"],
 }
 LABELS = {"plstm": "pLSTM (default: BatchNorm, GINE + pLSTM blocks)",
           "plstm-previous": "pLSTM (previous default: LayerNorm, pLSTM blocks)",
           "plstm-layernorm": "ablation: default with LayerNorm", "plstm-no-local": "ablation: default without GINE",
           "gin": "GIN", "gat": "GAT",
-          "gin-virtual": "GIN + virtual node", "chemprop": "chemprop D-MPNN", "ecfp-svr": "ECFP4 + SVR"}
+          "gin-virtual": "GIN + virtual node", "chemprop": "chemprop D-MPNN", "ecfp-svr": "ECFP4 + SVR",
+          "ecfp-rf": "ECFP4 + random forest", "plstm-rdkit2d": "pLSTM (default) + RDKit 2D descriptors",
+          "gin-rdkit2d": "GIN + RDKit 2D descriptors"}
 
 
 def train_command(set_name: str, model: str, seed: int, out: Path) -> list[str]:
