@@ -248,6 +248,16 @@ def load_records() -> list[dict]:
     return json.loads(RECORDS.read_text())["records"] if RECORDS.is_file() else []
 
 
+def _record_order(record: dict) -> tuple:
+    """Known models and sets in their table order; those only another (newer) version of this script
+    knows after them, so processes of different versions can share the file."""
+    def position(names: Any, name: str) -> tuple[int, str]:
+        names = list(names)
+        return (names.index(name), "") if name in names else (len(names), name)
+
+    return (*position(MODELS, record["model"]), *position(SETS, record["set"]), record["seed"])
+
+
 def save_record(record: dict) -> None:
     """Add (or replace) one record; several benchmark processes (e.g. one per model) may share the file."""
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -256,7 +266,7 @@ def save_record(record: dict) -> None:
         records = [r for r in load_records()
                    if (r["model"], r["set"], r["seed"]) != (record["model"], record["set"], record["seed"])]
         records.append(record)
-        records.sort(key=lambda r: (list(MODELS).index(r["model"]), list(SETS).index(r["set"]), r["seed"]))
+        records.sort(key=_record_order)
         tmp = RECORDS.with_suffix(f".json.{os.getpid()}.tmp")
         tmp.write_text(json.dumps({"protocol": PROTOCOL, "records": records}, indent=1))
         os.replace(tmp, RECORDS)

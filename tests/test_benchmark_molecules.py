@@ -59,6 +59,17 @@ def test_the_table_gives_mean_and_std_over_seeds_and_the_mean_over_complete_rows
     assert "2.050 ± 0.071 (n=2)" in table
 
 
+def test_records_of_models_this_version_does_not_know_are_kept_and_sorted_last(tmp_path, monkeypatch):
+    monkeypatch.setattr(bench, "RESULTS", tmp_path)
+    monkeypatch.setattr(bench, "RECORDS", tmp_path / "molecules.json")
+    base = {"seed": 0, "test_rmse": 1.0}
+    for model, set_name in (("newer-model", "solubility"), ("gin", "newer-set"), ("gin", "freesolv"),
+                            ("plstm", "freesolv")):
+        bench.save_record({**base, "model": model, "set": set_name})
+    order = [(r["model"], r["set"]) for r in bench.load_records()]
+    assert order == [("plstm", "freesolv"), ("gin", "freesolv"), ("gin", "newer-set"), ("newer-model", "solubility")]
+
+
 def test_the_comparison_counts_sets_against_the_best_rival_and_the_fingerprint_baseline():
     # pLSTM 0.8 on both sets; rivals 0.9 / 0.7 on solubility, 1.0 / 0.6 on freesolv; SVR 0.85 and 0.75.
     values = {("plstm", "solubility"): 0.8, ("plstm", "freesolv"): 0.8, ("gin", "solubility"): 0.9,
