@@ -275,6 +275,13 @@ def test_operand_errors_name_the_argument(form, position, bad, match):
         plstm_dag(*ops, dag, form=form)
 
 
+@pytest.mark.parametrize("form", FORMS)
+def test_a_dag_on_another_device_than_the_operands_is_refused(form):
+    ops, dag = _valid()
+    with pytest.raises(ValueError, match="`dag` is on cpu but `query` is on meta"):
+        plstm_dag(*[t.to("meta") for t in ops], dag, form=form)
+
+
 def test_unknown_form_and_non_dag_are_refused():
     ops, dag = _valid()
     with pytest.raises(ValueError, match="`form` must be one of"):

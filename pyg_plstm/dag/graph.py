@@ -40,12 +40,17 @@ def check_num_nodes(num_nodes: object) -> int:
     return int(num_nodes)
 
 
+def check_integer_index(edge_index: Tensor, name: str = "edge_index") -> None:
+    """Refuse an index tensor that holds floats, complex numbers or booleans (a mask, not indices)."""
+    if edge_index.is_floating_point() or edge_index.is_complex() or edge_index.dtype == torch.bool:
+        raise ValueError(f"`{name}` must hold integer node indices, got dtype {edge_index.dtype}")
+
+
 def as_index_array(edge_index: Tensor | np.ndarray, name: str = "edge_index") -> np.ndarray:
     if isinstance(edge_index, Tensor):
         if edge_index.device.type == "meta":
             raise ValueError(f"`{name}` is on the meta device (it has no values); materialise it on a real device")
-        if edge_index.is_floating_point() or edge_index.is_complex() or edge_index.dtype == torch.bool:
-            raise ValueError(f"`{name}` must hold integer node indices, got dtype {edge_index.dtype}")
+        check_integer_index(edge_index, name)
         edge_index = edge_index.detach().cpu().numpy()
     edge_index = np.asarray(edge_index)
     if edge_index.dtype.kind not in "iu":
