@@ -178,6 +178,42 @@ def _drop_smiles(data):
     return data
 
 
+# Processing killed outright (kill -9) in the middle of writing the processed graphs.
+KILLED_SAVE = """
+import os, signal, sys, torch
+from pyg_plstm.datasets import MoleculeCSVDataset
+
+def killed(obj, f, *args, **kwargs):
+    f = open(f, "wb") if isinstance(f, (str, os.PathLike)) else f
+    f.write(b"half a data set")
+    f.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+torch.save = killed
+MoleculeCSVDataset(sys.argv[1], sys.argv[2], "smiles", ["y1", "y2"])
+"""
+
+
+def test_processing_killed_or_failing_mid_save_leaves_no_temporary_file(tmp_path, monkeypatch):
+    csv, root = write(tmp_path / "a.csv", GOOD_CSV), tmp_path / "ds"
+    killed = subprocess.run([sys.executable, "-c", KILLED_SAVE, str(root), csv], timeout=120, capture_output=True,
+                            env={**os.environ, "OUTDATED_IGNORE": "1"})
+    assert killed.returncode == -9, killed.stderr.decode()[-2000:]
+    (processed,) = (root / "processed").iterdir()
+    assert len(list(processed.iterdir())) == 1  # the kill's half-written temporary file, under another name
+    ds = MoleculeCSVDataset(str(root), csv, "smiles", ["y1", "y2"])  # never read: processed again
+    assert len(ds) == 3 and sorted(os.listdir(processed)) == ["data.pt", "report.json"]
+
+    def failing(obj, f, *args, **kwargs):
+        f.write(b"half a data set")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", failing)
+    with pytest.raises(OSError, match="No space left"):
+        MoleculeCSVDataset(str(root), csv, "smiles", ["y1", "y2"], force_reload=True)
+    assert sorted(os.listdir(processed)) == ["data.pt", "report.json"]
+
+
 def test_processed_files_load_with_weights_only(tmp_path):
     ds = MoleculeCSVDataset(str(tmp_path / "ds"), write(tmp_path / "a.csv", GOOD_CSV), target_cols="y1")
     out = torch.load(ds.processed_paths[0], weights_only=True)

@@ -17,8 +17,10 @@ clear download errors.
   warning. PyG's ``pre_transform.pt`` / ``pre_filter.pt``, which PyG reads
   with ``weights_only=False``, are neither read nor written (the key replaces
   them).
-* **Saving.** Processed files are written to a temporary file and renamed, so
-  an interrupted run never leaves a half-written file behind.
+* **Saving.** Processed files are written with :func:`~pyg_plstm.atomic.atomic_open`
+  (a temporary file, flushed to disk, then renamed): a run interrupted or killed
+  at any moment never leaves a half-written file under a processed file's name,
+  and the next save removes a killed run's temporary file.
 * **Downloads.** A failed download raises :class:`DownloadError` naming the
   URL and the folder where the raw files can be put by hand to work offline.
 """
@@ -44,6 +46,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data, InMemoryDataset
 
+from pyg_plstm.atomic import atomic_open
 from pyg_plstm.dag import DAGData
 
 __all__ = [
@@ -273,18 +276,14 @@ def apply_pre_transform(pre_transform: Callable, data: Data, where: str) -> Data
 
 
 def atomic_save(obj: Any, path: str) -> None:
-    r"""``torch.save`` (or JSON for a ``.json`` path) to a temporary file, then rename it to ``path``."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
+    r"""``torch.save`` (or JSON for a ``.json`` path) through :func:`~pyg_plstm.atomic.atomic_open`:
+    a kill at any moment leaves ``path`` whole or absent, and a killed writer's temporary file is
+    removed by the next save of ``path``."""
+    with atomic_open(path) as handle:
         if path.endswith(".json"):
-            with open(tmp, "w", encoding="utf-8") as f:
-                json.dump(obj, f)
+            handle.write(json.dumps(obj).encode())
         else:
-            torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
+            torch.save(obj, handle)
 
 
 def _check_root(root: str) -> None:
