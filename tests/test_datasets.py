@@ -516,6 +516,55 @@ def test_offline_download_names_url_and_folder(tmp_path, monkeypatch):
         assert message.endswith(f"into {folder}"), message
 
 
+# A MoleculeNet download killed outright (kill -9) halfway through the raw CSV.
+KILLED_DOWNLOAD = """
+import os, signal, sys
+from pyg_plstm.datasets import MoleculeNetDataset
+
+def killed(self):
+    with open(os.path.join(self.raw_dir, "delaney-processed.csv"), "w") as f:
+        f.write(sys.argv[2])
+        f.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+MoleculeNetDataset.download = killed
+MoleculeNetDataset(sys.argv[1], "ESOL")
+"""
+
+
+def test_a_raw_file_of_a_killed_or_failed_download_is_never_processed(tmp_path, monkeypatch):
+    make_esol_raw(tmp_path / "complete", invalid_row=False)
+    text = (tmp_path / "complete" / "esol" / "raw" / "delaney-processed.csv").read_text()
+    # Cut inside the last SMILES: the truncated file still parses, with a wrong last molecule.
+    half = text[:text.rindex(",") + 3]
+    root = tmp_path / "root"
+    killed = subprocess.run([sys.executable, "-c", KILLED_DOWNLOAD, str(root), half], timeout=120,
+                            capture_output=True, env={**os.environ, "OUTDATED_IGNORE": "1"})
+    assert killed.returncode == -9, killed.stderr.decode()[-2000:]
+    raw = root / "esol" / "raw"
+    assert (raw / "delaney-processed.csv").read_text() == half  # what the kill left
+
+    def download(self):
+        write(raw / "delaney-processed.csv", text)
+
+    monkeypatch.setattr(MoleculeNetDataset, "download", download)
+    ds = MoleculeNetDataset(str(root), "ESOL")  # downloaded again, not read
+    assert len(ds) == 10 and [d.smiles for d in ds] == SOLUBILITY.smiles.iloc[:10].tolist()
+    assert sorted(os.listdir(raw)) == ["delaney-processed.csv"]
+
+    # A download that fails midway: its partial file is removed, a file put there by hand is kept.
+    def failing(self):
+        write(raw / "part.csv.gz", "half")
+        raise urllib.error.URLError("connection reset")
+
+    monkeypatch.setattr(MoleculeNetDataset, "download", failing)
+    os.remove(raw / "delaney-processed.csv")
+    write(raw / "notes.txt", "mine")
+    with pytest.raises(DownloadError, match="connection reset"):
+        MoleculeNetDataset(str(root), "ESOL", force_reload=True)
+    assert sorted(os.listdir(raw)) == ["notes.txt"]
+
+
 def test_ogb_folder_of_an_older_release_raises_instead_of_prompting(tmp_path):
     make_ogb_raw(str(tmp_path), OGB_SMILES, OGB_LABELS)
     os.remove(tmp_path / "ogbg_molesol" / "RELEASE_v1.txt")
