@@ -112,6 +112,9 @@ def test_checkpoints_load_weights_only_and_rebuild_the_model(tmp_path, molecule_
     train_rmse = evaluate(REGRESSION, y, predict(model, splits["train"], ckpt["target_norm"]))["rmse"]
     assert result.best["train"]["rmse"] == pytest.approx(train_rmse, rel=1e-5)
     assert ckpt["epoch"] == result.best_epoch
+    # A model in training mode (BatchNorm, dropout) is predicted with in eval mode and handed back as it was.
+    model.train()
+    assert torch.equal(predict(model, splits["test"], ckpt["target_norm"]), pred) and model.training
 
 
 def test_resume_with_other_settings_names_every_mismatch(tmp_path, molecule_splits, tiny_plstm):
