@@ -422,6 +422,19 @@ def test_get_dag_refuses_a_graph_whose_structure_is_on_another_device(moved, mat
         get_dag(data)
 
 
+def test_edges_that_are_no_tensor_and_a_directed_flag_that_is_no_bool_are_refused():
+    ei = chain(3)
+    with pytest.raises(ValueError, match="`edge_index` must be a tensor of shape \\[2, num_edges\\], got list"):
+        prepare_dag(ei.tolist(), 3)
+    with pytest.raises(ValueError, match="`edge_index` must be a tensor of shape \\[2, num_edges\\], got list"):
+        prepare_dag(ei, 3).check_input(ei.tolist())
+    # Any non-empty string is true: "false" would keep the edges as directed.
+    for call in (lambda: prepare_dag(ei, 3, directed="false"), lambda: ToDAG(directed="false"),
+                 lambda: orient(ei, 3, directed="false")):
+        with pytest.raises(ValueError, match="`directed` must be None \\(detect\\), True or False, got 'false'"):
+            call()
+
+
 def _attributed_graph() -> Data:
     """An undirected graph with a self-loop and a duplicate edge; every input column has its own feature."""
     ei = torch.cat([undirected([(0, 1), (1, 2), (0, 2), (2, 3)]), torch.tensor([[3, 1], [3, 0]])], 1)

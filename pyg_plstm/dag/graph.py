@@ -205,6 +205,13 @@ def node_depth(edge_index: Tensor | np.ndarray, num_nodes: int) -> np.ndarray:
     return depth
 
 
+def check_directed(directed: object) -> None:
+    """``directed`` must be ``None`` (detect per graph), ``True`` or ``False``: a string such as
+    ``"false"`` would otherwise count as true."""
+    if directed is not None and not isinstance(directed, (bool, np.bool_)):
+        raise ValueError(f"`directed` must be None (detect), True or False, got {directed!r}")
+
+
 def orient_arrays(
     ei: np.ndarray, num_nodes: int, rank: np.ndarray, directed: Optional[bool], node_graph: Optional[np.ndarray],
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -276,6 +283,7 @@ def orient(
         ``(dag_edge_index, dag_edge_attr, kept)`` where ``kept`` holds, for
         each DAG edge, the column of the input edge it came from.
     """
+    check_directed(directed)
     ei = validated_edges(edge_index, num_nodes, edge_attr)
     dag, kept = orient_arrays(ei, num_nodes, node_rank(order, num_nodes), directed, None)
     depth = peel_depth(dag, num_nodes)

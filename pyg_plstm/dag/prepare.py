@@ -17,7 +17,15 @@ from torch_geometric.data import Batch, Data
 from torch_geometric.transforms import BaseTransform
 
 from pyg_plstm.checks import check_choice, check_device
-from pyg_plstm.dag.graph import cycle_error, line_graph, node_rank, orient_arrays, peel_depth, validated_edges
+from pyg_plstm.dag.graph import (
+    check_directed,
+    cycle_error,
+    line_graph,
+    node_rank,
+    orient_arrays,
+    peel_depth,
+    validated_edges,
+)
 from pyg_plstm.dag.multitree import PRUNE_ORDERS, multitree_mask, select_parents
 from pyg_plstm.dag.structure import DAG, check_batch
 
@@ -132,6 +140,9 @@ def prepare_dag(
     to its column in ``edge_index``, so ``edge_attr[dag.input_edge]`` are the
     features of the DAG edges.
     """
+    if not isinstance(edge_index, Tensor):
+        raise ValueError(f"`edge_index` must be a tensor of shape [2, num_edges], got {type(edge_index).__name__}")
+    check_directed(directed)
     ei = validated_edges(edge_index, num_nodes, None)
     batch, num_graphs = check_batch(batch, num_nodes, num_graphs, edge_index.device)
     node_graph = None if batch is None else batch.detach().cpu().numpy().astype(np.int64)
@@ -327,6 +338,7 @@ class ToDAG(BaseTransform):
     """
 
     def __init__(self, order_attr: str = "order", directed: Optional[bool] = None) -> None:
+        check_directed(directed)
         self.order_attr = order_attr
         self.directed = directed
 

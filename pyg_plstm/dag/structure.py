@@ -284,6 +284,8 @@ class DAG:
         for the recorded input). Of a DAG without a recorded input (built by
         hand), only the dtype and device of ``edge_index`` are checked.
         """
+        if not isinstance(edge_index, Tensor):
+            raise ValueError(f"`edge_index` must be a tensor of shape [2, num_edges], got {type(edge_index).__name__}")
         check_integer_index(edge_index)
         check_device("dag", self.edge_index.device, edge_index=edge_index)
         recorded = self.input_edge_index
