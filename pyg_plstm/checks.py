@@ -12,7 +12,9 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-__all__ = ["check_choice", "check_dropout", "check_input_file", "check_positive"]
+import torch
+
+__all__ = ["check_choice", "check_device", "check_dropout", "check_input_file", "check_positive"]
 
 
 def check_positive(**values: Any) -> None:
@@ -35,6 +37,19 @@ def check_choice(name: str, value: Any, choices: Collection[Any]) -> None:
     """Require ``value`` to be one of ``choices``."""
     if value not in choices:
         raise ValueError(f"`{name}` must be one of {tuple(choices)}, got {value!r}")
+
+
+def check_device(reference: str, device: torch.device, **tensors: Any) -> None:
+    """Require every keyword argument that is a tensor to be on ``device``, the device of the argument
+    named ``reference`` (other values are left to the type checks). Compares devices only: no data
+    moves, no host synchronisation.
+
+    Example: ``check_device("x", x.device, edge_index=edge_index, dag=dag.edge_index)``.
+    """
+    for name, tensor in tensors.items():
+        if isinstance(tensor, torch.Tensor) and tensor.device != device:
+            raise ValueError(f"`{name}` is on {tensor.device} but `{reference}` is on {device}; "
+                             "move them to one device")
 
 
 def check_input_file(path: str | os.PathLike, what: str) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from pyg_plstm.checks import check_positive
 from pyg_plstm.dag import DAG
 from pyg_plstm.ops import (
     FORMS,
@@ -107,6 +108,9 @@ def prepare_structure(dag: DAG, key_dim: int, value_dim: int, *, form: str = "au
     """
     if form not in FORMS:
         raise ValueError(f"`form` must be one of {FORMS}, got {form!r}")
+    if not isinstance(dag, DAG):
+        raise ValueError(f"`dag` must be a pyg_plstm.DAG (e.g. from get_dag or prepare_dag), got {type(dag).__name__}")
+    check_positive(key_dim=key_dim, value_dim=value_dim)
     if validate:
         check_structure(dag)
     if form == "auto":

@@ -12,12 +12,14 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from ogb.graphproppred.mol_encoder import AtomEncoder, BondEncoder  # noqa: E402
 from ogb.utils import smiles2graph  # noqa: E402
+from ogb.utils.features import allowable_features as ogb_vocabulary  # noqa: E402
 from rdkit import Chem, rdBase  # noqa: E402
 from torch_geometric.loader import DataLoader  # noqa: E402
 from torch_geometric.utils import from_smiles as pyg_from_smiles  # noqa: E402
 from torch_geometric.utils import scatter  # noqa: E402
 
 from pyg_plstm.chem import (  # noqa: E402
+    FEATURES,
     MAX_SMILES_ATOMS,
     MolToDAG,
     as_target,
@@ -481,3 +483,18 @@ def test_convert_many_checks_the_targets():
     assert "y" not in a and torch.equal(b.x, from_smiles("CCN").x)
     [(none, message)] = MolToDAG().convert_many(["CCO"], [float("inf")])
     assert none is None and "finite" in message
+
+
+def test_the_documented_approximations_of_the_features_hold():
+    # OGB's vocabulary sends what it lacks to each column's last entry, 'misc' (as smiles2graph does).
+    misc = {name: len(choices) - 1 for name, choices in ogb_vocabulary.items()}
+    assert from_smiles("[Fe+7]").x[0, 3] == misc["possible_formal_charge_list"]
+    assert from_smiles("*CC", order="input").x[0, 0] == misc["possible_atomic_num_list"]
+    assert from_smiles("[Na+]").x[0, 6] == misc["possible_hybridization_list"]
+    with pytest.raises(ValueError, match="formal charge 7 is outside PyG's feature vocabulary"):
+        MolToDAG(features="pyg")("[Fe+7]")
+    # Isotopes are not features; a labelled hydrogen stays a node.
+    for features in FEATURES:
+        featurize = MolToDAG(features=features)
+        assert torch.equal(featurize("[13CH4]").x, featurize("C").x)
+        assert featurize("[2H]OC").num_nodes == 3 and featurize("[H]OC").num_nodes == 2

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch_geometric.data import Batch
 
-from pyg_plstm import ToDAG, get_dag, prepare_dag
+from pyg_plstm import DAG, ToDAG, get_dag, prepare_dag
 from pyg_plstm.chem import from_smiles
 from pyg_plstm.nn import PLSTMConv
 from pyg_plstm.nn.conv import GATE_BIAS, TRANSITION_BIAS
@@ -549,3 +549,36 @@ def test_a_dag_of_another_graph_with_as_many_nodes_is_refused():
     first.edge_index[:, [0, 1]] = first.edge_index[:, [1, 0]]
     with pytest.raises(ValueError, match="modified in place"):
         conv(x, first.edge_index, edge_attr, dag=dag)
+
+
+def test_inputs_on_another_device_than_x_are_refused_naming_both():
+    # The meta device stands in for a GPU: a DAG, edge list, batch or edge features left on the CPU
+    # next to node features moved elsewhere would fail deep inside torch (or, for indices, silently work).
+    x, edge_index, edge_attr = torch.randn(5, 4), chain(5), torch.randn(8, 2)
+    dag = prepare_dag(edge_index, 5)
+    conv = PLSTMConv(4, 8, edge_dim=2)
+    meta = PLSTMConv(4, 8, edge_dim=2).to("meta")
+    on_meta = x.to("meta")
+    with pytest.raises(ValueError, match="`x` is on meta but the layer's parameters are on cpu"):
+        conv(on_meta, edge_index, edge_attr)
+    with pytest.raises(ValueError, match="`dag` is on cpu but `x` is on meta"):
+        meta(on_meta, edge_attr=edge_attr.to("meta"), dag=dag)
+    with pytest.raises(ValueError, match="`edge_index` is on cpu but `x` is on meta"):
+        meta(on_meta, edge_index, edge_attr.to("meta"))
+    with pytest.raises(ValueError, match="`edge_attr` is on meta but `x` is on cpu"):
+        conv(x, edge_index, edge_attr.to("meta"), dag=dag)
+    with pytest.raises(ValueError, match="`batch` is on meta but `x` is on cpu"):
+        conv(x, edge_index, edge_attr, torch.zeros(5, dtype=torch.long, device="meta"), dag=dag)
+    with pytest.raises(ValueError, match="`edge_index` is on meta but `x` is on cpu"):
+        conv(x, edge_index.to("meta"), edge_attr, dag=dag)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bool])
+def test_edge_index_beside_a_dag_must_hold_integers(dtype):
+    x, edge_index = torch.randn(5, 4), chain(5)
+    conv = PLSTMConv(4, 8)
+    hand_built = prepare_dag(edge_index, 5)
+    hand_built = DAG(hand_built.edge_index, hand_built.line_index, 5)  # records no input to compare with
+    for dag in (prepare_dag(edge_index, 5), hand_built):
+        with pytest.raises(ValueError, match=f"`edge_index` must hold integer node indices, got dtype {dtype}"):
+            conv(x, edge_index.to(dtype), dag=dag)

@@ -354,6 +354,10 @@ def test_valid_batch_gives_graph_sizes_and_offsets():
     (dict(input_edge=torch.zeros(6, 1, dtype=torch.long)), r"`input_edge` must have shape \[6\]"),
     (dict(multitree_mask=torch.ones(3, dtype=torch.long)), r"`multitree_mask` must be a bool tensor of shape \[3\]"),
     (dict(multitree_mask=torch.ones(2, dtype=torch.bool)), r"`multitree_mask` must be a bool tensor of shape \[3\]"),
+    (dict(multitree_mask=torch.ones(3, dtype=torch.bool, device="meta")),
+     "`multitree_mask` is on meta but `edge_index` is on cpu"),
+    (dict(input_edge_index=torch.zeros(2, 6, dtype=torch.long, device="meta")),
+     "`input_edge_index` is on meta but `edge_index` is on cpu"),
     (dict(num_nodes=-1), "`num_nodes` must be a non-negative integer"),
 ])
 def test_bad_structure_is_refused(kwargs, match):
@@ -402,6 +406,33 @@ def test_get_dag_without_preparation_is_explained():
         get_dag(Data(x=torch.randn(3, 1), edge_index=chain(3)))
     with pytest.raises(ValueError, match="get_dag needs a prepared torch_geometric Data/Batch, got int"):
         get_dag(3)
+
+
+@pytest.mark.parametrize("moved,match", [
+    ("edge_index", "`dag_edge_index` is on cpu but `edge_index` is on meta"),
+    ("line_index", "`line_index` is on meta but `edge_index` is on cpu"),
+    ("multitree_mask", "`multitree_mask` is on meta but `edge_index` is on cpu"),
+])
+def test_get_dag_refuses_a_graph_whose_structure_is_on_another_device(moved, match):
+    # One attribute moved on its own (e.g. `data.edge_index = data.edge_index.to(device)`): the DAG would
+    # record an input on another device than its structure, or fail deep inside torch.
+    data = ToDAG()(Data(x=torch.randn(4, 2), edge_index=undirected([(0, 1), (1, 2), (2, 3)])))
+    data[moved] = torch.empty_like(data[moved], device="meta")
+    with pytest.raises(ValueError, match=match):
+        get_dag(data)
+
+
+def test_edges_that_are_no_tensor_and_a_directed_flag_that_is_no_bool_are_refused():
+    ei = chain(3)
+    with pytest.raises(ValueError, match="`edge_index` must be a tensor of shape \\[2, num_edges\\], got list"):
+        prepare_dag(ei.tolist(), 3)
+    with pytest.raises(ValueError, match="`edge_index` must be a tensor of shape \\[2, num_edges\\], got list"):
+        prepare_dag(ei, 3).check_input(ei.tolist())
+    # Any non-empty string is true: "false" would keep the edges as directed.
+    for call in (lambda: prepare_dag(ei, 3, directed="false"), lambda: ToDAG(directed="false"),
+                 lambda: orient(ei, 3, directed="false")):
+        with pytest.raises(ValueError, match="`directed` must be None \\(detect\\), True or False, got 'false'"):
+            call()
 
 
 def _attributed_graph() -> Data:

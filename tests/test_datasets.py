@@ -178,6 +178,42 @@ def _drop_smiles(data):
     return data
 
 
+# Processing killed outright (kill -9) in the middle of writing the processed graphs.
+KILLED_SAVE = """
+import os, signal, sys, torch
+from pyg_plstm.datasets import MoleculeCSVDataset
+
+def killed(obj, f, *args, **kwargs):
+    f = open(f, "wb") if isinstance(f, (str, os.PathLike)) else f
+    f.write(b"half a data set")
+    f.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+torch.save = killed
+MoleculeCSVDataset(sys.argv[1], sys.argv[2], "smiles", ["y1", "y2"])
+"""
+
+
+def test_processing_killed_or_failing_mid_save_leaves_no_temporary_file(tmp_path, monkeypatch):
+    csv, root = write(tmp_path / "a.csv", GOOD_CSV), tmp_path / "ds"
+    killed = subprocess.run([sys.executable, "-c", KILLED_SAVE, str(root), csv], timeout=120, capture_output=True,
+                            env={**os.environ, "OUTDATED_IGNORE": "1"})
+    assert killed.returncode == -9, killed.stderr.decode()[-2000:]
+    (processed,) = (root / "processed").iterdir()
+    assert len(list(processed.iterdir())) == 1  # the kill's half-written temporary file, under another name
+    ds = MoleculeCSVDataset(str(root), csv, "smiles", ["y1", "y2"])  # never read: processed again
+    assert len(ds) == 3 and sorted(os.listdir(processed)) == ["data.pt", "report.json"]
+
+    def failing(obj, f, *args, **kwargs):
+        f.write(b"half a data set")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", failing)
+    with pytest.raises(OSError, match="No space left"):
+        MoleculeCSVDataset(str(root), csv, "smiles", ["y1", "y2"], force_reload=True)
+    assert sorted(os.listdir(processed)) == ["data.pt", "report.json"]
+
+
 def test_processed_files_load_with_weights_only(tmp_path):
     ds = MoleculeCSVDataset(str(tmp_path / "ds"), write(tmp_path / "a.csv", GOOD_CSV), target_cols="y1")
     out = torch.load(ds.processed_paths[0], weights_only=True)
@@ -478,6 +514,55 @@ def test_offline_download_names_url_and_folder(tmp_path, monkeypatch):
         assert isinstance(info.value, OSError) and "Temporary failure in name resolution" in message
         assert f"{url} (URLError" in message and "to work offline, put " in message
         assert message.endswith(f"into {folder}"), message
+
+
+# A MoleculeNet download killed outright (kill -9) halfway through the raw CSV.
+KILLED_DOWNLOAD = """
+import os, signal, sys
+from pyg_plstm.datasets import MoleculeNetDataset
+
+def killed(self):
+    with open(os.path.join(self.raw_dir, "delaney-processed.csv"), "w") as f:
+        f.write(sys.argv[2])
+        f.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+MoleculeNetDataset.download = killed
+MoleculeNetDataset(sys.argv[1], "ESOL")
+"""
+
+
+def test_a_raw_file_of_a_killed_or_failed_download_is_never_processed(tmp_path, monkeypatch):
+    make_esol_raw(tmp_path / "complete", invalid_row=False)
+    text = (tmp_path / "complete" / "esol" / "raw" / "delaney-processed.csv").read_text()
+    # Cut inside the last SMILES: the truncated file still parses, with a wrong last molecule.
+    half = text[:text.rindex(",") + 3]
+    root = tmp_path / "root"
+    killed = subprocess.run([sys.executable, "-c", KILLED_DOWNLOAD, str(root), half], timeout=120,
+                            capture_output=True, env={**os.environ, "OUTDATED_IGNORE": "1"})
+    assert killed.returncode == -9, killed.stderr.decode()[-2000:]
+    raw = root / "esol" / "raw"
+    assert (raw / "delaney-processed.csv").read_text() == half  # what the kill left
+
+    def download(self):
+        write(raw / "delaney-processed.csv", text)
+
+    monkeypatch.setattr(MoleculeNetDataset, "download", download)
+    ds = MoleculeNetDataset(str(root), "ESOL")  # downloaded again, not read
+    assert len(ds) == 10 and [d.smiles for d in ds] == SOLUBILITY.smiles.iloc[:10].tolist()
+    assert sorted(os.listdir(raw)) == ["delaney-processed.csv"]
+
+    # A download that fails midway: its partial file is removed, a file put there by hand is kept.
+    def failing(self):
+        write(raw / "part.csv.gz", "half")
+        raise urllib.error.URLError("connection reset")
+
+    monkeypatch.setattr(MoleculeNetDataset, "download", failing)
+    os.remove(raw / "delaney-processed.csv")
+    write(raw / "notes.txt", "mine")
+    with pytest.raises(DownloadError, match="connection reset"):
+        MoleculeNetDataset(str(root), "ESOL", force_reload=True)
+    assert sorted(os.listdir(raw)) == ["notes.txt"]
 
 
 def test_ogb_folder_of_an_older_release_raises_instead_of_prompting(tmp_path):

@@ -146,6 +146,9 @@ def test_methods_on_smiles_molecules_and_prepared_graphs():
         explain_molecules(model, MOLECULES, method="shap")
     with pytest.raises(ValueError, match="invalid SMILES 'C1CC'"):
         explain_molecules(model, ["C1CC"])
+    with pytest.raises(ValueError, match="device 'meta' is not supported"):  # the model would lose its weights
+        explain_molecules(model, MOLECULES, device="meta")
+    assert all(p.device.type == "cpu" for p in model.parameters())
 
 
 def _png_size(image: bytes):

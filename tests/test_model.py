@@ -384,6 +384,22 @@ def test_input_errors():
         model(batch.update({"x": torch.randn(batch.num_nodes, 5)}))
 
 
+def test_inputs_on_another_device_are_refused_naming_them():
+    # The meta device stands in for a GPU: a tensor left behind on the CPU would fail deep inside torch.
+    batch = _batch(2)
+    model = PLSTMNet(None, hidden_channels=16, heads=2, node_encoder="ogb", edge_encoder="ogb", molecule_dim=2)
+    with pytest.raises(ValueError, match="`edge_attr` is on meta but `x` is on cpu"):
+        model(batch.clone().update({"edge_attr": batch.edge_attr.to("meta")}))
+    with pytest.raises(ValueError, match="`edge_attr` must be a tensor with one row per edge, got list"):
+        model(batch.clone().update({"edge_attr": batch.edge_attr.tolist()}))
+    with pytest.raises(ValueError, match="`molecule_features` is on meta but `x` is on cpu"):
+        model(batch.clone().update({"molecule_features": torch.zeros(2, 2, device="meta")}))
+    # A local layer mixes nodes before any pLSTM layer checks its inputs: the block checks first.
+    block = PLSTMBlock(8, heads=2, local="gine").to("meta")
+    with pytest.raises(ValueError, match="`dag` is on cpu but `x` is on meta"):
+        block(torch.zeros(5, 8, device="meta"), dag=prepare_dag(torch.tensor([[0, 1, 2], [1, 2, 3]]), 5))
+
+
 @pytest.mark.parametrize("options", [{}, {"block": "D", "bidirectional": True, "form": "scan"},
                                      {"num_blocks": 3, "reverse_pruning": "own", "form": "parallel"},
                                      {"transition": "householder"}])

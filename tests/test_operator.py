@@ -15,7 +15,7 @@ from torch import Tensor
 from torch_geometric.data import Data
 
 from pyg_plstm.dag import DAG, prepare_dag
-from pyg_plstm.functional import plstm_dag
+from pyg_plstm.functional import plstm_dag, prepare_structure
 from pyg_plstm.ops import FORMS, choose_form, edge_states, plstm_naive, plstm_parallel, plstm_scan, plstm_sparse
 
 from graphs import (
@@ -273,6 +273,24 @@ def test_operand_errors_name_the_argument(form, position, bad, match):
     ops[position] = bad(ops[position])
     with pytest.raises(ValueError, match=match):
         plstm_dag(*ops, dag, form=form)
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_a_dag_on_another_device_than_the_operands_is_refused(form):
+    ops, dag = _valid()
+    with pytest.raises(ValueError, match="`dag` is on cpu but `query` is on meta"):
+        plstm_dag(*[t.to("meta") for t in ops], dag, form=form)
+
+
+@pytest.mark.parametrize("args,match", [
+    (("dag", 2, 3), "`dag` must be a pyg_plstm.DAG"),
+    ((None, 2.5, 3), "`key_dim` must be a positive integer, got 2.5"),
+    ((None, 2, 0), "`value_dim` must be a positive integer, got 0"),
+])
+def test_prepare_structure_refuses_what_is_not_a_dag_or_a_size(args, match):
+    _, dag = _valid()
+    with pytest.raises(ValueError, match=match):
+        prepare_structure(dag if args[0] is None else args[0], *args[1:])
 
 
 def test_unknown_form_and_non_dag_are_refused():

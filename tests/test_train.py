@@ -112,6 +112,9 @@ def test_checkpoints_load_weights_only_and_rebuild_the_model(tmp_path, molecule_
     train_rmse = evaluate(REGRESSION, y, predict(model, splits["train"], ckpt["target_norm"]))["rmse"]
     assert result.best["train"]["rmse"] == pytest.approx(train_rmse, rel=1e-5)
     assert ckpt["epoch"] == result.best_epoch
+    # A model in training mode (BatchNorm, dropout) is predicted with in eval mode and handed back as it was.
+    model.train()
+    assert torch.equal(predict(model, splits["test"], ckpt["target_norm"]), pred) and model.training
 
 
 def test_resume_with_other_settings_names_every_mismatch(tmp_path, molecule_splits, tiny_plstm):
@@ -379,6 +382,11 @@ def test_unavailable_devices_are_named(tmp_path, molecule_splits, tiny_plstm):
     fit(tiny_plstm(), REGRESSION, molecule_splits(10), TrainConfig(epochs=1, batch_size=8), tmp_path)
     with pytest.raises(ValueError, match="CUDA is not available"):
         load_model(tmp_path / "best.pt", device="cuda")
+    # A model moved to the meta device would lose its weights for good.
+    model, _ = load_model(tmp_path / "best.pt")
+    with pytest.raises(ValueError, match="device 'meta' is not supported"):
+        predict(model, molecule_splits(10)["test"], device="meta")
+    assert next(model.parameters()).device.type == "cpu"
 
 
 def test_a_checkpoint_whose_weights_do_not_fit_its_model_is_named(tmp_path, molecule_splits, tiny_plstm):

@@ -461,6 +461,16 @@ class MolToDAG:
     Args:
         features: ``'ogb'`` (OGB vocabulary) or ``'pyg'`` (PyG's
             ``from_smiles`` vocabulary; raises for values outside it).
+            Approximations: as OGB's ``smiles2graph``, ``'ogb'`` puts every
+            value outside its vocabulary into the column's last entry,
+            ``'misc'``: an atomic number outside 1-118 (the wildcard ``*``), a
+            degree above 10, a formal charge beyond +-5, more than 8 hydrogens
+            or 4 radical electrons, a chirality other than tetrahedral
+            CW/CCW/other, a hybridisation other than SP to SP3D2 (e.g. of a
+            metal ion), a bond type other than single, double, triple or
+            aromatic. Neither vocabulary encodes isotopes: ``[13CH4]`` is
+            methane, and an isotope-labelled hydrogen (``[2H]``) becomes an
+            explicit hydrogen node.
         order: atom ranking that orients the bonds, see :func:`atom_order`.
             ``'canonical'`` makes the output independent of the SMILES
             spelling (identical tensors).

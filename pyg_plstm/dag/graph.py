@@ -40,12 +40,17 @@ def check_num_nodes(num_nodes: object) -> int:
     return int(num_nodes)
 
 
+def check_integer_index(edge_index: Tensor, name: str = "edge_index") -> None:
+    """Refuse an index tensor that holds floats, complex numbers or booleans (a mask, not indices)."""
+    if edge_index.is_floating_point() or edge_index.is_complex() or edge_index.dtype == torch.bool:
+        raise ValueError(f"`{name}` must hold integer node indices, got dtype {edge_index.dtype}")
+
+
 def as_index_array(edge_index: Tensor | np.ndarray, name: str = "edge_index") -> np.ndarray:
     if isinstance(edge_index, Tensor):
         if edge_index.device.type == "meta":
             raise ValueError(f"`{name}` is on the meta device (it has no values); materialise it on a real device")
-        if edge_index.is_floating_point() or edge_index.is_complex() or edge_index.dtype == torch.bool:
-            raise ValueError(f"`{name}` must hold integer node indices, got dtype {edge_index.dtype}")
+        check_integer_index(edge_index, name)
         edge_index = edge_index.detach().cpu().numpy()
     edge_index = np.asarray(edge_index)
     if edge_index.dtype.kind not in "iu":
@@ -200,6 +205,13 @@ def node_depth(edge_index: Tensor | np.ndarray, num_nodes: int) -> np.ndarray:
     return depth
 
 
+def check_directed(directed: object) -> None:
+    """``directed`` must be ``None`` (detect per graph), ``True`` or ``False``: a string such as
+    ``"false"`` would otherwise count as true."""
+    if directed is not None and not isinstance(directed, (bool, np.bool_)):
+        raise ValueError(f"`directed` must be None (detect), True or False, got {directed!r}")
+
+
 def orient_arrays(
     ei: np.ndarray, num_nodes: int, rank: np.ndarray, directed: Optional[bool], node_graph: Optional[np.ndarray],
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -271,6 +283,7 @@ def orient(
         ``(dag_edge_index, dag_edge_attr, kept)`` where ``kept`` holds, for
         each DAG edge, the column of the input edge it came from.
     """
+    check_directed(directed)
     ei = validated_edges(edge_index, num_nodes, edge_attr)
     dag, kept = orient_arrays(ei, num_nodes, node_rank(order, num_nodes), directed, None)
     depth = peel_depth(dag, num_nodes)

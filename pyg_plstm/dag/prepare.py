@@ -16,8 +16,16 @@ from torch import Tensor
 from torch_geometric.data import Batch, Data
 from torch_geometric.transforms import BaseTransform
 
-from pyg_plstm.checks import check_choice
-from pyg_plstm.dag.graph import cycle_error, line_graph, node_rank, orient_arrays, peel_depth, validated_edges
+from pyg_plstm.checks import check_choice, check_device
+from pyg_plstm.dag.graph import (
+    check_directed,
+    cycle_error,
+    line_graph,
+    node_rank,
+    orient_arrays,
+    peel_depth,
+    validated_edges,
+)
 from pyg_plstm.dag.multitree import PRUNE_ORDERS, multitree_mask, select_parents
 from pyg_plstm.dag.structure import DAG, check_batch
 
@@ -132,6 +140,9 @@ def prepare_dag(
     to its column in ``edge_index``, so ``edge_attr[dag.input_edge]`` are the
     features of the DAG edges.
     """
+    if not isinstance(edge_index, Tensor):
+        raise ValueError(f"`edge_index` must be a tensor of shape [2, num_edges], got {type(edge_index).__name__}")
+    check_directed(directed)
     ei = validated_edges(edge_index, num_nodes, None)
     batch, num_graphs = check_batch(batch, num_nodes, num_graphs, edge_index.device)
     node_graph = None if batch is None else batch.detach().cpu().numpy().astype(np.int64)
@@ -244,6 +255,9 @@ def get_dag(data: Data) -> DAG:
             f"the graph has no prepared DAG (missing {', '.join(missing)}); apply "
             "pyg_plstm.ToDAG() as a (pre_)transform first"
         )
+    edge_index = getattr(data, "edge_index", None)
+    if isinstance(edge_index, Tensor):
+        check_device("edge_index", edge_index.device, **{key: data[key] for key in _STRUCTURE_KEYS})
     collated = data.__dict__.get(_COLLATED_DAG)
     if collated is not None and collated.edge_index.device == data.dag_edge_index.device:
         return collated
@@ -258,7 +272,7 @@ def get_dag(data: Data) -> DAG:
         data.dag_edge_index, data.line_index, data.num_nodes,
         edge_level=data.edge_level, edge_level_rev=data.edge_level_rev, multitree_mask=data.multitree_mask,
         input_edge=data.dag_input_edge, batch=batch, num_graphs=num_graphs,
-        input_edge_index=getattr(data, "edge_index", None))
+        input_edge_index=edge_index)
 
 
 class DAGCollater:
@@ -324,6 +338,7 @@ class ToDAG(BaseTransform):
     """
 
     def __init__(self, order_attr: str = "order", directed: Optional[bool] = None) -> None:
+        check_directed(directed)
         self.order_attr = order_attr
         self.directed = directed
 

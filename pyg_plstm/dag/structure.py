@@ -6,7 +6,8 @@ from typing import Any, Callable, Hashable, Optional, TypeVar
 import torch
 from torch import Tensor
 
-from pyg_plstm.dag.graph import check_num_nodes, edge_levels
+from pyg_plstm.checks import check_device
+from pyg_plstm.dag.graph import check_integer_index, check_num_nodes, edge_levels
 from pyg_plstm.dag.multitree import multitree_mask
 
 __all__ = ["DAG", "MODES", "check_batch", "edge_checksum"]
@@ -157,13 +158,14 @@ class DAG:
             raise ValueError(f"`multitree_mask` must be a bool tensor of shape [{self.num_line_edges}], got "
                              f"{getattr(multitree_mask, 'dtype', type(multitree_mask).__name__)} "
                              f"{list(getattr(multitree_mask, 'shape', []))}")
+        check_device("edge_index", device, multitree_mask=multitree_mask)
         self._edge_level = edge_level
         self._edge_level_rev = edge_level_rev
         self._multitree_mask = multitree_mask
         self.input_edge = input_edge
         self._batch, self.num_graphs = check_batch(batch, self.num_nodes, num_graphs, device)
         if input_edge_index is not None:
-            _check_index("input_edge_index", input_edge_index, 2, None)
+            _check_index("input_edge_index", input_edge_index, 2, device)
         self.input_edge_index = input_edge_index
         # An in-place change of the recorded input after preparation makes the DAG stale.
         self._input_version = None if input_edge_index is None else input_edge_index._version
@@ -279,9 +281,13 @@ class DAG:
 
         The recorded tensor itself passes at once; another one must have the
         same number of edges and the same :func:`edge_checksum` (computed once
-        for the recorded input). A DAG without a recorded input (built by hand)
-        checks nothing.
+        for the recorded input). Of a DAG without a recorded input (built by
+        hand), only the dtype and device of ``edge_index`` are checked.
         """
+        if not isinstance(edge_index, Tensor):
+            raise ValueError(f"`edge_index` must be a tensor of shape [2, num_edges], got {type(edge_index).__name__}")
+        check_integer_index(edge_index)
+        check_device("dag", self.edge_index.device, edge_index=edge_index)
         recorded = self.input_edge_index
         if recorded is None:
             return

@@ -9,6 +9,7 @@ by hand (:mod:`pyg_plstm.datasets.processing`).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import os.path as osp
@@ -137,6 +138,9 @@ class OGBMolDataset(ProcessedDataset, PygGraphPropPredDataset):
                 f"RELEASE_v{self.meta_info['version']}.txt)")
 
     def download(self) -> None:
+        # OGB's download_url would reuse the archive a killed download left half-written.
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(osp.join(self.original_root, self.meta_info["url"].rpartition("/")[2]))
         path = download_url(self.meta_info["url"], self.original_root)
         extract_zip(path, self.original_root)
         os.unlink(path)

@@ -17,13 +17,19 @@ clear download errors.
   warning. PyG's ``pre_transform.pt`` / ``pre_filter.pt``, which PyG reads
   with ``weights_only=False``, are neither read nor written (the key replaces
   them).
-* **Saving.** Processed files are written to a temporary file and renamed, so
-  an interrupted run never leaves a half-written file behind.
+* **Saving.** Processed files are written with :func:`~pyg_plstm.atomic.atomic_open`
+  (a temporary file, flushed to disk, then renamed): a run interrupted or killed
+  at any moment never leaves a half-written file under a processed file's name,
+  and the next save removes a killed run's temporary file.
 * **Downloads.** A failed download raises :class:`DownloadError` naming the
   URL and the folder where the raw files can be put by hand to work offline.
+  What a failed, interrupted or killed download put into the raw folder is
+  removed (at once, or by the next load), so a truncated raw file is never
+  processed; raw files put there by hand are kept.
 """
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import hashlib
@@ -32,6 +38,7 @@ import logging
 import os
 import os.path as osp
 import pickle
+import shutil
 import sys
 import sysconfig
 import types
@@ -44,6 +51,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data, InMemoryDataset
 
+from pyg_plstm.atomic import atomic_open, process_alive
 from pyg_plstm.dag import DAGData
 
 __all__ = [
@@ -273,18 +281,14 @@ def apply_pre_transform(pre_transform: Callable, data: Data, where: str) -> Data
 
 
 def atomic_save(obj: Any, path: str) -> None:
-    r"""``torch.save`` (or JSON for a ``.json`` path) to a temporary file, then rename it to ``path``."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
+    r"""``torch.save`` (or JSON for a ``.json`` path) through :func:`~pyg_plstm.atomic.atomic_open`:
+    a kill at any moment leaves ``path`` whole or absent, and a killed writer's temporary file is
+    removed by the next save of ``path``."""
+    with atomic_open(path) as handle:
         if path.endswith(".json"):
-            with open(tmp, "w", encoding="utf-8") as f:
-                json.dump(obj, f)
+            handle.write(json.dumps(obj).encode())
         else:
-            torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
+            torch.save(obj, handle)
 
 
 def _check_root(root: str) -> None:
@@ -364,11 +368,49 @@ class ProcessedDataset(InMemoryDataset):
         self.process()
 
     def _download(self) -> None:
+        marker = osp.join(self.raw_dir, _DOWNLOADING)
+        _discard_interrupted_download(marker)
         if all(osp.exists(p) for p in self.raw_paths):
             return
         os.makedirs(self.raw_dir, exist_ok=True)
+        atomic_save({"pid": os.getpid(), "before": os.listdir(self.raw_dir)}, marker)
         try:
             self.download()
-        except Exception as err:  # urllib, fsspec/aiohttp, zip errors: the library decides
-            url, folder, files = self.raw_source()
+        except BaseException as err:
+            _discard_interrupted_download(marker, force=True)
+            if not isinstance(err, Exception):
+                raise
+            url, folder, files = self.raw_source()  # urllib, fsspec/aiohttp, zip errors: the library decides
             raise DownloadError(url, folder, files, err) from err
+        with contextlib.suppress(FileNotFoundError):  # a download may replace the whole folder (OGB's)
+            os.remove(marker)
+
+
+# Written into the raw folder while a download runs: what was there before, and the downloading process.
+# PyG's and OGB's download_url reuse any file already there, so a download killed midway would
+# otherwise leave a truncated raw file that is processed (or a truncated archive that fails) forever.
+_DOWNLOADING = ".downloading.json"
+
+
+def _discard_interrupted_download(marker: str, force: bool = False) -> None:
+    """Remove what a download that did not finish put into the raw folder of ``marker`` (every entry
+    not listed in it), then the marker; a download whose process still runs is left alone unless ``force``."""
+    try:
+        with open(marker, encoding="utf-8") as f:
+            record = json.load(f)
+        before, pid = set(record["before"]), int(record["pid"])
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError, KeyError, TypeError):  # not a marker this package wrote: nothing to go by
+        os.remove(marker)
+        return
+    if not force and pid != os.getpid() and process_alive(pid):
+        return
+    folder = osp.dirname(marker)
+    for name in set(os.listdir(folder)) - before - {osp.basename(marker)}:
+        path = osp.join(folder, name)
+        if osp.isdir(path) and not osp.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.remove(path)
+    os.remove(marker)

@@ -61,6 +61,7 @@ from torch_geometric.utils import scatter
 
 from pyg_plstm.checks import check_choice, check_positive
 from pyg_plstm.chem import MolToDAG
+from pyg_plstm.train.distributed import resolve_device
 
 __all__ = ["METHODS", "SIGNED", "MoleculeAttribution", "explain_molecules", "ExplainedOutput", "atom_baseline",
            "target_index"]
@@ -311,7 +312,7 @@ def explain_molecules(
     check_positive(batch_size=batch_size, steps=steps, epochs=epochs)
     featurizer = featurizer or MolToDAG()
     column, name = target_index(target, target_names)
-    device = next(model.parameters()).device if device is None else torch.device(device)
+    device = next(model.parameters()).device if device is None else resolve_device(device)
     items = [_prepared(m, featurizer, i) for i, m in enumerate(molecules)]
     was_training = model.training
     # GNNExplainer's optimisation runs the model through PyG's Explainer, which can leave it in training mode

@@ -6,6 +6,7 @@ from typing import Any, NamedTuple, Optional
 import torch
 from torch import Tensor
 
+from pyg_plstm.checks import check_device
 from pyg_plstm.nn.scaler import Standardize
 
 __all__ = ["GraphInputs", "graph_edge_attr", "graph_inputs", "with_molecule_features"]
@@ -84,6 +85,9 @@ def graph_edge_attr(data: Any) -> Tensor:
     edge_attr = getattr(data, "edge_attr", None)
     if edge_attr is None:
         raise ValueError("the model was built with an edge encoder but the graph has no `edge_attr`")
+    if not isinstance(edge_attr, Tensor):
+        raise ValueError(f"`edge_attr` must be a tensor with one row per edge, got {_describe(edge_attr)}")
+    check_device("x", data.x.device, edge_attr=edge_attr)
     return edge_attr
 
 
@@ -128,4 +132,5 @@ def with_molecule_features(pooled: Tensor, data: Any, scaler: Optional[Standardi
     if not isinstance(features, Tensor) or tuple(features.shape) != expected:
         raise ValueError(f"`molecule_features` must have shape {list(expected)} (graphs x the model's molecule "
                          f"features), got {_describe(features)}")
+    check_device("x", pooled.device, molecule_features=features)
     return torch.cat([pooled, scaler(features).to(pooled.dtype)], dim=-1)

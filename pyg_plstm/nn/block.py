@@ -8,7 +8,7 @@ from torch import Tensor
 from torch.nn import GELU, BatchNorm1d, Dropout, LayerNorm, Linear, ModuleList, RMSNorm, Sequential
 from torch_geometric.nn import GINConv, GINEConv
 
-from pyg_plstm.checks import check_choice, check_dropout
+from pyg_plstm.checks import check_choice, check_device, check_dropout
 from pyg_plstm.dag import DAG, MODES, prepare_dag
 from pyg_plstm.nn.conv import PLSTMConv
 
@@ -212,6 +212,9 @@ class PLSTMBlock(torch.nn.Module):
             reverse (bool, optional): Run all layers on the reversed DAG (and, in a
                 bidirectional block, the layers of the reversed DAG on the DAG).
         """
+        if isinstance(x, Tensor):  # before the local layer mixes them; the type checks are PLSTMConv's
+            check_device("x", x.device, dag=getattr(dag, "edge_index", None), edge_index=edge_index,
+                         edge_attr=edge_attr, batch=batch)
         if dag is None:
             if edge_index is None:
                 raise ValueError("pass `edge_index` or a prepared `dag`")

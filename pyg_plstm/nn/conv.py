@@ -12,7 +12,7 @@ from torch_geometric.nn.dense.linear import Linear
 from torch_geometric.nn.inits import uniform
 from torch_geometric.utils import scatter
 
-from pyg_plstm.checks import check_choice, check_positive
+from pyg_plstm.checks import check_choice, check_device, check_positive
 from pyg_plstm.dag import DAG, MODES, prepare_dag
 from pyg_plstm.dag.multitree import PRUNE_ORDERS
 from pyg_plstm.dag.prepare import pruned_in_order, repruned
@@ -437,7 +437,7 @@ class PLSTMConv(MessagePassing):
         (the forward pass computes them exactly this way)."""
         self._materialize(x)
         self._check_x(x)
-        edge_attr = self._check_edge_attr(edge_attr, edge_index)
+        edge_attr = self._check_edge_attr(edge_attr, edge_index, x)
         dag, view, input_edge = self._structure_and_view(x, edge_index, edge_attr, batch, dag, reverse)
         edge_attr = None if edge_attr is None else edge_attr[input_edge]
         return self._gates(x, view, edge_attr, self._dag_edge_mask(edge_index, dag))
@@ -490,9 +490,12 @@ class PLSTMConv(MessagePassing):
         if edge_index is not None and (not isinstance(edge_index, Tensor) or edge_index.dim() != 2
                                        or edge_index.size(0) != 2):
             raise ValueError(f"`edge_index` must be a tensor of shape [2, num_edges], got {_describe(edge_index)}")
+        if batch is not None and not isinstance(batch, Tensor):
+            raise ValueError(f"`batch` must be a tensor of graph ids, got {type(batch).__name__}")
+        if dag is not None and not isinstance(dag, DAG):
+            raise ValueError(f"`dag` must be a pyg_plstm.DAG (e.g. get_dag(batch)), got {type(dag).__name__}")
+        check_device("x", x.device, dag=None if dag is None else dag.edge_index, edge_index=edge_index, batch=batch)
         if dag is not None:
-            if not isinstance(dag, DAG):
-                raise ValueError(f"`dag` must be a pyg_plstm.DAG (e.g. get_dag(batch)), got {type(dag).__name__}")
             if dag.num_nodes != x.size(0):
                 raise ValueError(f"`x` has {x.size(0)} nodes but the DAG has {dag.num_nodes}")
             if batch is not None and (batch.shape != dag.batch.shape or not torch.equal(batch, dag.batch)):
@@ -515,8 +518,9 @@ class PLSTMConv(MessagePassing):
             self._cached_dag = (key, dag)
         return dag
 
-    def _check_edge_attr(self, edge_attr: Optional[Tensor], edge_index: Optional[Tensor]) -> Optional[Tensor]:
-        """``edge_attr`` (rows like ``edge_index``) checked, as a 2-d tensor."""
+    def _check_edge_attr(self, edge_attr: Optional[Tensor], edge_index: Optional[Tensor],
+                         x: Tensor) -> Optional[Tensor]:
+        """``edge_attr`` (rows like ``edge_index``, on the device of ``x``) checked, as a 2-d tensor."""
         if self.edge_dim is None:
             if edge_attr is not None:
                 raise ValueError("`edge_attr` was given but the layer was built with edge_dim=None; "
@@ -537,6 +541,7 @@ class PLSTMConv(MessagePassing):
             raise ValueError(f"`edge_attr` must be floating point, got {edge_attr.dtype} "
                              "(embed categorical features first)")
         self._check_dtype("edge_attr", edge_attr)
+        check_device("x", x.device, edge_attr=edge_attr)
         return edge_attr
 
     def _dag_edge_mask(self, edge_index: Optional[Tensor], dag: DAG) -> Optional[Tensor]:
@@ -577,6 +582,10 @@ class PLSTMConv(MessagePassing):
         if not x.is_floating_point():
             raise ValueError(f"`x` must be floating point, got {x.dtype} (embed categorical features first)")
         self._check_dtype("x", x)
+        weight = self.lin_qkv.weight
+        if x.device != weight.device:
+            raise ValueError(f"`x` is on {x.device} but the layer's parameters are on {weight.device}; "
+                             "move the layer or the input")
 
     def _check_dtype(self, name: str, t: Tensor) -> None:
         weight_dtype = self.lin_qkv.weight.dtype

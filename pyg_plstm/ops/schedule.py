@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from pyg_plstm.checks import check_device
 from pyg_plstm.dag import DAG
 from pyg_plstm.ops.householder import Householder
 
@@ -307,8 +308,7 @@ def check_operands(query: Tensor, key: Tensor, value: Tensor, source: Tensor, tr
                              "cast all operands to one dtype")
         if t.device != query.device:
             raise ValueError(f"`{name}` is on {t.device} but `query` is on {query.device}")
-    if dag.edge_index.device != query.device:
-        raise ValueError(f"the DAG is on {dag.edge_index.device} but `query` is on {query.device}")
+    check_device("query", query.device, dag=dag.edge_index)
     if query.dim() != 3:
         raise _shape_error("query", "[N, H, K]", query)
     n, h, k = query.shape

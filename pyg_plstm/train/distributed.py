@@ -61,6 +61,9 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
         raise ValueError(f"unknown device {device!r} (use e.g. 'cpu', 'cuda', 'cuda:1' or 'auto')") from None
+    if dev.type not in ("cpu", "cuda"):
+        # e.g. 'meta', where a model moved there loses its weights; the other backends are untested here.
+        raise ValueError(f"device {device!r} is not supported (use 'cpu', 'cuda', 'cuda:N' or 'auto')")
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"device {device!r} requested but CUDA is not available")

@@ -1,13 +1,11 @@
 r"""Writing result files safely: atomic replacement, no clobbering, never onto an input, one writer per run.
 
-Every file the pipelines write goes through :func:`atomic_open` (or
-:func:`atomic_write`): the content goes to a temporary file in the target's
-folder, which then replaces the target in one ``os.replace``. A crash or
-Ctrl-C mid-write leaves the previous file whole, never a truncated one; the
-temporary file of a writer killed outright (``kill -9``) names its process and
-is removed by the next write of the same file once that process is gone.
-:func:`check_output_file` and :func:`check_output_dir` refuse unusable output
-paths up front with an :class:`OutputPathError` that names the path.
+Every file the pipelines write goes through :func:`~pyg_plstm.atomic.atomic_open`
+(or :func:`~pyg_plstm.atomic.atomic_write`, re-exported here): a crash, Ctrl-C
+or ``kill -9`` mid-write leaves the previous file whole, never a truncated one
+(see :mod:`pyg_plstm.atomic`). :func:`check_output_file` and
+:func:`check_output_dir` refuse unusable output paths up front with an
+:class:`OutputPathError` that names the path.
 
 A run folder has one writer at a time: :func:`run_lock` holds an exclusive
 lock (``flock``, POSIX) on ``.<folder>.lock`` beside it, so a second process
@@ -22,19 +20,21 @@ import fcntl
 import glob
 import os
 import shutil
-import uuid
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator, Optional
+from typing import Iterable, Iterator, Optional
+
+from pyg_plstm.atomic import (
+    OutputPathError,
+    PathLike,
+    atomic_open,
+    atomic_write,
+    check_parent_folders,
+    process_alive,
+)
 
 __all__ = ["OutputPathError", "atomic_open", "atomic_write", "same_file", "check_not_an_input",
            "check_output_file", "check_output_dir", "process_alive", "run_lock",
            "replacing_dir"]
-
-PathLike = str | os.PathLike
-
-
-class OutputPathError(ValueError):
-    """An output path that cannot or must not be written (the message names it and says why)."""
 
 
 def same_file(a: PathLike, b: PathLike) -> bool:
@@ -55,25 +55,6 @@ def check_not_an_input(path: PathLike, inputs: Iterable[Optional[PathLike]]) -> 
             raise OutputPathError(f"refusing to write {path}: it is an input of this command ({source})")
 
 
-def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists on this machine (a process of another user counts)."""
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, OverflowError):
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _check_parents(path: Path) -> None:
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise OutputPathError(f"cannot write {path}: {parent} is a file, not a folder")
-            return
-
-
 def check_output_file(path: PathLike, inputs: Iterable[Optional[PathLike]] = (), overwrite: bool = False) -> Path:
     """The file ``path`` may be written: not a folder, not an input, not existing unless ``overwrite``."""
     path = Path(path).expanduser()
@@ -82,7 +63,7 @@ def check_output_file(path: PathLike, inputs: Iterable[Optional[PathLike]] = (),
         raise OutputPathError(f"{path} is a folder; give a file name to write to")
     if path.exists() and not overwrite:
         raise OutputPathError(f"{path} already exists; pass --overwrite to replace it, or choose another file")
-    _check_parents(path)
+    check_parent_folders(path)
     return path
 
 
@@ -91,51 +72,8 @@ def check_output_dir(path: PathLike) -> Path:
     path = Path(path).expanduser()
     if path.exists() and not path.is_dir():
         raise OutputPathError(f"{path} is a file; the output must be a folder (give a new or existing folder)")
-    _check_parents(path)
+    check_parent_folders(path)
     return path
-
-
-def _remove_stale_temporaries(path: Path) -> None:
-    """Delete the temporary files of ``path`` left by writers that no longer run (killed mid-write)."""
-    prefix = f".{path.name}."
-    for tmp in path.parent.glob(f"{glob.escape(prefix)}*.tmp"):
-        pid = tmp.name[len(prefix):].split(".")[0]
-        if pid.isdigit() and not process_alive(int(pid)):
-            tmp.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def atomic_open(path: PathLike) -> Iterator[BinaryIO]:
-    """A binary file whose content replaces ``path`` when the block ends without an exception."""
-    path = Path(path)
-    _check_parents(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _remove_stale_temporaries(path)
-        # A unique name in the target's folder: os.replace is atomic only within one file system,
-        # and concurrent writers must not share a temporary file. The pid tells whether its writer lives.
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp")
-        handle = open(tmp, "xb")
-    except OSError as err:
-        raise OutputPathError(f"cannot write {path}: {err.strerror or err}") from err
-    try:
-        with handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            os.replace(tmp, path)
-        except OSError as err:
-            raise OutputPathError(f"cannot write {path}: {err.strerror or err}") from err
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def atomic_write(path: PathLike, data: str | bytes) -> None:
-    """Replace ``path`` by ``data`` (text is written as UTF-8) in one atomic step."""
-    with atomic_open(path) as handle:
-        handle.write(data.encode() if isinstance(data, str) else data)
 
 
 # Run folders whose lock this process holds, with the number of nested run_lock blocks:
@@ -191,7 +129,7 @@ def run_lock(run_dir: PathLike) -> Iterator[Path]:
     """
     run_dir = Path(run_dir).expanduser()
     lock = _lock_path(run_dir)
-    _check_parents(lock)
+    check_parent_folders(lock)
     key = str(lock.absolute())
     if key in _HELD_LOCKS:
         _HELD_LOCKS[key] += 1

@@ -235,11 +235,16 @@ def _predict(module: nn.Module, dataset: Dataset, batch_size: int, device: torch
 
 def predict(module: nn.Module, dataset: Dataset, target_norm: Optional[Mapping[str, Tensor]] = None,
             batch_size: int = 128, device: str | torch.device = "cpu") -> Tensor:
-    """Predictions (in label units) for every graph of ``dataset``, in order."""
+    """Predictions (in label units) for every graph of ``dataset``, in order, computed on ``device``
+    (the module is moved there) in eval mode; the module is left in the mode the caller had it in."""
     check_positive(batch_size=batch_size)
     device = D.resolve_device(device)
-    return _predict(module.to(device), dataset, batch_size, device, TargetScale(target_norm, device),
-                    D.DistEnv(device=device))[1]
+    was_training = module.training
+    try:
+        return _predict(module.to(device), dataset, batch_size, device, TargetScale(target_norm, device),
+                        D.DistEnv(device=device))[1]
+    finally:
+        module.train(was_training)
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
