@@ -211,12 +211,14 @@ def test_drawing_png_svg_and_grid(tmp_path):
         draw_attributions(results, captions=["a", "b"])
 
 
-@pytest.fixture(scope="module")
-def counter(tmp_path_factory):
-    """A small GIN trained (checkpoint written by fit) to count aromatic nitrogens, and its molecules."""
+@pytest.fixture(scope="module", params=["gin", "plstm"])
+def counter(request, tmp_path_factory):
+    """A small model trained (checkpoint written by fit) to count aromatic nitrogens (labels by RDKit) on the
+    first 600 shipped solubility molecules, and its molecules."""
     torch.set_num_threads(1)
     graphs = shipped_molecules(aromatic_nitrogens, limit=600)
-    return train("gin", graphs, tmp_path_factory.mktemp("count"), 4, 0, "aromatic nitrogens", pooling="sum"), graphs
+    return train(request.param, graphs, tmp_path_factory.mktemp("count"), 6, 0, "aromatic nitrogens",
+                 pooling="sum"), graphs
 
 
 def test_known_answer_attributions_find_the_counted_atoms(counter):
