@@ -254,10 +254,11 @@ def _add_explain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", nargs="+", choices=FORMATS, default=list(FORMATS), dest="formats",
                    help="image formats (default: %(default)s)")
     p.add_argument("--steps", type=int, default=_default(explain_molecules, "steps"),
-                   help="integrated-gradients steps (default %(default)s)")
+                   help="integrated-gradients steps, of Captum's too (default %(default)s)")
     p.add_argument("--epochs", type=int, default=_default(explain_molecules, "epochs"),
                    help="GNNExplainer epochs (default %(default)s)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=_default(explain_molecules, "batch_size"),
+                   help="molecules per forward pass (default %(default)s)")
     p.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--allow-invalid", action="store_true", help="exit 0 even if some rows were refused")
 
