@@ -29,7 +29,8 @@ Exit status::
     0    success
     1    predict / explain refused some rows (invalid SMILES; the other rows are written; --allow-invalid makes
          this 0)
-    2    bad arguments or input, or training diverged (the message names the problem)
+    2    bad arguments or input, training diverged, or a method needs a missing optional package (the message
+         names the problem)
     3    an output path was refused: a file where a folder is needed or the reverse, an existing
          predict --out or non-empty explain --out without --overwrite, an input of the command, a folder holding
          runs on other data or runs to --resume / --overwrite, or a run another process is writing
@@ -253,10 +254,11 @@ def _add_explain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", nargs="+", choices=FORMATS, default=list(FORMATS), dest="formats",
                    help="image formats (default: %(default)s)")
     p.add_argument("--steps", type=int, default=_default(explain_molecules, "steps"),
-                   help="integrated-gradients steps (default %(default)s)")
+                   help="integrated-gradients steps, of Captum's too (default %(default)s)")
     p.add_argument("--epochs", type=int, default=_default(explain_molecules, "epochs"),
                    help="GNNExplainer epochs (default %(default)s)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=_default(explain_molecules, "batch_size"),
+                   help="molecules per forward pass (default %(default)s)")
     p.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--allow-invalid", action="store_true", help="exit 0 even if some rows were refused")
 
@@ -608,7 +610,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print(f"\npyg-plstm {command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (ValueError, OSError, FloatingPointError) as err:
+    except (ValueError, OSError, FloatingPointError, ImportError) as err:  # ImportError: a missing optional package
         # Most specific first: an output refusal is a ValueError, a failed download an OSError.
         codes = ((OutputPathError, EXIT_OUTPUT), (DOWNLOAD_ERRORS, EXIT_DATA_UNAVAILABLE), (Exception, EXIT_USAGE))
         print(f"pyg-plstm {command}: error: {err}", file=sys.stderr)

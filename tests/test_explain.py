@@ -1,7 +1,9 @@
 """Attributions of molecular predictions: the atom map, the methods, drawing, faithfulness and the CLI."""
 import csv
+import importlib.util
 import io
 import struct
+import sys
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -14,7 +16,7 @@ from torch_geometric.data import Batch
 from pyg_plstm.chem import MolToDAG
 from pyg_plstm.cli import main
 from pyg_plstm.explain import METHODS, deletion_curve, draw_attributions, explain_molecules, substructure_precision
-from pyg_plstm.explain.attribution import ExplainedOutput, atom_baseline
+from pyg_plstm.explain.attribution import OPTIONAL_PACKAGES, ExplainedOutput, atom_baseline
 from pyg_plstm.explain.report import SCORE_COLUMNS, shown_prediction
 from pyg_plstm.models import make_model
 from pyg_plstm.train import load_model
@@ -22,6 +24,8 @@ from pyg_plstm.train import load_model
 from benchmarks.explain import KNOWN_ANSWER, aromatic_nitrogens, log_solubility, shipped_molecules, train
 
 pytestmark = pytest.mark.usefixtures("single_thread")
+#: The methods whose optional package is installed here (all of them in CI: the dev extra has Captum).
+INSTALLED = [m for m in METHODS if m not in OPTIONAL_PACKAGES or importlib.util.find_spec(OPTIONAL_PACKAGES[m])]
 MOLECULES = ["OC(=O)c1ccncc1", "Cn1cnc2c1c(=O)n(C)c(=O)n2C", "[Na+].[O-]C(=O)c1ccccc1", "C[C@H](N)C(=O)O"]
 
 
@@ -110,28 +114,33 @@ def test_methods_on_smiles_molecules_and_prepared_graphs():
     buffers = {name: b.clone() for name, b in model.named_buffers()}
     featurizer = MolToDAG(order="input")
     graphs = [featurizer(s) for s in MOLECULES]
-    for method in METHODS:
+    for method in INSTALLED:
         options = dict(featurizer=featurizer, steps=4, epochs=3)
         from_smiles = explain_molecules(model, MOLECULES, method, batch_size=3, **options)
-        # The same batches for both inputs: GNNExplainer's mask optimisation passes BatchNorm models over a
-        # batch in training mode (batch statistics), so its scores depend on which molecules share a batch.
-        from_graphs = explain_molecules(model, graphs, method, batch_size=3, **options)
+        # Other batches: the model is explained in eval mode (BatchNorm on its running statistics) throughout,
+        # so no score depends on which molecules share a batch.
+        from_graphs = explain_molecules(model, graphs, method, batch_size=2, **options)
         for a, b in zip(from_smiles, from_graphs):
+            assert a.prediction == pytest.approx(b.prediction, abs=1e-6)
             assert np.allclose(a.atom_scores, b.atom_scores, atol=1e-6, equal_nan=True)
             assert np.allclose(a.bond_scores, b.bond_scores, atol=1e-6, equal_nan=True)
-            assert a.signed == (method == "integrated_gradients")
+            assert a.signed == (method in ("integrated_gradients", "captum_integrated_gradients"))
             assert np.isfinite(a.atom_scores).all() and np.isfinite(a.bond_scores).all()
             if a.signed:  # every bond carries messages in one direction of the DAG at least
                 assert (a.bond_scores != 0).all()
             if not a.signed:
                 assert (a.atom_scores >= 0).all() and (a.bond_scores >= 0).all()
+        if method == METHODS[0]:
+            first = from_smiles
+    # After GNNExplainer (whose mask PyG leaves registered as a parameter slot) gradients still reach the bonds.
     from_smiles = explain_molecules(model, MOLECULES, **options)
+    assert all(np.allclose(a.bond_scores, c.bond_scores, atol=1e-6) for a, c in zip(from_smiles, first))
     from_mols = explain_molecules(model, [Chem.MolFromSmiles(s) for s in MOLECULES], **options)
     assert all(np.allclose(a.atom_scores, c.atom_scores, atol=1e-6) for a, c in zip(from_smiles, from_mols))
     # Nothing of the model changed: mode, hooks, explain masks.
     assert model.training and dict(model.node_encoder._forward_hooks) == hooks
     assert all(torch.equal(b, buffers[name]) for name, b in model.named_buffers())  # e.g. BatchNorm statistics
-    assert all(getattr(m, "_edge_mask", None) is None for m in model.modules())
+    assert all(getattr(m, "_edge_mask", None) is None and "_edge_mask" not in m._parameters for m in model.modules())
     # A graph without SMILES: node and edge scores only.
     bare = graphs[0].clone()
     del bare.smiles
@@ -149,6 +158,38 @@ def test_methods_on_smiles_molecules_and_prepared_graphs():
     with pytest.raises(ValueError, match="device 'meta' is not supported"):  # the model would lose its weights
         explain_molecules(model, MOLECULES, device="meta")
     assert all(p.device.type == "cpu" for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", ["gin", "plstm"])
+def test_captum_integrated_gradients_are_complete_from_zero(name):
+    pytest.importorskip("captum")
+    model = tiny(name, seed=2)
+    result = explain_molecules(model, MOLECULES[:2], "captum_integrated_gradients", steps=64)
+    output = ExplainedOutput(model)
+    data = Batch.from_data_list([r.graph for r in result])
+    from torch_geometric.explain.algorithm.utils import clear_masks, set_masks
+
+    with torch.no_grad():
+        full = output(data)
+        set_masks(output, torch.zeros(data.edge_index.size(1)), data.edge_index, apply_sigmoid=False)
+        with output.encoded_nodes(torch.zeros_like(output.encode(data))):
+            nothing = output(data)
+        clear_masks(output)
+    for k, r in enumerate(result):
+        assert r.signed and np.isfinite(r.atom_scores).all() and np.isfinite(r.bond_scores).all()
+        # Captum scales atoms and bonds together: the scores of both add up to the change from zero.
+        total = r.atom_scores.sum() + r.bond_scores.sum()
+        assert total == pytest.approx(float(full[k] - nothing[k]), rel=0.03, abs=1e-4)
+        assert abs(float(full[k] - nothing[k])) > 1e-3  # the scores have something to add up to
+
+
+def test_a_method_without_its_optional_package_says_what_to_install(monkeypatch, counter, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "captum", None)  # as if captum were not installed
+    with pytest.raises(ImportError, match=r'needs the optional package \'captum\': pip install "pyg-plstm\[captum\]"'):
+        explain_molecules(tiny("gin"), MOLECULES[:1], "captum_integrated_gradients")
+    code, _, err = run(["explain", "--checkpoint", str(counter[0]), "--smiles", MOLECULES[0], "--out",
+                        str(tmp_path / "out"), "--method", "captum_integrated_gradients"], capsys)
+    assert code == 2 and "needs the optional package 'captum'" in err
 
 
 def _png_size(image: bytes):
@@ -173,12 +214,14 @@ def test_drawing_png_svg_and_grid(tmp_path):
         draw_attributions(results, captions=["a", "b"])
 
 
-@pytest.fixture(scope="module")
-def counter(tmp_path_factory):
-    """A small GIN trained (checkpoint written by fit) to count aromatic nitrogens, and its molecules."""
+@pytest.fixture(scope="module", params=["gin", "plstm"])
+def counter(request, tmp_path_factory):
+    """A small model trained (checkpoint written by fit) to count aromatic nitrogens (labels by RDKit) on the
+    first 600 shipped solubility molecules, and its molecules."""
     torch.set_num_threads(1)
     graphs = shipped_molecules(aromatic_nitrogens, limit=600)
-    return train("gin", graphs, tmp_path_factory.mktemp("count"), 4, 0, "aromatic nitrogens", pooling="sum"), graphs
+    return train(request.param, graphs, tmp_path_factory.mktemp("count"), 6, 0, "aromatic nitrogens",
+                 pooling="sum"), graphs
 
 
 def test_known_answer_attributions_find_the_counted_atoms(counter):

@@ -33,6 +33,14 @@ output of a model of the registry (pLSTM or a GNN baseline):
   :class:`~torch_geometric.explain.Explainer` with one mask per atom (scaling
   its encoded features) and one per edge, fitted per molecule to keep the
   prediction (regression loss on the explained output).
+* ``"captum_integrated_gradients"`` (signed; needs the optional package
+  ``captum``, ``pip install "pyg-plstm[captum]"``): Captum's
+  ``IntegratedGradients`` through PyG's
+  :class:`~torch_geometric.explain.algorithm.CaptumExplainer`, on the encoded
+  features and the edge mask together, from Captum's zero baseline (all
+  encoded features and all bonds at zero at once); an atom's score is the sum
+  over its features. An independent implementation beside
+  ``"integrated_gradients"``, with a different baseline.
 
 :math:`f` is the explained output in label units (a regression target
 de-normalised with the checkpoint's ``target_norm``, a classifier's logit).
@@ -45,6 +53,7 @@ featurizer used.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping, Optional, Sequence, Union
 
@@ -63,12 +72,14 @@ from pyg_plstm.checks import check_choice, check_positive
 from pyg_plstm.chem import MolToDAG
 from pyg_plstm.train.distributed import resolve_device
 
-__all__ = ["METHODS", "SIGNED", "MoleculeAttribution", "explain_molecules", "ExplainedOutput", "atom_baseline",
-           "target_index"]
+__all__ = ["METHODS", "SIGNED", "OPTIONAL_PACKAGES", "check_installed", "MoleculeAttribution", "explain_molecules",
+           "ExplainedOutput", "atom_baseline", "target_index"]
 
-METHODS = ("integrated_gradients", "saliency", "gnnexplainer")
+METHODS = ("integrated_gradients", "saliency", "gnnexplainer", "captum_integrated_gradients")
 #: Whether a method's scores carry a sign (pushes the output up or down).
-SIGNED = {"integrated_gradients": True, "saliency": False, "gnnexplainer": False}
+SIGNED = {"integrated_gradients": True, "saliency": False, "gnnexplainer": False, "captum_integrated_gradients": True}
+#: The methods that need an optional package, and the package.
+OPTIONAL_PACKAGES = {"captum_integrated_gradients": "captum"}
 
 Molecule = Union[str, Chem.Mol, Data]
 
@@ -205,20 +216,63 @@ def _none_as_zero(grad: Optional[Tensor], like: Tensor) -> Tensor:
 
 
 def _gnnexplainer(output: ExplainedOutput, data: Any, epochs: int, seed: int) -> tuple[Tensor, Tensor]:
-    explainer = Explainer(_OnEncodedNodes(output), GNNExplainer(epochs=epochs), explanation_type="model",
-                          node_mask_type="object", edge_mask_type="object",
-                          model_config=dict(mode="regression", task_level="graph", return_type="raw"))
+    explainer = _explainer(output, GNNExplainer(epochs=epochs), node_mask_type="object")
+    try:
+        # GNNExplainer's loss averages over the graphs of a batch, which would weaken each molecule's prediction
+        # term against its mask regularisation.
+        return _per_molecule(explainer, output, data, seed)
+    finally:
+        _unregister_edge_masks(output)
+
+
+def _unregister_edge_masks(module: Module) -> None:
+    """Drop the ``_edge_mask`` parameter slot GNNExplainer's mask leaves in every MessagePassing layer.
+
+    PyG's ``clear_masks`` sets the slot to ``None`` but keeps it, and ``set_masks`` then wraps every later
+    mask in a new ``Parameter``, cut from the tensor it was given: no gradient reaches the mask of a later
+    method (bond scores of zero) and Captum finds its input unused.
+    """
+    for layer in module.modules():
+        if isinstance(layer, MessagePassing) and "_edge_mask" in layer._parameters:
+            del layer._parameters["_edge_mask"]
+            layer._edge_mask = None
+
+
+def _captum_integrated_gradients(output: ExplainedOutput, data: Any, steps: int) -> tuple[Tensor, Tensor]:
+    from torch_geometric.explain.algorithm import CaptumExplainer
+
+    explainer = _explainer(output, CaptumExplainer("IntegratedGradients", n_steps=steps), node_mask_type="attributes")
+    # PyG's Captum wrapper takes one input sample, and a batch of molecules has one output per molecule.
+    return _per_molecule(explainer, output, data, seed=0)
+
+
+def _explainer(output: ExplainedOutput, algorithm: Module, node_mask_type: str) -> Explainer:
+    # The wrapper in eval mode: PyG's Explainer puts the module it is given back in that module's mode after
+    # every call, and a new module is in training mode (BatchNorm on batch statistics, dropout on).
+    return Explainer(_OnEncodedNodes(output).eval(), algorithm, explanation_type="model",
+                     node_mask_type=node_mask_type, edge_mask_type="object",
+                     model_config=dict(mode="regression", task_level="graph", return_type="raw"))
+
+
+def _per_molecule(explainer: Explainer, output: ExplainedOutput, data: Any, seed: int) -> tuple[Tensor, Tensor]:
+    """Node scores (a node mask summed over its features) and edge scores of ``explainer``, molecule by molecule."""
     node, edge = [], []
-    # One molecule at a time: GNNExplainer's loss averages over the graphs of a batch, which would
-    # weaken each molecule's prediction term against its mask regularisation.
     for graph in data.to_data_list():
         single = Batch.from_data_list([graph])
         with torch.random.fork_rng():  # manual_seed reseeds every device; all are restored
             torch.manual_seed(seed)
             explanation = explainer(output.encode(single), single.edge_index, data=single)
-        node.append(explanation.node_mask.detach().view(-1))
+        node.append(explanation.node_mask.detach().sum(-1))
         edge.append(explanation.edge_mask.detach().view(-1))
     return torch.cat(node), torch.cat(edge)
+
+
+def check_installed(method: str) -> None:
+    """Raise :class:`ImportError` naming the optional package ``method`` needs where it is missing."""
+    package = OPTIONAL_PACKAGES.get(method)
+    if package is not None and importlib.util.find_spec(package) is None:
+        raise ImportError(f"method {method!r} needs the optional package {package!r}: "
+                          f'pip install "pyg-plstm[{package}]"')
 
 
 def target_index(target: Union[int, str], names: Optional[Sequence[str]] = None) -> tuple[int, str]:
@@ -301,7 +355,7 @@ def explain_molecules(
         target_norm: The checkpoint's ``target_norm`` (scores and predictions
             in label units); :obj:`None` explains the raw output.
         batch_size: Molecules per forward pass.
-        steps: Integration steps of integrated gradients.
+        steps: Integration steps of (both) integrated gradients.
         epochs: Optimisation steps of GNNExplainer.
         seed: Seed of GNNExplainer's mask initialisation (the global random
             state is left as it was).
@@ -309,17 +363,16 @@ def explain_molecules(
             model's device.
     """
     check_choice("method", method, METHODS)
+    check_installed(method)
     check_positive(batch_size=batch_size, steps=steps, epochs=epochs)
     featurizer = featurizer or MolToDAG()
     column, name = target_index(target, target_names)
     device = next(model.parameters()).device if device is None else resolve_device(device)
     items = [_prepared(m, featurizer, i) for i, m in enumerate(molecules)]
     was_training = model.training
-    # GNNExplainer's optimisation runs the model through PyG's Explainer, which can leave it in training mode
-    # for a pass and so move BatchNorm's running statistics: keep every buffer as the caller had it.
+    # Every buffer as the caller had it, whatever a method's passes (PyG's Explainer's among them) do.
     buffers = {name: buffer.detach().clone() for name, buffer in model.named_buffers()}
-    # The wrapper itself in eval mode too: PyG's Explainer restores the mode of the module it is given, and a
-    # new module is in training mode, which would switch the model (its BatchNorm statistics) to training.
+    # Explained in eval mode: BatchNorm on its running statistics, no dropout.
     output = ExplainedOutput(model.to(device), column, target_norm).eval()
     try:
         return [result for start in range(0, len(items), batch_size)
@@ -342,6 +395,8 @@ def _explain_batch(output: ExplainedOutput, chunk: list, method: str, name: str,
         node, edge = _integrated_gradients(output, data, steps)
     elif method == "saliency":
         node, edge = _saliency(output, data)
+    elif method == "captum_integrated_gradients":
+        node, edge = _captum_integrated_gradients(output, data, steps)
     else:
         node, edge = _gnnexplainer(output, data, epochs, seed)
     node, edge = node.detach().cpu().double().numpy(), edge.detach().cpu().double().numpy()
