@@ -74,8 +74,9 @@ def plstm_dag(
             ``"parallel"`` (dense per-graph quadratic form, paper Eq. 7, for
             small graphs), ``"sparse"`` (the same sum over reachable pairs only,
             for small graphs), ``"reference"`` (the per-edge loop, for tests) or
-            ``"auto"`` (:func:`~pyg_plstm.ops.prefer_parallel`, a measured rule on
-            the batch's graph sizes and ``K``, ``V``). All are equal up to rounding
+            ``"auto"`` (:func:`~pyg_plstm.ops.choose_form`: the cheapest by a
+            measured cost model on the batch's graph sizes, reachable pairs and
+            ``K``, ``V``; the scan for matrix transitions). All are equal up to rounding
             and differentiable to any order.
         validate: check the operands' shapes against ``dag`` and, once per DAG,
             its structure (index ranges, line edges joining their edges, levels
