@@ -25,11 +25,11 @@ from pyg_plstm.ops.schedule import (
     check_operands,
     check_structure,
     choose_form,
+    dense_form_costs,
     estimated_node_pairs,
     form_costs,
     level_schedule,
     parallel_layout,
-    prefer_parallel,
     reachability,
 )
 from pyg_plstm.ops.sparse import plstm_sparse
@@ -38,6 +38,6 @@ __all__ = [
     "Householder", "is_scalar",
     "FORMS", "MAX_PARALLEL_NODES", "LevelSchedule", "ParallelLayout", "Reachability", "check_operands",
     "check_structure", "choose_form", "edge_states", "level_schedule", "parallel_layout", "plstm_naive",
-    "plstm_parallel", "plstm_scan", "plstm_sparse", "prefer_parallel", "reachability", "estimated_node_pairs",
+    "plstm_parallel", "plstm_scan", "plstm_sparse", "dense_form_costs", "reachability", "estimated_node_pairs",
     "form_costs",
 ]
