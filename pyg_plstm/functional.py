@@ -14,8 +14,8 @@ from pyg_plstm.ops import (
     is_scalar,
     level_schedule,
     parallel_layout,
-    plstm_naive,
     plstm_parallel,
+    plstm_reference,
     plstm_scan,
     plstm_sparse,
     reachability,
@@ -23,7 +23,8 @@ from pyg_plstm.ops import (
 
 __all__ = ["plstm_dag", "prepare_structure", "FORMS", "MATRIX_FORMS", "Householder"]
 
-_IMPLEMENTATIONS = {"scan": plstm_scan, "parallel": plstm_parallel, "sparse": plstm_sparse, "reference": plstm_naive}
+_IMPLEMENTATIONS = {"scan": plstm_scan, "parallel": plstm_parallel, "sparse": plstm_sparse,
+                    "reference": plstm_reference}
 # What each form derives from the structure (host work, cached on the DAG).
 _SCHEDULES = {"scan": level_schedule, "parallel": lambda dag: (level_schedule(dag), parallel_layout(dag)),
               "sparse": reachability, "reference": lambda dag: None}
