@@ -84,8 +84,11 @@ def _lookup(name):
 
 
 def _documented(domain, name):
-    """The one documented entry of this package whose dotted path ends with ``name``, or ``None``."""
+    """The one documented entry of this package whose dotted path ends with ``name`` (a module-level one
+    first), or ``None``."""
     found = [key for key in domain.objects if key.startswith("pyg_plstm") and key.endswith("." + name)]
+    if len(found) > 1:  # a module-level function beats methods of the same name
+        found = [key for key in found if key.rpartition(".")[0] in sys.modules]
     return found[0] if len(found) == 1 else None
 
 
