@@ -59,6 +59,46 @@ def test_the_table_gives_mean_and_std_over_seeds_and_the_mean_over_complete_rows
     assert "2.050 ± 0.071 (n=2)" in table
 
 
+def test_records_of_models_this_version_does_not_know_are_kept_and_sorted_last(tmp_path, monkeypatch):
+    monkeypatch.setattr(bench, "RESULTS", tmp_path)
+    monkeypatch.setattr(bench, "RECORDS", tmp_path / "molecules.json")
+    base = {"seed": 0, "test_rmse": 1.0}
+    for model, set_name in (("newer-model", "solubility"), ("gin", "newer-set"), ("gin", "freesolv"),
+                            ("plstm", "freesolv")):
+        bench.save_record({**base, "model": model, "set": set_name})
+    order = [(r["model"], r["set"]) for r in bench.load_records()]
+    assert order == [("plstm", "freesolv"), ("gin", "freesolv"), ("gin", "newer-set"), ("newer-model", "solubility")]
+
+
+def test_the_comparison_counts_sets_against_the_best_rival_and_the_fingerprint_baseline():
+    # pLSTM 0.8 on both sets; rivals 0.9 / 0.7 on solubility, 1.0 / 0.6 on freesolv; SVR 0.85 and 0.75.
+    values = {("plstm", "solubility"): 0.8, ("plstm", "freesolv"): 0.8, ("gin", "solubility"): 0.9,
+              ("gin", "freesolv"): 1.0, ("gat", "solubility"): 1.2, ("gat", "freesolv"): 0.6,
+              ("chemprop", "solubility"): 1.1, ("chemprop", "freesolv"): 1.3,
+              ("ecfp-svr", "solubility"): 0.85, ("ecfp-svr", "freesolv"): 0.75}
+    records = [{"model": model, "set": set_name, "seed": seed, "test_rmse": value, "cliff_rmse": None,
+                "train_rmse": 0.4 if model == "gin" else 0.5, "best_epoch": 10, "s_per_epoch": 1.0,
+                "command": f"pyg-plstm train {model}"}
+               for (model, set_name), value in values.items() for seed in (0, 1, 2)]
+    table = bench.collect(records)
+    assert "| solubility | 0.800 | 0.900 | GIN | 1.25 |" in table
+    assert "| freesolv | 0.800 | 0.600 | GAT | 1.25 |" in table
+    assert "pLSTM is at or below the best rival on 1 of 2 sets" in table
+    assert "mean test RMSE 0.800; pLSTM is below it on 1 of 2 sets." in table
+
+
+def test_the_before_after_figure_draws_only_the_chosen_models(tmp_path):
+    records = [{"model": model, "set": "solubility", "seed": 0, "curve": {"loss": [1.0, 0.5], "valid_rmse": [1.0, 0.9]}}
+               for model in ("plstm", "gin", "gat")]
+    path = tmp_path / "curves.png"
+    bench.plot_curves(records, path, ("plstm", "gin"))
+    import matplotlib.image
+
+    assert matplotlib.image.imread(str(path)).shape[0] > 100
+    with pytest.raises(ValueError, match="no-such-model"):
+        bench.plot_curves(records, tmp_path / "other.png", ("plstm", "no-such-model"))
+
+
 def test_a_fingerprint_baseline_record_comes_from_its_saved_test_predictions(tmp_path, monkeypatch):
     monkeypatch.chdir(bench.ROOT)
     out, data_root = tmp_path / "run", tmp_path / "data"
