@@ -34,7 +34,7 @@ from pyg_plstm.chem import MolToDAG, from_smiles, rdkit_quiet
 from pyg_plstm.dag import ToDAG, get_dag, prepare_dag
 from pyg_plstm.datasets import molecules_from_csv
 from pyg_plstm.nn import PLSTMConv
-from pyg_plstm.ops import choose_form, level_schedule, plstm_naive, plstm_parallel, plstm_scan, plstm_sparse
+from pyg_plstm.ops import choose_form, level_schedule, plstm_parallel, plstm_reference, plstm_scan, plstm_sparse
 
 from benchmarks.harness import Table, interleaved_times, layered_dag, loglog_slope, machine, median_time, write_report
 
@@ -87,7 +87,7 @@ def bench_operator(args: argparse.Namespace, device: torch.device) -> list[Table
         sparse = median_time(fwd_bwd(lambda: plstm_sparse(*ops, dag)), device, args.repeats)
         ref = float("nan")
         if device.type == "cpu" and n <= args.reference_max:
-            ref = median_time(fwd_bwd(lambda: plstm_naive(*ops, dag)), device, repeats=1, warmup=0)
+            ref = median_time(fwd_bwd(lambda: plstm_reference(*ops, dag)), device, repeats=1, warmup=0)
         table.add(n, batch.num_nodes, dag.num_edges, dag.num_levels, ref * 1e3, scan * 1e3, par * 1e3,
                   sparse * 1e3, choose_form(dag, HEAD_DIM, HEAD_DIM), ref / scan, ref / par, ref / sparse)
     table.notes.append("Level schedules are built once per batch outside the timed step (cached on the DAG, "

@@ -11,8 +11,9 @@ their function:
   :math:`(e' \to e)` by :math:`\alpha + \sum |\tilde T|` over the line edges
   *into* the fed edge :math:`e` (ours: out of the feeding edge :math:`e'`);
 * ``transition_node="tail"``: the node feature in the raw transition of
-  :math:`(a \to b) \to (b \to c)` is :math:`\mathbf{x}_a` (ours: the shared
-  node :math:`b`);
+  :math:`(a \to b) \to (b \to c)` is :math:`\mathbf{x}_a`, the tail of
+  :math:`e'` (also our default; ``"shared"`` takes the node :math:`b` the two
+  edges share);
 * ``prune_order="shallowest"``: the D-mode multitree keeps, at every node,
   the in-edges in the order of networkx's topological sort of the line graph
   (ours: deepest first);

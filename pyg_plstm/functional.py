@@ -15,8 +15,8 @@ from pyg_plstm.ops import (
     is_scalar,
     level_schedule,
     parallel_layout,
-    plstm_naive,
     plstm_parallel,
+    plstm_reference,
     plstm_scan,
     plstm_sparse,
     reachability,
@@ -24,7 +24,8 @@ from pyg_plstm.ops import (
 
 __all__ = ["plstm_dag", "prepare_structure", "FORMS", "MATRIX_FORMS", "Householder"]
 
-_IMPLEMENTATIONS = {"scan": plstm_scan, "parallel": plstm_parallel, "sparse": plstm_sparse, "reference": plstm_naive}
+_IMPLEMENTATIONS = {"scan": plstm_scan, "parallel": plstm_parallel, "sparse": plstm_sparse,
+                    "reference": plstm_reference}
 # What each form derives from the structure (host work, cached on the DAG).
 _SCHEDULES = {"scan": level_schedule, "parallel": lambda dag: (level_schedule(dag), parallel_layout(dag)),
               "sparse": reachability, "reference": lambda dag: None}
@@ -75,8 +76,9 @@ def plstm_dag(
             ``"parallel"`` (dense per-graph quadratic form, paper Eq. 7, for
             small graphs), ``"sparse"`` (the same sum over reachable pairs only,
             for small graphs), ``"reference"`` (the per-edge loop, for tests) or
-            ``"auto"`` (:func:`~pyg_plstm.ops.prefer_parallel`, a measured rule on
-            the batch's graph sizes and ``K``, ``V``). All are equal up to rounding
+            ``"auto"`` (:func:`~pyg_plstm.ops.choose_form`: the cheapest by a
+            measured cost model on the batch's graph sizes, reachable pairs and
+            ``K``, ``V``; the scan for matrix transitions). All are equal up to rounding
             and differentiable to any order.
         validate: check the operands' shapes against ``dag`` and, once per DAG,
             its structure (index ranges, line edges joining their edges, levels

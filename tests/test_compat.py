@@ -18,7 +18,7 @@ from pyg_plstm.functional import FORMS, plstm_dag
 from pyg_plstm.models import CONFIGS, PLSTMNet, make_model
 from pyg_plstm.nn import PLSTMBlock, PLSTMConv
 from pyg_plstm.nn.conv import AUTHORS_CONV_OPTIONS, GATE_BIAS, TRANSITION_BIAS
-from pyg_plstm.ops import edge_states, plstm_naive
+from pyg_plstm.ops import edge_states, plstm_reference
 
 from graphs import is_multitree, molecules, prepared_batch, random_dag, undirected
 
@@ -187,7 +187,7 @@ def test_forward_with_authors_options_is_the_operator_on_its_gates(mode, reverse
     conv = randomized(PLSTMConv(9, 8, heads=2, mode=mode, edge_dim=3, **AUTHORS_CONV_OPTIONS).double())
     dag = prepare_dag(edge_index, x.size(0))
     g = conv.gates(x, edge_index, edge_attr, dag=dag, reverse=reverse)
-    expected = conv.lin_out(conv.norm(plstm_naive(*g[:7], g.dag)).flatten(1))
+    expected = conv.lin_out(conv.norm(plstm_reference(*g[:7], g.dag)).flatten(1))
     assert torch.allclose(conv(x, edge_index, edge_attr, dag=dag, reverse=reverse), expected, atol=1e-12)
     if mode == "D":
         pruned = pruned_in_order(dag, "shallowest").multitree()

@@ -9,7 +9,7 @@ from pyg_plstm import DAG, ToDAG, get_dag, prepare_dag
 from pyg_plstm.chem import from_smiles
 from pyg_plstm.nn import PLSTMConv
 from pyg_plstm.nn.conv import GATE_BIAS, TRANSITION_BIAS
-from pyg_plstm.ops import level_schedule, parallel_layout, plstm_naive
+from pyg_plstm.ops import level_schedule, parallel_layout, plstm_reference
 
 from graphs import chain, diamond_stack, family, undirected
 
@@ -97,7 +97,7 @@ def test_forward_is_operator_on_gates(mode, reverse, form):
     conv = _randomize(PLSTMConv(9, 8, heads=2, mode=mode, edge_dim=3, form=form).double())
     dag = get_dag(data)
     g = conv.gates(data.x, data.edge_index, data.edge_attr, dag=dag, reverse=reverse)
-    expected = plstm_naive(*g[:7], g.dag)
+    expected = plstm_reference(*g[:7], g.dag)
     expected = conv.lin_out(conv.norm(expected).flatten(1))
     assert torch.allclose(conv(data.x, data.edge_index, data.edge_attr, dag=dag, reverse=reverse), expected,
                           atol=1e-12)
@@ -516,7 +516,7 @@ def test_reverse_pruning_own_prunes_the_reversed_dag():
     assert g.dag is repruned(dag.reverse()).multitree()
     assert forward.gates(x, dag=dag, reverse=True).dag is dag.view("D", reverse=True)
     assert not torch.equal(g.dag.line_index, dag.view("D", reverse=True).line_index)
-    expected = own.lin_out(own.norm(plstm_naive(*g[:7], g.dag)).flatten(1))
+    expected = own.lin_out(own.norm(plstm_reference(*g[:7], g.dag)).flatten(1))
     assert torch.allclose(own(x, dag=dag, reverse=True), expected, atol=1e-12)
     # Forward layers are unaffected by the option.
     assert torch.equal(own(x, dag=dag), forward(x, dag=dag))

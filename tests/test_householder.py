@@ -1,5 +1,5 @@
 """Matrix transitions (dense ``[L, H, K, K]`` and Householder products) in the
-pLSTM operator: values and every gradient against the naive reference (float64),
+pLSTM operator: values and every gradient against the reference form (float64),
 exact first and second derivatives, the structured fast path against dense
 matrices built here, form selection, validation."""
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pyg_plstm.dag import DAG, prepare_dag
 from pyg_plstm.functional import Householder, plstm_dag
 from pyg_plstm.models import PLSTMNet
 from pyg_plstm.nn import PLSTMBlock, PLSTMConv
-from pyg_plstm.ops import edge_states, plstm_naive, plstm_scan
+from pyg_plstm.ops import edge_states, plstm_reference, plstm_scan
 
 from graphs import (
     batched_dag,
@@ -113,7 +113,7 @@ def test_dense_transitions_match_the_reference(name, form):
     gates = gates_for(dag, gen)
     transition = random_dense(dag.num_line_edges, 2, 3, gen)
     inputs = gates + [transition]
-    ref = call(plstm_naive, gates, transition, dag)
+    ref = call(plstm_reference, gates, transition, dag)
     weight = torch.randn(ref.shape, dtype=ref.dtype, generator=gen)
     ref_grads = gradients(ref, inputs, weight)
     operator = plstm_scan if form == "ops-scan" else functools.partial(plstm_dag, form=form)
@@ -191,7 +191,7 @@ def test_householder_matches_dense_reference(name, form, steps):
     gates = gates_for(dag, gen)
     transition = random_householder(dag.num_line_edges, 2, steps, 3, gen)
     inputs = gates + list(transition)
-    ref = call(plstm_naive, gates, materialise(transition), dag)
+    ref = call(plstm_reference, gates, materialise(transition), dag)
     weight = torch.randn(ref.shape, dtype=ref.dtype, generator=gen)
     ref_grads = gradients(ref, inputs, weight)
     out = call(functools.partial(plstm_dag, form=form), gates, transition, dag)
@@ -209,7 +209,7 @@ def test_only_some_reflection_parts_require_grad():
     scale, direction, beta = (t.detach() for t in random_householder(dag.num_line_edges, 2, 2, 3, gen))
     direction.requires_grad_()
     out = call(plstm_scan, gates, Householder(scale, direction, beta), dag)
-    ref = call(plstm_naive, gates, materialise(Householder(scale, direction, beta)), dag)
+    ref = call(plstm_reference, gates, materialise(Householder(scale, direction, beta)), dag)
     (grad,) = torch.autograd.grad(out.square().sum(), direction)
     (expected,) = torch.autograd.grad(ref.square().sum(), direction)
     assert expected.abs().sum() > 0
@@ -361,7 +361,7 @@ def test_edge_states_read_out_gives_the_operator(view):
     read = mark[..., None] * torch.einsum("ehk,ehkv->ehv", query[dst], states)
     through_edges = torch.zeros_like(value).index_add(0, dst, read)
     direct_term = direct[..., None] * (query * key).sum(-1, keepdim=True) * value
-    expected = plstm_naive(query, key, value, source, materialise(transition), mark, direct, dag) - direct_term
+    expected = plstm_reference(query, key, value, source, materialise(transition), mark, direct, dag) - direct_term
     assert through_edges.abs().max() > 1e-3
     assert torch.allclose(through_edges, expected, atol=TOL, rtol=0)
 
@@ -433,7 +433,7 @@ def test_layer_matches_the_reference_on_dense_matrices(mode):
     out = conv(x, dag=dag)
     gates = conv.gates(x, dag=dag)
     query, key, value, source, transition, mark, direct, view = gates
-    states = plstm_naive(query, key, value, source, materialise(transition), mark, direct, view)
+    states = plstm_reference(query, key, value, source, materialise(transition), mark, direct, view)
     expected = conv.lin_out(conv.norm(states).flatten(1))
     assert torch.allclose(out, expected, atol=1e-12, rtol=0)
     weight = torch.randn_like(out)
@@ -491,7 +491,7 @@ def test_layer_option_errors(kwargs, match):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("kind", ["dense", "householder"])
-def test_cuda_matches_naive_on_cpu(kind):
+def test_cuda_matches_reference_on_cpu(kind):
     gen = torch.Generator().manual_seed(4)
     dag = batched_dag(molecules(6) + [Data(edge_index=random_dag(40, 0.2, gen), num_nodes=40)])
     gates = gates_for(dag, gen)
@@ -499,7 +499,7 @@ def test_cuda_matches_naive_on_cpu(kind):
              else list(random_householder(dag.num_line_edges, 2, 3, 3, gen)))
     as_transition = (lambda p: p[0]) if kind == "dense" else (lambda p: Householder(*p))
     dense = parts[0] if kind == "dense" else materialise(as_transition(parts))
-    ref = call(plstm_naive, gates, dense, dag)
+    ref = call(plstm_reference, gates, dense, dag)
     weight = torch.randn(ref.shape, dtype=ref.dtype, generator=gen)
     ref_grads = gradients(ref, gates + parts, weight)
     cuda_dag = DAG(dag.edge_index.cuda(), dag.line_index.cuda(), dag.num_nodes, batch=dag.batch.cuda(),

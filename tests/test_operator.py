@@ -1,4 +1,4 @@
-"""Every form of the pLSTM operator against the naive reference (values and all
+"""Every form of the pLSTM operator against the reference form (values and all
 seven gradients, float64), exact first and second derivatives, and the
 validation every form shares. Form-specific behaviour (the parallel form's
 memory limit, the form-choice rule, schedules) is in test_parallel.py."""
@@ -16,7 +16,7 @@ from torch_geometric.data import Data
 
 from pyg_plstm.dag import DAG, prepare_dag
 from pyg_plstm.functional import plstm_dag, prepare_structure
-from pyg_plstm.ops import FORMS, choose_form, edge_states, plstm_naive, plstm_parallel, plstm_scan, plstm_sparse
+from pyg_plstm.ops import FORMS, choose_form, edge_states, plstm_parallel, plstm_reference, plstm_scan, plstm_sparse
 
 from graphs import (
     batched_dag,
@@ -113,7 +113,7 @@ class Reference:
 
 def _grads(out: Tensor, ops: list[Tensor], weight: Tensor) -> list[Tensor]:
     """Gradients of ``(out * weight).sum()``; only operands without elements may be unused."""
-    if not out.requires_grad:  # the naive form returns a constant when there are no nodes
+    if not out.requires_grad:  # the reference form returns a constant when there are no nodes
         assert all(op.numel() == 0 for op in ops[:3])
         return [torch.zeros_like(op) for op in ops]
     grads = torch.autograd.grad((out * weight).sum(), ops, allow_unused=True)
@@ -122,9 +122,9 @@ def _grads(out: Tensor, ops: list[Tensor], weight: Tensor) -> list[Tensor]:
     return [torch.zeros_like(op) if grad is None else grad for op, grad in zip(ops, grads)]
 
 
-def naive_reference(dag: DAG, gen: torch.Generator) -> Reference:
+def reference_output(dag: DAG, gen: torch.Generator) -> Reference:
     ops = operands_for(dag, generator=gen)
-    out = plstm_naive(*ops, dag)
+    out = plstm_reference(*ops, dag)
     weight = torch.randn(out.shape, dtype=out.dtype, generator=gen)
     grads = _grads(out, ops, weight)
     # Every gradient is nonzero wherever its operand has entries, so comparing them has teeth.
@@ -143,35 +143,35 @@ def assert_matches(call, ref: Reference) -> None:
 
 @pytest.fixture(scope="module", params=list(CASES))
 def case(request) -> Reference:
-    """The naive form's output and gradients, computed once per case for all forms."""
+    """The reference form's output and gradients, computed once per case for all forms."""
     build, view = CASES[request.param]
-    return naive_reference(VIEWS[view](build()), torch.Generator().manual_seed(list(CASES).index(request.param)))
+    return reference_output(VIEWS[view](build()), torch.Generator().manual_seed(list(CASES).index(request.param)))
 
 
 # One equivalence test for every form --------------------------------------
 
 @pytest.mark.parametrize("call", FORM_CALLS)
-def test_form_matches_naive(case, call):
+def test_form_matches_reference(case, call):
     assert_matches(FORM_CALLS[call], case)
 
 
 @settings(max_examples=25, deadline=None)
 @given(st.integers(1, 10), st.floats(0.0, 0.8), st.integers(0, 10_000), st.sampled_from(list(VIEWS)))
 @pytest.mark.parametrize("call", FORM_CALLS)
-def test_form_matches_naive_on_random_dags(call, n, p, seed, view):
+def test_form_matches_reference_on_random_dags(call, n, p, seed, view):
     gen = torch.Generator().manual_seed(seed)
     dag = VIEWS[view](prepare_dag(random_dag(n, p, gen), n))
-    assert_matches(FORM_CALLS[call], naive_reference(dag, gen))
+    assert_matches(FORM_CALLS[call], reference_output(dag, gen))
 
 
 @settings(max_examples=15, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 9), st.floats(0.0, 0.8)), min_size=1, max_size=5),
        st.integers(0, 10_000), st.sampled_from(list(VIEWS)))
 @pytest.mark.parametrize("call", FORM_CALLS)
-def test_form_matches_naive_on_random_batches(call, sizes, seed, view):
+def test_form_matches_reference_on_random_batches(call, sizes, seed, view):
     gen = torch.Generator().manual_seed(seed)
     dag = VIEWS[view](batched_dag([Data(edge_index=random_dag(n, p, gen), num_nodes=n) for n, p in sizes]))
-    assert_matches(FORM_CALLS[call], naive_reference(dag, gen))
+    assert_matches(FORM_CALLS[call], reference_output(dag, gen))
 
 
 def test_auto_runs_the_form_choose_form_picks():
@@ -232,7 +232,7 @@ def test_gradcheck_and_gradgradcheck(form, mode, graph):
 
 @pytest.mark.parametrize("view", VIEWS)
 def test_edge_states_read_out_gives_the_operator(view):
-    """Reading the states of :func:`edge_states` out with the marks gives the naive
+    """Reading the states of :func:`edge_states` out with the marks gives the reference
     operator minus its direct term: ``sum_{e -> n} M_e C_e^T q_n``."""
     gen = torch.Generator().manual_seed(9)
     dag = VIEWS[view](prepare_dag(random_dag(9, 0.45, gen), 9))
@@ -243,7 +243,7 @@ def test_edge_states_read_out_gives_the_operator(view):
     read = mark[..., None] * torch.einsum("ehk,ehkv->ehv", query[dst], states)
     through_edges = torch.zeros_like(value).index_add(0, dst, read)
     direct_term = direct[..., None] * (query * key).sum(-1, keepdim=True) * value
-    expected = plstm_naive(query, key, value, source, transition, mark, direct, dag) - direct_term
+    expected = plstm_reference(query, key, value, source, transition, mark, direct, dag) - direct_term
     assert through_edges.abs().max() > 1e-3
     assert torch.allclose(through_edges, expected, atol=TOL, rtol=0)
 
@@ -350,10 +350,10 @@ def test_inputs_not_mutated(form):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("form", ["scan", "parallel", "auto"])
-def test_cuda_matches_naive_on_cpu(form):
+def test_cuda_matches_reference_on_cpu(form):
     gen = torch.Generator().manual_seed(4)
     dag = batched_dag(molecules(6) + [Data(edge_index=random_dag(40, 0.2, gen), num_nodes=40)])
-    ref = naive_reference(dag, gen)
+    ref = reference_output(dag, gen)
     cuda_dag = DAG(dag.edge_index.cuda(), dag.line_index.cuda(), dag.num_nodes, batch=dag.batch.cuda(),
                    num_graphs=dag.num_graphs)
     cuda_ops = [t.detach().cuda().requires_grad_() for t in ref.ops]

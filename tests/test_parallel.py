@@ -15,10 +15,10 @@ from pyg_plstm.functional import plstm_dag
 from pyg_plstm.ops import (
     MAX_PARALLEL_NODES,
     choose_form,
+    dense_form_costs,
     level_schedule,
     parallel_layout,
     plstm_parallel,
-    prefer_parallel,
 )
 from pyg_plstm.ops.schedule import PARALLEL_MEMORY_LIMIT, parallel_memory
 
@@ -65,6 +65,11 @@ def test_parallel_memory_limit_sits_between_molecules_and_large_graphs():
 
 # The rule that picks a form -----------------------------------------------
 
+def parallel_is_cheaper(*sizes: int) -> bool:
+    costs = dense_form_costs(*sizes)
+    return "parallel" in costs and costs["parallel"] < costs["scan"]
+
+
 @pytest.mark.parametrize("edges,graphs,max_nodes,dim,expected", [
     (1782, 128, 31, 24, True),     # 128 ESOL molecules
     (1824, 128, 64, 24, False),    # the same plus one 64-node tree: padding
@@ -76,24 +81,24 @@ def test_parallel_memory_limit_sits_between_molecules_and_large_graphs():
     (0, 4, 10, 24, False),         # no edges: nothing to scan
     (0, 0, 0, 24, False),          # empty batch
 ])
-def test_prefer_parallel_measured_cases(edges, graphs, max_nodes, dim, expected):
-    assert prefer_parallel(edges, graphs, max_nodes, dim, dim) is expected
+def test_dense_form_costs_measured_cases(edges, graphs, max_nodes, dim, expected):
+    assert parallel_is_cheaper(edges, graphs, max_nodes, dim, dim) is expected
 
 
-def test_prefer_parallel_caps_graph_size():
+def test_dense_form_costs_caps_graph_size():
     n = MAX_PARALLEL_NODES
-    assert prefer_parallel(4 * n, 4, n, 512, 512)
-    assert not prefer_parallel(4 * (n + 1), 4, n + 1, 512, 512)
+    assert parallel_is_cheaper(4 * n, 4, n, 512, 512)
+    assert not parallel_is_cheaper(4 * (n + 1), 4, n + 1, 512, 512)
     # For equal-sized graphs the choice flips once, from parallel to scan.
-    choices = [prefer_parallel(128 * m, 128, m, 24, 24) for m in range(1, 300)]
+    choices = [parallel_is_cheaper(128 * m, 128, m, 24, 24) for m in range(1, 300)]
     flip = choices.index(False)
     assert all(choices[:flip]) and not any(choices[flip:]) and 100 < flip < 150
 
 
 @pytest.mark.parametrize("bad", [-1, 2.0, True, None])
-def test_prefer_parallel_rejects_bad_sizes(bad):
+def test_dense_form_costs_rejects_bad_sizes(bad):
     with pytest.raises(ValueError, match="`max_nodes` must be a non-negative int"):
-        prefer_parallel(10, 1, bad, 24, 24)
+        parallel_is_cheaper(10, 1, bad, 24, 24)
 
 
 def test_form_choice_counts_the_padding_of_the_batch():
@@ -104,8 +109,8 @@ def test_form_choice_counts_the_padding_of_the_batch():
     def sizes(dag):
         return dag.num_edges, dag.num_graphs, dag.max_graph_nodes, 24, 24
 
-    assert prefer_parallel(*sizes(batched_dag(small)))
-    assert not prefer_parallel(*sizes(batched_dag(padded)))  # 33 blocks of 128 x 128
+    assert parallel_is_cheaper(*sizes(batched_dag(small)))
+    assert not parallel_is_cheaper(*sizes(batched_dag(padded)))  # 33 blocks of 128 x 128
     assert choose_form(batched_dag(padded), 24, 24) != "parallel"
 
 

@@ -36,7 +36,7 @@ def graphs(draw, max_nodes=8):
 def make_conv(mode, form, seed=0):
     torch.manual_seed(seed)
     conv = PLSTMConv(F, 8, heads=2, mode=mode, edge_dim=3, form=form).double()
-    with torch.no_grad():  # open the gates so that states travel (init biases are -5)
+    with torch.no_grad():  # random gate weights and biases: the properties must hold away from the initialisation too
         conv.lin_gate.weight.normal_()
         conv.lin_gate.bias.normal_()
         conv.lin_edge_gate.weight.normal_()

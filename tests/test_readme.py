@@ -1,20 +1,32 @@
-"""Every Python block of the README runs as written."""
+"""Every Python block of the README and the docs runs as written; the README's results are generated."""
 import os
 import re
+from pathlib import Path
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-with open(os.path.join(ROOT, "README.md")) as f:
-    BLOCKS = re.findall(r"```python\n(.*?)```", f.read(), flags=re.S)
+from benchmarks.readme import headline_table, readme_block
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+BLOCKS = [(page.relative_to(ROOT).as_posix(), block) for page in PAGES
+          for block in re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.S)]
 
 
 def test_readme_has_examples():
-    assert len(BLOCKS) >= 2
+    assert sum(page == "README.md" for page, _ in BLOCKS) >= 2
 
 
-@pytest.mark.parametrize("index", range(len(BLOCKS)))
-def test_readme_block_runs(index, tmp_path, monkeypatch):
+@pytest.mark.parametrize("page, block", BLOCKS, ids=[f"{page}:{i}" for i, (page, _) in enumerate(BLOCKS)])
+def test_block_runs(page, block, tmp_path, monkeypatch):
     (tmp_path / "data").symlink_to(os.path.join(ROOT, "data"))
     monkeypatch.chdir(tmp_path)
-    exec(compile(BLOCKS[index], f"README block {index}", "exec"), {})
+    exec(compile(block, page, "exec"), {})
+
+
+def test_readme_results_are_the_generated_table():
+    assert readme_block() == headline_table(), "stale README results: run python -m benchmarks.readme"
+
+
+def test_readme_stays_short():
+    assert (ROOT / "README.md").stat().st_size <= 12 * 1024

@@ -192,8 +192,9 @@ def node_depth(edge_index: Tensor | np.ndarray, num_nodes: int) -> np.ndarray:
     r"""Longest-path depth of every node: ``0`` for nodes without in-edges,
     else ``1 + max depth`` of its predecessors.
 
-    Computed by frontier peeling (Kahn's algorithm, one vectorised step per
-    level, :math:`O(N + E)` work in total).
+    Computed by frontier peeling (Kahn's algorithm, :math:`O(N + E)` work in
+    total): a plain Python pass for graphs of up to :data:`SMALL_GRAPH_EDGES`
+    edges, one vectorised NumPy step per level above.
 
     Raises:
         ValueError: if the graph has a directed cycle; the message names a node on it.

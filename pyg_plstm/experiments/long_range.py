@@ -233,10 +233,6 @@ def _splits(config: LongRangeConfig, seed: int) -> dict[str, list[Data]]:
             "test_ood": draw(3, config.num_eval, config.test_depth)}
 
 
-def _accuracy_by_depth(correct: np.ndarray, depth: np.ndarray) -> dict[int, float]:
-    return {int(d): float(correct[depth == d].mean()) for d in np.unique(depth)}
-
-
 def _accuracy_by_depth(correct: np.ndarray, depth: np.ndarray) -> dict[str, float]:
     # String keys, as JSON stores them.
     return {str(int(d)): float(correct[depth == d].mean()) for d in np.unique(depth)}

@@ -14,7 +14,7 @@ from pyg_plstm.nn.conv import PLSTMConv
 
 __all__ = ["BLOCK_NORMS", "LOCAL_CONVS", "PLSTMBlock", "make_norm", "undirected_edges"]
 
-#: Pre-norms of a block: LayerNorm, the authors' code's RMSNorm, and BatchNorm over the nodes of a batch.
+#: The pre-norms a block can use (LayerNorm, the authors' RMSNorm, BatchNorm over the nodes of a batch).
 BLOCK_NORMS = ("layer", "rms", "batch")
 #: Local message-passing layers a block can put before its pLSTM layers (:obj:`None`: none).
 LOCAL_CONVS = ("gine", None)

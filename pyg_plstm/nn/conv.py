@@ -32,8 +32,10 @@ _TRANSITION_PREV, _TRANSITION_NEXT = 2, 3
 # normalisation of the operator output: see "Initialisation" in the class docstring.
 GATE_BIAS = 0.0
 NORM_EPS = 1e-2
-# The pLSTM paper's code: gates nearly closed at the start, an RMS norm of the raw readout.
-PAPER_GATE_BIAS, PAPER_NORM_EPS = -5.0, 1e-6
+#: The pLSTM paper's code's gate bias: gates nearly closed at the start.
+PAPER_GATE_BIAS = -5.0
+#: The pLSTM paper's code's norm offset: an RMS norm of the raw readout.
+PAPER_NORM_EPS = 1e-6
 # Raw transition bias at initialisation, see the class docstring.
 TRANSITION_BIAS = {"P": 3.0, "D": 2.0}
 # The authors' code draws the raw transition bias of every head from N(0, 10^2).
@@ -45,9 +47,9 @@ P_NORMALIZATIONS = ("out", "in")
 REVERSE_PRUNINGS = ("forward", "own")
 TRANSITION_NODES = ("tail", "shared")
 INITS = ("default", "authors")
-#: Transition kinds: a scalar per line edge and head, or the scalar times Householder reflections.
+#: The transition kinds (a scalar per line edge and head, or the scalar times Householder reflections).
 TRANSITIONS = ("scalar", "householder")
-#: The reflection directions are r / sqrt(|r|^2 + eps): unit up to eps, and a finite gradient at r = 0.
+#: The reflection directions are ``r / sqrt(|r|^2 + eps)``: unit up to ``eps``, and a finite gradient at ``r = 0``.
 REFLECTION_EPS = 1e-6
 
 #: The options that make :class:`PLSTMConv` compute the authors' graph edge layer
@@ -156,25 +158,22 @@ class PLSTMConv(MessagePassing):
     (:math:`\sigma = 0.5`), not :math:`-5`: at :math:`\sigma(-5) = 0.007` the
     graph path contributes ~1% of the output, and Adam, which moves a bias by
     about the learning rate per step, needs thousands of steps to open the
-    gates, so the layer trains as a node-wise map and underfits (solubility,
-    3 seeds: train RMSE 0.65 vs 0.49, test 0.750 vs 0.689 with both changes).
+    gates, so the layer trains as a node-wise map and underfits.
     The per-head RMS normalisation of the readout has :math:`\epsilon = 10^{-2}`,
     not :math:`10^{-6}`: the readout starts small (rms ~0.01), and dividing it
     by its own rms amplifies gradient noise ~100-fold (gradient-norm spikes of
     50-500 in the first epochs, a loss plateau during warm-up); with the larger
     :math:`\epsilon` the norm is nearly linear until the readout grows, and the
-    training loss falls from the first epoch. Either change alone helped
-    little (test 0.743 with the :math:`\epsilon` only). The paper's values
+    training loss falls from the first epoch. Either change alone helps
+    little (the measurements: the documentation's *Trainability and the
+    ablation* results). The paper's values
     are :obj:`gate_bias=-5.0, norm_eps=1e-6` (:data:`PAPER_GATE_BIAS`,
     :data:`PAPER_NORM_EPS`). The third change is the transition bias: the
     paper draws it from :math:`\mathcal{N}(0, 10^2)` per head, which gives half
     the heads sign-alternating transitions and saturates :math:`\tanh` in
     D-mode (exactly :math:`\pm 1` in float32, zero gradient). We use
     :math:`+3` in P-mode (a lone successor gets :math:`T = 3/3.5`) and
-    :math:`+2` in D-mode (:math:`T = 0.96`). On ESOL (the shipped
-    ``solubility.csv`` split, paper configuration with OGB encoders, AdamW
-    1e-3, 30 epochs, 4 seeds) test RMSE went from 0.812/0.762/0.900/0.869
-    to 0.690/0.756/0.833/0.817, better for every seed. :obj:`init="authors"`
+    :math:`+2` in D-mode (:math:`T = 0.96`). :obj:`init="authors"`
     restores the authors' code: transition bias :math:`\mathcal{N}(0, 10^2)`
     per head, query/key/value/output biases (when present) PyTorch's default
     :math:`\mathcal{U}(\pm 1 / \sqrt{\text{fan-in}})` instead of zero.
@@ -220,8 +219,10 @@ class PLSTMConv(MessagePassing):
             (default: :obj:`0.5`)
         form (str, optional): Operator form, see
             :func:`~pyg_plstm.functional.plstm_dag`: :obj:`"scan"`,
-            :obj:`"parallel"`, :obj:`"reference"` or :obj:`"auto"` (a measured
-            rule on the sizes of the batch's graphs). (default: :obj:`"auto"`)
+            :obj:`"parallel"`, :obj:`"sparse"`, :obj:`"reference"` or
+            :obj:`"auto"` (:func:`~pyg_plstm.ops.choose_form`, a measured cost
+            model; it picks :obj:`"sparse"` for molecules and the scan for deep
+            or large graphs). (default: :obj:`"auto"`)
         cached (bool, optional): When called without :obj:`dag`, keep the DAG
             built from :obj:`edge_index` on the first call and reuse it; only
             for a fixed graph (transductive learning). (default: :obj:`False`)

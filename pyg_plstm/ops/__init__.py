@@ -1,7 +1,7 @@
 r"""The pLSTM operator's forms, one module each, all with one signature
 ``(query, key, value, source, transition, mark, direct, dag)``:
 
-* :mod:`~pyg_plstm.ops.naive`: the reference loop, one edge at a time;
+* :mod:`~pyg_plstm.ops.reference`: the reference loop, one edge at a time;
 * :mod:`~pyg_plstm.ops.scan`: the level scan, one step per topological level;
 * :mod:`~pyg_plstm.ops.parallel`: the dense quadratic form for small graphs;
 * :mod:`~pyg_plstm.ops.sparse`: the same sum over reachable pairs only.
@@ -13,8 +13,8 @@ r"""The pLSTM operator's forms, one module each, all with one signature
 """
 from pyg_plstm.ops.common import is_scalar
 from pyg_plstm.ops.householder import Householder
-from pyg_plstm.ops.naive import plstm_naive
 from pyg_plstm.ops.parallel import plstm_parallel
+from pyg_plstm.ops.reference import plstm_reference
 from pyg_plstm.ops.scan import edge_states, plstm_scan
 from pyg_plstm.ops.schedule import (
     FORMS,
@@ -25,11 +25,11 @@ from pyg_plstm.ops.schedule import (
     check_operands,
     check_structure,
     choose_form,
+    dense_form_costs,
     estimated_node_pairs,
     form_costs,
     level_schedule,
     parallel_layout,
-    prefer_parallel,
     reachability,
 )
 from pyg_plstm.ops.sparse import plstm_sparse
@@ -37,7 +37,7 @@ from pyg_plstm.ops.sparse import plstm_sparse
 __all__ = [
     "Householder", "is_scalar",
     "FORMS", "MAX_PARALLEL_NODES", "LevelSchedule", "ParallelLayout", "Reachability", "check_operands",
-    "check_structure", "choose_form", "edge_states", "level_schedule", "parallel_layout", "plstm_naive",
-    "plstm_parallel", "plstm_scan", "plstm_sparse", "prefer_parallel", "reachability", "estimated_node_pairs",
+    "check_structure", "choose_form", "edge_states", "level_schedule", "parallel_layout", "plstm_reference",
+    "plstm_parallel", "plstm_scan", "plstm_sparse", "dense_form_costs", "reachability", "estimated_node_pairs",
     "form_costs",
 ]

@@ -19,16 +19,10 @@ matrix products on ``[B, H, N_max, N_max]``.
 
 Memory is :math:`O(B H N_{\max}^2 + E H N_{\max})` for ``B`` graphs of at most
 ``N_max`` nodes: padding makes one large graph expensive for the whole batch,
-so use this form only where :func:`~pyg_plstm.ops.schedule.prefer_parallel` says so;
-it refuses layouts beyond :data:`~pyg_plstm.ops.schedule.PARALLEL_MEMORY_LIMIT`.
-
-:math:`G` could also come from a dense triangular solve of :math:`(I - T)`
-over the edges of each graph in level order (``O(B H E_max^2)`` memory). On
-128 ESOL molecules (``N_max`` 31-33, ``E_max`` 34-36, 19-24 levels; ``H = 4``,
-``K = V = 24``, float32, forward + backward, same dense tail) the solve took
-13-15 ms against 8.5-9.6 ms for the level propagation with 2 threads, and
-30-34 ms against 17-20 ms in CPU time with one thread; the level scan itself
-took 20-33 ms and 23-30 ms.
+so ``form="auto"`` takes it only where :func:`~pyg_plstm.ops.schedule.form_costs` rates it
+cheapest; it refuses layouts beyond :data:`~pyg_plstm.ops.schedule.PARALLEL_MEMORY_LIMIT`.
+Why the gates are propagated level by level rather than by a dense triangular solve of
+:math:`(I - T)`: the documentation's *Performance* results.
 """
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from pyg_plstm.ops.householder import Householder
 __all__ = [
     "FORMS", "MAX_PARALLEL_NODES", "PARALLEL_MEMORY_LIMIT", "LevelSchedule", "ParallelLayout", "Reachability",
     "check_operands", "check_structure", "choose_form", "level_schedule", "parallel_layout", "parallel_memory",
-    "prefer_parallel", "reachability", "sort_levels", "estimated_node_pairs", "form_costs", "MAX_SPARSE_PAIRS",
+    "dense_form_costs", "reachability", "sort_levels", "estimated_node_pairs", "form_costs", "MAX_SPARSE_PAIRS",
 ]
 
 FORMS = ("auto", "scan", "parallel", "sparse", "reference")
@@ -373,13 +373,15 @@ _COST_RATIO = 15
 MAX_PARALLEL_NODES = 256
 
 
-def prefer_parallel(num_edges: int, num_graphs: int, max_nodes: int, key_dim: int, value_dim: int) -> bool:
-    r"""Whether :func:`~pyg_plstm.ops.parallel.plstm_parallel` is expected to beat the level scan.
+def dense_form_costs(num_edges: int, num_graphs: int, max_nodes: int, key_dim: int,
+                     value_dim: int) -> dict[str, float]:
+    r"""Estimated forward + backward time (ns, CPU) of the level scan and of
+    :func:`~pyg_plstm.ops.parallel.plstm_parallel` on a batch of these sizes.
 
-    A measured cost rule (forward + backward on CPU): the level scan moves a
-    :math:`K \times V` state per DAG edge, the parallel form fills
-    :math:`B` padded :math:`N_{\max} \times N_{\max}` blocks. It picks the
-    parallel form when
+    A measured cost model: the level scan moves a :math:`K \times V` state per
+    DAG edge, the parallel form fills :math:`B` padded
+    :math:`N_{\max} \times N_{\max}` blocks, so the parallel form is the
+    cheaper when
 
     .. math::
         B\, N_{\max}^2\, (20 + K + V) < 15\, E\, K V
@@ -389,9 +391,10 @@ def prefer_parallel(num_edges: int, num_graphs: int, max_nodes: int, key_dim: in
     at ``K = V = 8``, 74 at 16, 127 at 24 and 183 at 32 (measured: 25-30,
     ~75 and ~130 for the first three). Padding (one large graph among small
     ones) moves the balance towards the scan; heads cancel (both forms are
-    linear in ``H``). The cap keeps large graphs off the quadratic memory
-    whatever the head size. Measured on CPU only: on a GPU the per-level
-    kernel launches of the scan should favour the parallel form further.
+    linear in ``H``). Above :data:`MAX_PARALLEL_NODES` the parallel form is
+    left out, keeping large graphs off the quadratic memory whatever the head
+    size. Measured on CPU only: on a GPU the per-level kernel launches of the
+    scan should favour the parallel form further.
 
     Args:
         num_edges: ``E``, DAG edges in the batch.
@@ -404,10 +407,12 @@ def prefer_parallel(num_edges: int, num_graphs: int, max_nodes: int, key_dim: in
     for name, size in sizes.items():
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
             raise ValueError(f"`{name}` must be a non-negative int, got {size!r}")
-    if max_nodes > MAX_PARALLEL_NODES:
-        return False
-    cost_parallel = num_graphs * max_nodes**2 * (_COST_OFFSET + key_dim + value_dim)
-    return cost_parallel < _COST_RATIO * num_edges * key_dim * value_dim
+    costs = {"scan": _SCAN_NS_PER_STATE_ENTRY * num_edges * key_dim * value_dim}
+    if max_nodes <= MAX_PARALLEL_NODES:
+        padded = num_graphs * max_nodes**2 * (_COST_OFFSET + key_dim + value_dim)
+        costs["parallel"] = _SCAN_NS_PER_STATE_ENTRY / _COST_RATIO * padded
+    return costs
+
 
 # The parallel form refuses to allocate more than this for its dense blocks
 # (forced form="parallel" on a large graph would otherwise try tens of GB).
@@ -454,10 +459,8 @@ def form_costs(dag: DAG, key_dim: int, value_dim: int) -> dict[str, float]:
     ``N_max x N_max`` blocks, ``sparse`` touches every reachable node pair
     (estimated by :func:`estimated_node_pairs`). Forms that cannot run on
     ``dag`` (graphs beyond :data:`MAX_PARALLEL_NODES` nodes) are left out."""
-    costs = {"scan": _SCAN_NS_PER_STATE_ENTRY * dag.num_edges * key_dim * value_dim}
-    if dag.max_graph_nodes <= MAX_PARALLEL_NODES:
-        padded = dag.num_graphs * dag.max_graph_nodes**2 * (_COST_OFFSET + key_dim + value_dim)
-        costs["parallel"] = _SCAN_NS_PER_STATE_ENTRY / _COST_RATIO * padded
+    costs = dense_form_costs(dag.num_edges, dag.num_graphs, dag.max_graph_nodes, key_dim, value_dim)
+    if "parallel" in costs:
         pairs = estimated_node_pairs(dag)
         costs["sparse"] = _SPARSE_NS_PER_PAIR_ENTRY * pairs * (key_dim + value_dim + _SPARSE_PAIR_OFFSET)
     return costs
@@ -466,7 +469,7 @@ def form_costs(dag: DAG, key_dim: int, value_dim: int) -> dict[str, float]:
 def choose_form(dag: DAG, key_dim: int, value_dim: int) -> str:
     """The form ``form="auto"`` runs: the cheapest by :func:`form_costs`.
 
-    Scan and parallel compare as in :func:`prefer_parallel`; the sparse form
+    Scan and parallel compare as in :func:`dense_form_costs`; the sparse form
     wins on batches of small, tree-like graphs (molecules), the scan on deep
     graphs with many paths and on large graphs.
     """

@@ -19,10 +19,10 @@ from torch import Tensor
 from pyg_plstm.dag import DAG, node_depth
 from pyg_plstm.ops.householder import Householder
 
-__all__ = ["plstm_naive"]
+__all__ = ["plstm_reference"]
 
 
-def plstm_naive(
+def plstm_reference(
     query: Tensor,
     key: Tensor,
     value: Tensor,
