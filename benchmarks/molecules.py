@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import fcntl
 import json
 import math
 import os
@@ -33,6 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any, Optional
+
+from benchmarks import harness
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -61,13 +62,14 @@ MODELS: dict[str, list[str]] = {
     "gin": ["--model", "gin"],
     "gat": ["--model", "gat"],
     "gin-virtual": ["--model", "gin-virtual"],
+    "dagnn": ["--model", "dagnn"],
     "chemprop": [],
     "ecfp-svr": ["--model", "ecfp-svr"],
 }
 LABELS = {"plstm": "pLSTM (default: BatchNorm, GINE + pLSTM blocks)",
           "plstm-previous": "pLSTM (previous default: LayerNorm, pLSTM blocks)",
           "plstm-layernorm": "ablation: default with LayerNorm", "plstm-no-local": "ablation: default without GINE",
-          "gin": "GIN", "gat": "GAT",
+          "gin": "GIN", "gat": "GAT", "dagnn": "DAGNN",
           "gin-virtual": "GIN + virtual node", "chemprop": "chemprop D-MPNN", "ecfp-svr": "ECFP4 + SVR"}
 
 
@@ -239,21 +241,14 @@ def _chemprop_curve(save_dir: Path) -> dict[str, list[float]]:
 
 
 def load_records() -> list[dict]:
-    return json.loads(RECORDS.read_text())["records"] if RECORDS.is_file() else []
+    return harness.load_records(RECORDS)
 
 
 def save_record(record: dict) -> None:
     """Add (or replace) one record; several benchmark processes (e.g. one per model) may share the file."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    with open(RESULTS / "molecules.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        records = [r for r in load_records()
-                   if (r["model"], r["set"], r["seed"]) != (record["model"], record["set"], record["seed"])]
-        records.append(record)
-        records.sort(key=lambda r: (list(MODELS).index(r["model"]), list(SETS).index(r["set"]), r["seed"]))
-        tmp = RECORDS.with_suffix(f".json.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"protocol": PROTOCOL, "records": records}, indent=1))
-        os.replace(tmp, RECORDS)
+    harness.save_record(RECORDS, record, ("model", "set", "seed"),
+                        lambda r: (list(MODELS).index(r["model"]), list(SETS).index(r["set"]), r["seed"]),
+                        {"protocol": PROTOCOL})
 
 
 def run(runs: Path, models: list[str], sets: list[str], seeds: list[int], data_root: Path) -> None:

@@ -40,13 +40,16 @@ class DAGNNConv(Module):
 
     .. math::
         \alpha_{uv} &= \mathrm{softmax}_{u \in \mathcal{P}(v)}\big(
-        \mathbf{w}_1^{\top}\mathbf{x}_v + \mathbf{w}_2^{\top}(\mathbf{h}_u + \mathbf{e}_{uv}) + b\big),
+        \mathbf{w}^{\top}(\mathbf{h}_u + \mathbf{e}_{uv})\big),
         \qquad \mathbf{m}_v = \sum_{u \in \mathcal{P}(v)} \alpha_{uv}\, \mathbf{h}_u
 
         \mathbf{h}_v &= \mathrm{GRU}(\mathbf{x}_v, \mathbf{m}_v)
 
     with :math:`\mathbf{m}_v = 0` for sources and :math:`\mathbf{e}_{uv}`
-    the (optional) edge features. :meth:`forward` computes one topological
+    the (optional) edge features. The authors score
+    :math:`\mathbf{w}^{\top}[\mathbf{x}_v \Vert \mathbf{h}_u + \mathbf{e}_{uv}] + b`; its
+    :math:`\mathbf{x}_v` part and bias are the same for all predecessors of
+    :math:`v`, so the softmax cancels them and they are left out here. :meth:`forward` computes one topological
     level per step, batched over its nodes (:func:`node_schedule`);
     :meth:`reference` is the obviously-correct loop, one node at a time.
 
@@ -60,13 +63,11 @@ class DAGNNConv(Module):
         check_positive(in_channels=in_channels, out_channels=out_channels)
         self.in_channels = in_channels
         self.out_channels = out_channels
-        self.query_score = Linear(in_channels, 1)
-        self.key_score = Linear(out_channels, 1, bias=False)
+        self.score = Linear(out_channels, 1, bias=False)
         self.gru = GRUCell(in_channels, out_channels)
 
     def reset_parameters(self) -> None:
-        self.query_score.reset_parameters()
-        self.key_score.reset_parameters()
+        self.score.reset_parameters()
         self.gru.reset_parameters()
 
     def forward(self, x: Tensor, dag: DAG, edge_attr: Optional[Tensor] = None) -> Tensor:
@@ -75,15 +76,14 @@ class DAGNNConv(Module):
         ``[E, out_channels]`` follows ``dag.edge_index``."""
         schedule = node_schedule(dag)
         inputs = x[schedule.edge_perm]  # level order
-        query = self.query_score(inputs)
-        edge_score = None if edge_attr is None else self.key_score(edge_attr)[schedule.line_perm]
+        edge_score = None if edge_attr is None else self.score(edge_attr)[schedule.line_perm]
         blocks = [self.gru(inputs[:schedule.edge_ptr[1]], None)] if dag.num_nodes else []
         for level in range(1, schedule.num_levels):
             start, end = schedule.edge_ptr[level], schedule.edge_ptr[level + 1]
             lines = slice(schedule.fwd_ptr[level], schedule.fwd_ptr[level + 1])
             done = torch.cat(blocks)
             source, target = done[schedule.line_src[lines]], schedule.line_dst[lines] - start
-            score = query[start:end][target] + self.key_score(source)
+            score = self.score(source)
             if edge_score is not None:
                 score = score + edge_score[lines]
             weight = softmax(score, target, num_nodes=end - start)
@@ -104,7 +104,7 @@ class DAGNNConv(Module):
             message = x.new_zeros(self.out_channels)
             if edges:
                 keys = [states[int(edge_index[0, e])] + (0 if edge_attr is None else edge_attr[e]) for e in edges]
-                scores = torch.stack([self.query_score(x[v]) + self.key_score(k) for k in keys]).view(-1)
+                scores = torch.stack([self.score(k) for k in keys]).view(-1)
                 weights = torch.softmax(scores, 0)
                 message = sum(w * states[int(edge_index[0, e])] for w, e in zip(weights, edges))
             states[v] = self.gru(x[v].unsqueeze(0), message.unsqueeze(0)).squeeze(0)
