@@ -59,6 +59,12 @@ def test_a_malformed_line_in_a_file_names_its_number(tmp_path):
     path.write_text(f"{FIRST}\n{FIRST}\n[[1], [9, 0]], 0.7\n")
     with pytest.raises(ValueError, match=r"archs.txt, line 3: layer 1: the operation type 9"):
         NeuralArchitectures(str(tmp_path / "root"), str(path), log=False)
+    path.write_text(f"{FIRST}\n\n{FIRST}\n")
+    with pytest.raises(ValueError, match=r"archs.txt, line 2: not a Python literal"):
+        NeuralArchitectures(str(tmp_path / "root"), str(path), log=False)
+    path.write_text("\n")
+    with pytest.raises(ValueError, match="holds no architectures"):
+        NeuralArchitectures(str(tmp_path / "root"), str(path), log=False)
 
 
 def _small_set(tmp_path, lines):

@@ -91,6 +91,8 @@ def architecture_graph(text: str) -> Data:
 def _read_graphs(path: str) -> list[Data]:
     with open(path, encoding="utf-8") as f:
         lines = f.read().rstrip().splitlines()
+    if not lines:
+        raise ValueError(f"{path} holds no architectures")
     graphs = []
     for number, line in enumerate(lines, start=1):
         try:
