@@ -160,7 +160,7 @@ def collect(records: list[dict], seeds: int = len(SEEDS)) -> str:
                      for n in sizes]
             lines.append(f"| {LABELS[model]} | " + " | ".join(cells) + " |")
         lines.append("")
-    missing = [f"{LABELS[m]} at n = {n:,} ({seeds - c} of {seeds} seeds)" for n in SIZES for m in MODELS
+    missing = [f"{LABELS[m]} at n = {n:,} (missing {seeds - c} of {seeds} seeds)" for n in SIZES for m in MODELS
                if (c := sum(r["model"] == m and r["n"] == n for r in records)) < seeds]
     lines += ["## Missing runs", "", "; ".join(missing) if missing else "none", "", "## Commands", ""]
     lines += [f"- {LABELS[m]}: `{next(r['command'] for r in records if r['model'] == m)}`" for m in models]

@@ -62,4 +62,4 @@ def test_table_gives_mean_and_std_and_lists_missing_runs():
     table = bench.collect(records)
     assert "| DAGNN | 0.600 ± 0.100 |" in table
     assert "| GIN | 0.300 (1 of 3 seeds) |" in table
-    assert "GIN at n = 100 (2 of 3 seeds)" in table and "DAGNN at n = 1,000 (3 of 3 seeds)" in table
+    assert "GIN at n = 100 (missing 2 of 3 seeds)" in table and "DAGNN at n = 1,000 (missing 3 of 3 seeds)" in table

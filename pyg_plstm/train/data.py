@@ -104,9 +104,11 @@ def _order_arguments(dataset: str, atom_order: Optional[str]) -> dict[str, Any]:
     if atom_order is None:
         return {}
     cls = dataset_class(dataset)[0]
-    if issubclass(cls, (TUDAGDataset, NeuralArchitectures)):
-        raise ValueError(f"--atom-order applies to molecule sets; data set {dataset!r} keeps the node order "
+    if issubclass(cls, TUDAGDataset):
+        raise ValueError(f"--atom-order applies to molecule sets; TU data set {dataset!r} keeps the node order "
                          "of its files")
+    if issubclass(cls, NeuralArchitectures):
+        raise ValueError(f"--atom-order applies to molecule sets; {dataset!r} holds DAGs, kept as they are")
     if issubclass(cls, OGBMolDataset):
         return {"order": atom_order}
     return {"featurizer": MolToDAG(order=atom_order)}
