@@ -1,6 +1,7 @@
 """Timing, machine description, synthetic DAGs and report writing for the benchmarks."""
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
@@ -8,6 +9,7 @@ import platform
 import statistics
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -118,3 +120,31 @@ def write_report(tables: list[Table], info: dict[str, Any], out_dir: str, name: 
         json.dump({"machine": info, "extra": extra or {},
                    "tables": [t.__dict__ for t in tables]}, f, indent=1, default=str)
     return md_path, json_path
+
+
+def load_records(path: Path) -> list[dict]:
+    """The records of a benchmark's JSON file (none when it does not exist yet)."""
+    return json.loads(path.read_text())["records"] if path.is_file() else []
+
+
+def table_position(names: Any, name: Any) -> tuple[int, str]:
+    """Where ``name`` sorts among ``names`` (a table's row order); names only another (newer) version of a
+    benchmark knows sort after them, so processes of different versions can share one record file."""
+    names = list(names)
+    return (names.index(name), "") if name in names else (len(names), str(name))
+
+
+def save_record(path: Path, record: dict, key: tuple[str, ...], order: Callable[[dict], Any],
+                header: dict[str, Any]) -> None:
+    """Add ``record`` to the JSON file ``path`` (``{**header, "records": [...]}``, sorted by ``order``),
+    replacing the one with the same ``key`` fields; a lock file beside it lets several benchmark processes
+    share the file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        records = [r for r in load_records(path) if [r[k] for k in key] != [record[k] for k in key]]
+        records.append(record)
+        records.sort(key=order)
+        tmp = path.with_suffix(f".json.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({**header, "records": records}, indent=1))
+        os.replace(tmp, path)

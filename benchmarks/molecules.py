@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import fcntl
 import json
 import math
 import os
@@ -34,6 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any, Optional
+
+from benchmarks import harness
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -62,6 +63,7 @@ MODELS: dict[str, list[str]] = {
     "gin": ["--model", "gin"],
     "gat": ["--model", "gat"],
     "gin-virtual": ["--model", "gin-virtual"],
+    "dagnn": ["--model", "dagnn"],
     "chemprop": [],
     "ecfp-svr": ["--model", "ecfp-svr"],
     "ecfp-rf": ["--model", "ecfp-rf"],
@@ -71,7 +73,7 @@ MODELS: dict[str, list[str]] = {
 LABELS = {"plstm": "pLSTM (default: BatchNorm, GINE + pLSTM blocks)",
           "plstm-previous": "pLSTM (previous default: LayerNorm, pLSTM blocks)",
           "plstm-layernorm": "ablation: default with LayerNorm", "plstm-no-local": "ablation: default without GINE",
-          "gin": "GIN", "gat": "GAT",
+          "gin": "GIN", "gat": "GAT", "dagnn": "DAGNN",
           "gin-virtual": "GIN + virtual node", "chemprop": "chemprop D-MPNN", "ecfp-svr": "ECFP4 + SVR",
           "ecfp-rf": "ECFP4 + random forest", "plstm-rdkit2d": "pLSTM (default) + RDKit 2D descriptors",
           "gin-rdkit2d": "GIN + RDKit 2D descriptors"}
@@ -245,31 +247,15 @@ def _chemprop_curve(save_dir: Path) -> dict[str, list[float]]:
 
 
 def load_records() -> list[dict]:
-    return json.loads(RECORDS.read_text())["records"] if RECORDS.is_file() else []
-
-
-def _record_order(record: dict) -> tuple:
-    """Known models and sets in their table order; those only another (newer) version of this script
-    knows after them, so processes of different versions can share the file."""
-    def position(names: Any, name: str) -> tuple[int, str]:
-        names = list(names)
-        return (names.index(name), "") if name in names else (len(names), name)
-
-    return (*position(MODELS, record["model"]), *position(SETS, record["set"]), record["seed"])
+    return harness.load_records(RECORDS)
 
 
 def save_record(record: dict) -> None:
     """Add (or replace) one record; several benchmark processes (e.g. one per model) may share the file."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    with open(RESULTS / "molecules.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        records = [r for r in load_records()
-                   if (r["model"], r["set"], r["seed"]) != (record["model"], record["set"], record["seed"])]
-        records.append(record)
-        records.sort(key=_record_order)
-        tmp = RECORDS.with_suffix(f".json.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"protocol": PROTOCOL, "records": records}, indent=1))
-        os.replace(tmp, RECORDS)
+    harness.save_record(RECORDS, record, ("model", "set", "seed"),
+                        lambda r: (*harness.table_position(MODELS, r["model"]),
+                                   *harness.table_position(SETS, r["set"]), r["seed"]),
+                        {"protocol": PROTOCOL})
 
 
 def run(runs: Path, models: list[str], sets: list[str], seeds: list[int], data_root: Path) -> None:

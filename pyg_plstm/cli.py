@@ -100,7 +100,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                                    "best-validation epoch (mean ± std over seeds).")
     data = p.add_argument_group("data")
     data.add_argument("--dataset", default="solubility",
-                      help="'solubility' (default, shipped), 'freesolv' (shipped), an OGB 'ogbg-mol*' name, a "
+                      help="'solubility' (default, shipped), 'freesolv' (shipped), 'enas6' (shipped neural "
+                           "architectures with their accuracy), an OGB 'ogbg-mol*' name, a "
                            "MoleculeNet name ('esol', 'hiv', ... or 'moleculenet:<name>'), or a TU name "
                            "('MUTAG', 'tu:<NAME>')")
     data.add_argument("--csv", help="train on this CSV instead (needs --target-col)")
@@ -112,7 +113,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                            "labels are 0/1)")
     data.add_argument("--split", choices=SPLIT_METHODS, default="auto",
                       help="auto: OGB's official split, else the file's split column, else scaffold "
-                           "(molecules) or random (TU); random is 80/10/10")
+                           "(molecules), D-VAE's split (enas6) or random (TU); random is 80/10/10")
     data.add_argument("--split-seed", type=int, default=0, help="seed of a random split (default 0)")
     data.add_argument("--atom-order", choices=ORDERS,
                       help="atom numbering of molecule sets, which orients the bonds: canonical (RDKit rank), "

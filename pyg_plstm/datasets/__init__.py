@@ -1,4 +1,5 @@
-r"""Graph data sets as prepared pLSTM DAG graphs (molecules, TU, synthetic long-range tasks) and
+r"""Graph data sets as prepared pLSTM DAG graphs (molecules, TU, neural architectures, synthetic
+long-range tasks) and
 :func:`load_dataset` to get one by name."""
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 from torch_geometric.data import InMemoryDataset
 from torch_geometric.datasets import MoleculeNet
 
+from pyg_plstm.datasets.architectures import NeuralArchitectures
 from pyg_plstm.datasets.benchmarks import TU_PAPER_NAMES, MoleculeNetDataset, OGBMolDataset, TUDAGDataset
 from pyg_plstm.datasets.molecules import (
     FreeSolvDataset,
@@ -24,6 +26,7 @@ __all__ = [
     "FreeSolvDataset",
     "MoleculeCSVDataset",
     "MoleculeNetDataset",
+    "NeuralArchitectures",
     "OGBMolDataset",
     "SolubilityDataset",
     "TUDAGDataset",
@@ -45,6 +48,8 @@ def dataset_class(name: str) -> tuple[type[InMemoryDataset], tuple[str, ...]]:
         return SolubilityDataset, ()
     if key == "freesolv":
         return FreeSolvDataset, ()
+    if key == "enas6":
+        return NeuralArchitectures, ()
     if key.startswith("ogbg-mol"):
         return OGBMolDataset, (key,)
     if key.startswith("moleculenet:"):
@@ -57,7 +62,7 @@ def dataset_class(name: str) -> tuple[type[InMemoryDataset], tuple[str, ...]]:
     if key in tu:
         return TUDAGDataset, (tu[key],)
     raise ValueError(
-        f"unknown data set {name!r}; use 'solubility', 'freesolv', an 'ogbg-mol*' name, "
+        f"unknown data set {name!r}; use 'solubility', 'freesolv', 'enas6', an 'ogbg-mol*' name, "
         f"'moleculenet:<name>' ({', '.join(MoleculeNet.names)}), or 'tu:<NAME>' "
         f"(e.g. {', '.join(TU_PAPER_NAMES)})"
     )
@@ -71,6 +76,8 @@ def load_dataset(name: str, root: str, **kwargs: Any) -> InMemoryDataset:
     ========================================  =====================================  ==========
     ``'solubility'``, ``'freesolv'``          :class:`SolubilityDataset`,            yes
                                               :class:`FreeSolvDataset` (shipped)
+    ``'enas6'`` (neural architectures)        :class:`NeuralArchitectures`           yes
+                                              (shipped)
     ``'ogbg-mol*'`` (e.g. ``'ogbg-molhiv'``)  :class:`OGBMolDataset`                 downloads
     ``'moleculenet:<name>'``, or a bare       :class:`MoleculeNetDataset`            downloads
     MoleculeNet name other than FreeSolv

@@ -86,6 +86,7 @@ __all__ = [
     "parse_target",
     "read_csv",
     "shipped_csv",
+    "shipped_file",
 ]
 
 log = logging.getLogger(__name__)
@@ -598,11 +599,18 @@ def shipped_csv(name: str) -> str:
     """
     if name not in SHIPPED:
         raise ValueError(f"no shipped data set {name!r}; available: {SHIPPED}")
-    for folder in (_PACKAGED, _CHECKOUT):
-        path = osp.join(folder, f"{name}.csv")
+    return shipped_file(f"{name}.csv")
+
+
+def shipped_file(filename: str, checkout_folder: str = "") -> str:
+    r"""Path of data file ``filename`` shipped with the package: its copy in ``pyg_plstm/datasets/_data/``
+    (package data), else, in a source checkout, the one in ``data/<checkout_folder>``."""
+    checkout = osp.join(_CHECKOUT, checkout_folder)
+    for folder in (_PACKAGED, checkout):
+        path = osp.join(folder, filename)
         if osp.isfile(path):
             return path
-    raise FileNotFoundError(f"{name}.csv is neither in {_PACKAGED} nor in {_CHECKOUT}; reinstall the package")
+    raise FileNotFoundError(f"{filename} is neither in {_PACKAGED} nor in {checkout}; reinstall the package")
 
 
 class SolubilityDataset(MoleculeCSVDataset):

@@ -14,6 +14,7 @@ from typing import Any, Callable, Optional
 from torch.nn import Module
 
 from pyg_plstm.checks import check_positive
+from pyg_plstm.models.dagnn import DAGNN
 from pyg_plstm.models.gnn import GNNBaseline
 from pyg_plstm.models.plstm import PLSTMNet
 
@@ -117,6 +118,11 @@ def _build_plstm(in_channels: Optional[int], out_channels: int, num_layers: int,
     return PLSTMNet(in_channels, out_channels=out_channels, num_blocks=num_layers, **kwargs)
 
 
+def _build_dagnn(in_channels: Optional[int], out_channels: int, heads: int, **kwargs: Any) -> DAGNN:
+    # DAGNN's attention scores every predecessor once: no heads to set.
+    return DAGNN(in_channels, out_channels, **kwargs)
+
+
 # OGB's depth for its graph-property GNNs; the pLSTM paper's graph setup uses 2 blocks.
 register_model("plstm", _build_plstm, default_layers=2, extra_args=(
     "block", "pos_encoding", "form", "alpha", "edge_features", "norm", "mlp_per_layer", "p_normalize",
@@ -127,3 +133,5 @@ register_model("gin", partial(GNNBaseline, "gin"), default_layers=5)
 register_model("gcn", partial(GNNBaseline, "gcn"), default_layers=5)
 register_model("gat", partial(GNNBaseline, "gat"), default_layers=5)
 register_model("gin-virtual", partial(GNNBaseline, "gin", virtual_node=True), default_layers=5)
+# The authors' depth for the NA and BN data sets: 2 layers in each direction.
+register_model("dagnn", _build_dagnn, default_layers=2)

@@ -85,6 +85,8 @@ def _split(dataset: Any, kind: str, method: str, seed: int) -> tuple[dict[str, T
         if method == "auto":
             method = "file" if dataset.report.get("split") is not None else "scaffold"
         return dataset.get_idx_split(method, *_FRACTIONS, seed=seed), method
+    if kind == "architectures" and method == "auto":
+        return dataset.get_idx_split("literature", frac_valid=_FRACTIONS[1], seed=seed), "literature"
     if method == "random":
         return random_split(len(dataset), *_FRACTIONS, seed=seed), method
     if method != "auto":
@@ -97,7 +99,7 @@ def _split(dataset: Any, kind: str, method: str, seed: int) -> tuple[dict[str, T
 def _order_arguments(dataset: str, atom_order: Optional[str]) -> dict[str, Any]:
     """The keyword arguments of ``load_dataset`` that set the atom order of data set ``dataset``."""
     from pyg_plstm.chem import MolToDAG
-    from pyg_plstm.datasets import OGBMolDataset, TUDAGDataset, dataset_class
+    from pyg_plstm.datasets import NeuralArchitectures, OGBMolDataset, TUDAGDataset, dataset_class
 
     if atom_order is None:
         return {}
@@ -105,6 +107,8 @@ def _order_arguments(dataset: str, atom_order: Optional[str]) -> dict[str, Any]:
     if issubclass(cls, TUDAGDataset):
         raise ValueError(f"--atom-order applies to molecule sets; TU data set {dataset!r} keeps the node order "
                          "of its files")
+    if issubclass(cls, NeuralArchitectures):
+        raise ValueError(f"--atom-order applies to molecule sets; {dataset!r} holds DAGs, kept as they are")
     if issubclass(cls, OGBMolDataset):
         return {"order": atom_order}
     return {"featurizer": MolToDAG(order=atom_order)}
@@ -113,10 +117,10 @@ def _order_arguments(dataset: str, atom_order: Optional[str]) -> dict[str, Any]:
 def _feature_arguments(dataset: Optional[str], features: Optional[Any], num_workers: int) -> dict[str, Any]:
     """The keyword arguments of data set ``dataset``'s class (``None``: a CSV) for molecule features
     ``features`` and ``num_workers`` processing processes; refused for sets without SMILES rows."""
-    from pyg_plstm.datasets import OGBMolDataset, TUDAGDataset, dataset_class
+    from pyg_plstm.datasets import NeuralArchitectures, OGBMolDataset, TUDAGDataset, dataset_class
 
     cls = None if dataset is None else dataset_class(dataset)[0]
-    if cls is not None and issubclass(cls, (OGBMolDataset, TUDAGDataset)):
+    if cls is not None and issubclass(cls, (OGBMolDataset, TUDAGDataset, NeuralArchitectures)):
         if features is not None:
             raise ValueError(f"molecule features apply to CSV files, the shipped sets and MoleculeNet sets, not "
                              f"to {dataset!r}")
@@ -155,8 +159,9 @@ def prepare_data(
     r"""Load a data set by name (see :func:`pyg_plstm.datasets.load_dataset`) or from ``csv``.
 
     Splits: ``'auto'`` is OGB's official split, a file's split column, the
-    scaffold split for other molecule sets and a seeded random split for TU
-    sets; ``'random'`` (80/10/10, ``split_seed``), ``'scaffold'`` and ``'file'``
+    scaffold split for other molecule sets, D-VAE's split for ``'enas6'``
+    (its train part split 90/10 into train and valid by ``split_seed``) and a
+    seeded random split for TU sets; ``'random'`` (80/10/10, ``split_seed``), ``'scaffold'`` and ``'file'``
     choose explicitly. ``task`` (molecules only) overrides the detection of
     binary vs regression targets. ``atom_order`` (molecules only; ``None``:
     :class:`~pyg_plstm.chem.MolToDAG`'s default, canonical) numbers the atoms,
@@ -173,7 +178,7 @@ def prepare_data(
     """
     from pyg_plstm.chem import ORDERS, MolToDAG
     from pyg_plstm.chem.features import MoleculeFeaturizer
-    from pyg_plstm.datasets import MoleculeCSVDataset, OGBMolDataset, TUDAGDataset, load_dataset
+    from pyg_plstm.datasets import MoleculeCSVDataset, NeuralArchitectures, OGBMolDataset, TUDAGDataset, load_dataset
     from pyg_plstm.datasets.descriptors import DescriptorTable, MoleculeFeatures
 
     if atom_order is not None and atom_order not in ORDERS:
@@ -205,6 +210,9 @@ def prepare_data(
         encoders = _molecule_encoders(ds)
     elif isinstance(ds, TUDAGDataset):
         kind, detected = "tu", Task("multiclass", ds.num_classes)
+        encoders = tu_encoders(ds)
+    elif isinstance(ds, NeuralArchitectures):
+        kind, detected = "architectures", Task("regression", 1)
         encoders = tu_encoders(ds)
     else:
         kind, detected = "molecules", detect_task(ds.y, task)
