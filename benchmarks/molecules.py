@@ -314,7 +314,8 @@ def collect(records: list[dict]) -> str:
         cells, means = [], []
         for s in sets:
             rs = by_key.get((model, s), [])
-            cells.append(_cell([r["test_rmse"] for r in rs]) + ("" if len(rs) in (0, len(SEEDS)) else f" (n={len(rs)})"))
+            partial = "" if len(rs) in (0, len(SEEDS)) else f" (n={len(rs)})"
+            cells.append(_cell([r["test_rmse"] for r in rs]) + partial)
             if rs:
                 means.append(_mean_std([r["test_rmse"] for r in rs])[0])
         mean = f"{sum(means) / len(means):.3f}" if len(means) == len(sets) else "–"
