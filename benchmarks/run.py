@@ -31,7 +31,7 @@ from torch_geometric.nn import GATConv, GINConv, TransformerConv
 from torch_geometric.utils import from_smiles as pyg_from_smiles
 
 from pyg_plstm.chem import MolToDAG, from_smiles, rdkit_quiet
-from pyg_plstm.dag import ToDAG, get_dag, prepare_dag
+from pyg_plstm.dag import DAGCollater, ToDAG, get_dag, prepare_dag
 from pyg_plstm.datasets import molecules_from_csv
 from pyg_plstm.nn import PLSTMConv
 from pyg_plstm.ops import choose_form, level_schedule, plstm_parallel, plstm_reference, plstm_scan, plstm_sparse
@@ -53,8 +53,12 @@ def smiles_list() -> list[str]:
         return [s for s in out if Chem.MolFromSmiles(s) is not None]
 
 
+def molecule_graphs(n: int) -> list[Data]:
+    return [graph for graph, _ in MolToDAG().convert_many(smiles_list()[:n])]
+
+
 def molecule_batch(n: int, device: torch.device) -> Batch:
-    return Batch.from_data_list([from_smiles(s) for s in smiles_list()[:n]]).to(device)
+    return Batch.from_data_list(molecule_graphs(n)).to(device)
 
 
 def operands(num_nodes: int, num_edges: int, num_lines: int, device: torch.device, k: int = HEAD_DIM,
@@ -112,6 +116,12 @@ def bench_layer(args: argparse.Namespace, device: torch.device) -> list[Table]:
                 layers[f"PLSTMConv {mode} ({form})"] = lambda conv=conv: conv(x, ei, dag=dag)
         conv = PLSTMConv(HIDDEN, HIDDEN, heads=HEADS).to(device)
         layers["PLSTMConv P (auto), structure in the step"] = lambda conv=conv: conv(x, ei, dag=get_dag(batch))
+        graphs = molecule_graphs(n)
+        collate = DAGCollater(conv.prepare_structure)
+
+        def collated_step(conv=conv) -> torch.Tensor:
+            return conv(x, ei, dag=get_dag(collate(graphs).to(device)))
+        layers["PLSTMConv P (auto), structure in the loader's collate, num_workers=0 (collate timed)"] = collated_step
         gin = GINConv(torch.nn.Sequential(torch.nn.Linear(HIDDEN, HIDDEN), torch.nn.ReLU(),
                                           torch.nn.Linear(HIDDEN, HIDDEN))).to(device)
         gat = GATConv(HIDDEN, HIDDEN // HEADS, heads=HEADS).to(device)
@@ -119,12 +129,17 @@ def bench_layer(args: argparse.Namespace, device: torch.device) -> list[Table]:
         layers["GINConv"] = lambda: gin(x, ei)
         layers["GATConv"] = lambda: gat(x, ei)
         layers["TransformerConv"] = lambda: tf(x, ei)
+        layers["GATConv, PyG's collate timed"] = lambda: gat(x, Batch.from_data_list(graphs).to(device).edge_index)
         times = {name: median_time(fwd_bwd(fn), device, args.repeats) for name, fn in layers.items()}
         for name, t in times.items():
             table.add(n, name, t * 1e3, t / times["GATConv"])
     table.notes.append("pLSTM rows reuse one DAG whose schedules the warm-up built, as when the DAG is built "
                        "once per batch and shared by a model's layers; the 'structure in the step' row builds "
-                       "the DAG and its schedules in every step.")
+                       "the DAG and its schedules in every step (a loop over PyG's DataLoader). With "
+                       "pyg_plstm.dag.DAGLoader the loader's collate builds them (DAGCollater with the "
+                       "model's prepare_structure): in worker processes (num_workers > 0) the step then "
+                       "costs what the reused-DAG rows show; the 'collate timed' rows time the collate "
+                       "in the step, as with num_workers=0, against GATConv with PyG's collate timed.")
     return [table]
 
 

@@ -31,7 +31,7 @@ from pyg_plstm.dag import (
     prepare_dag,
     repruned,
 )
-from pyg_plstm.dag.prepare import prepare_numbered_union, prepare_union
+from pyg_plstm.dag.prepare import prepare_numbered_graph, prepare_union, split_union
 from pyg_plstm.functional import plstm_dag
 
 from graphs import chain, diamond_stack, is_multitree, operands_for, random_dag, tailed_diamond, undirected
@@ -641,26 +641,26 @@ def test_random_pruning_draws_valid_multitrees_without_mutating():
         RandomPruning()(Data(edge_index=edge_index, num_nodes=n))
 
 
-def test_numbered_union_equals_the_general_preparation():
+def test_numbered_graph_equals_the_general_preparation():
     # Random simple undirected graphs given as both directions sorted by (src, dst): the one-pass
     # preparation of pLSTM's molecule path must equal the general orientation by node index.
     rng = np.random.default_rng(3)
-    sizes, parts = [], []
-    for n in [1, 2, 5, 9, 14, 30, 3]:
-        pairs = {(int(min(a, b)), int(max(a, b))) for a, b in rng.integers(0, n, (2 * n, 2)) if a != b}
-        ends = np.array(sorted(pairs), dtype=np.int64).reshape(-1, 2).T
-        both = np.concatenate([ends, ends[::-1]], axis=1)
-        both = both[:, np.lexsort((both[1], both[0]))] + sum(sizes)
-        sizes.append(n)
-        parts.append(both)
-    ei = np.concatenate(parts, axis=1)
-    total = sum(sizes)
-    node_graph = np.repeat(np.arange(len(sizes)), sizes)
-    fast = prepare_numbered_union(ei, total, node_graph)
-    reference = prepare_union(ei, total, np.arange(total), None, node_graph)
-    for key in ("edge_index", "kept", "line_index", "edge_level", "edge_level_rev", "multitree_mask"):
-        assert np.array_equal(getattr(fast, key), getattr(reference, key)), key
-    assert fast.multitree_mask.dtype == reference.multitree_mask.dtype == bool
+    compared = 0
+    for n in [1, 2, 3, 5, 9, 14, 30, 60]:
+        for density in [0.5, 1, 2, 4]:
+            pairs = {(int(min(a, b)), int(max(a, b))) for a, b in rng.integers(0, n, (int(density * n), 2)) if a != b}
+            ends = np.array(sorted(pairs), dtype=np.int64).reshape(-1, 2).T
+            both = np.concatenate([ends, ends[::-1]], axis=1)
+            ei = both[:, np.lexsort((both[1], both[0]))]
+            fast = prepare_numbered_graph(ei, n)
+            [reference] = split_union(prepare_union(ei, n, np.arange(n), False), np.zeros(n, dtype=np.int64),
+                                      np.array([0, n]), np.array([0, ei.shape[1]]))
+            assert list(fast) == list(reference)
+            for key, value in reference.items():
+                assert fast[key].dtype == value.dtype and fast[key].shape == value.shape, key
+                assert torch.equal(fast[key], value), key
+            compared += bool(len(pairs))
+    assert compared >= 25
 
 
 def test_dag_loader_batches_like_pyg_and_carries_the_prepared_dag():

@@ -45,7 +45,7 @@ from torch_geometric.utils.smiles import x_map as pyg_atom_vocabulary
 
 from pyg_plstm.checks import check_positive
 from pyg_plstm.dag import DAGData
-from pyg_plstm.dag.prepare import prepare_numbered_union, split_union
+from pyg_plstm.dag.prepare import prepare_numbered_graph
 
 # Importing ogb checks PyPI for a newer release unless told not to.
 os.environ.setdefault("OUTDATED_IGNORE", "1")
@@ -532,7 +532,7 @@ class MolToDAG:
 
     def from_smiles(self, smiles: str, y: Target = None) -> DAGData:
         r"""Convert a SMILES string; ``smiles`` is stored as given."""
-        return _with_dags([self._molecule_from_smiles(smiles, y)])[0]
+        return _with_dag(self._molecule_from_smiles(smiles, y))
 
     def from_rdmol(self, mol: Chem.Mol, y: Target = None) -> DAGData:
         r"""Convert an RDKit molecule (not modified; explicit hydrogen atoms are
@@ -550,13 +550,13 @@ class MolToDAG:
                 smiles = Chem.MolToSmiles(mol)
             except (ValueError, RuntimeError) as e:
                 raise ValueError(f"RDKit cannot sanitise the molecule: {e}") from None
-        return _with_dags([self._convert(mol, smiles, y, label=f"molecule {_quote(smiles)}")])[0]
+        return _with_dag(self._convert(mol, smiles, y, label=f"molecule {_quote(smiles)}"))
 
     def convert_many(self, smiles: Sequence[str], ys: Optional[Sequence[Target]] = None,
                      ) -> list[tuple[Optional[DAGData], str]]:
         r""":meth:`from_smiles` of every string (with the target ``ys[i]``),
-        the DAGs of many molecules prepared together (several times faster
-        than one call per molecule; the graphs are identical).
+        with the canonical SMILES of each prepared molecule and the reason
+        for each refused one.
 
         Returns ``(graph, canonical SMILES of the prepared molecule)`` per
         string, or ``(None, the message of the ValueError that``
@@ -564,16 +564,15 @@ class MolToDAG:
         """
         if ys is not None and len(ys) != len(smiles):
             raise ValueError(f"got {len(ys)} targets for {len(smiles)} SMILES strings")
-        converted: list[Union[_Molecule, str]] = []
+        out: list[tuple[Optional[DAGData], str]] = []
         for i, text in enumerate(smiles):
             try:
-                converted.append(self._molecule_from_smiles(text, None if ys is None else ys[i]))
+                molecule = self._molecule_from_smiles(text, None if ys is None else ys[i])
             except ValueError as e:
-                converted.append(str(e))
-        molecules = [m for m in converted if isinstance(m, _Molecule)]
-        graphs = iter([g for start in range(0, len(molecules), _UNION_SIZE)
-                       for g in _with_dags(molecules[start:start + _UNION_SIZE])])
-        return [(next(graphs), m.canonical) if isinstance(m, _Molecule) else (None, m) for m in converted]
+                out.append((None, str(e)))
+                continue
+            out.append((_with_dag(molecule), molecule.canonical))
+        return out
 
     def atom_map(self, mol: Union[str, Chem.Mol]) -> tuple[Chem.Mol, Tensor]:
         r"""Which atom every node of ``self(mol)`` is: the molecule as given, and one atom index per node.
@@ -679,33 +678,19 @@ class _Molecule(NamedTuple):
     canonical: str
 
 
-# Molecules whose DAGs are prepared in one vectorised pass.
-_UNION_SIZE = 256
+def _with_dag(molecule: _Molecule) -> DAGData:
+    r"""The :class:`DAGData` of a converted molecule, equal to ``ToDAG()`` of its graph.
 
-
-def _with_dags(molecules: Sequence[_Molecule]) -> list[DAGData]:
-    r"""The :class:`DAGData` of every molecule, equal to ``ToDAG()`` of its graph.
-
-    Nodes are numbered by the atom order that orients the bonds, so the DAGs
-    of all molecules come from one pass over their disjoint union
-    (:func:`~pyg_plstm.dag.prepare.prepare_numbered_union`), and every graph
+    Nodes are numbered by the atom order that orients the bonds and the edges
+    are sorted, so the DAG comes from plain passes over the edge list
+    (:func:`~pyg_plstm.dag.prepare.prepare_numbered_graph`), and the graph
     is built once with all its tensors.
     """
-    sizes = [m.x.shape[0] for m in molecules]
-    node_offset = np.zeros(len(molecules) + 1, dtype=np.int64)
-    np.cumsum(sizes, out=node_offset[1:])
-    edge_offset = np.zeros(len(molecules) + 1, dtype=np.int64)
-    np.cumsum([m.edge_index.shape[1] for m in molecules], out=edge_offset[1:])
-    node_graph = np.repeat(np.arange(len(molecules)), sizes)
-    edge_index = np.concatenate([m.edge_index + offset for m, offset in zip(molecules, node_offset.tolist())], axis=1)
-    prep = prepare_numbered_union(edge_index, int(node_offset[-1]), node_graph)
-    out = []
-    for m, num_nodes, structure in zip(molecules, sizes, split_union(prep, node_graph, node_offset, edge_offset)):
-        target = {} if m.y is None else {"y": m.y}
-        out.append(DAGData(x=torch.from_numpy(m.x), edge_index=torch.from_numpy(m.edge_index),
-                           edge_attr=torch.from_numpy(m.edge_attr), **target, smiles=m.smiles, num_nodes=num_nodes,
-                           **structure))
-    return out
+    target = {} if molecule.y is None else {"y": molecule.y}
+    num_nodes = molecule.x.shape[0]
+    return DAGData(x=torch.from_numpy(molecule.x), edge_index=torch.from_numpy(molecule.edge_index),
+                   edge_attr=torch.from_numpy(molecule.edge_attr), **target, smiles=molecule.smiles,
+                   num_nodes=num_nodes, **prepare_numbered_graph(molecule.edge_index, num_nodes))
 
 
 def from_smiles(

@@ -7,7 +7,10 @@ graph (in a transform or during dataset processing), never in a forward pass.
 from __future__ import annotations
 
 import copy
+import operator
+from bisect import bisect_left
 from dataclasses import dataclass
+from itertools import compress
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
@@ -68,21 +71,75 @@ def prepare_union(
     return _prepared(dag, kept, num_nodes, rank, depth, node_graph)
 
 
-def prepare_numbered_union(ei: np.ndarray, num_nodes: int, node_graph: np.ndarray) -> PreparedUnion:
-    """:func:`prepare_union` of undirected simple graphs whose nodes are
-    numbered in the orientation order (``rank`` = node index), without the
-    general orientation pass.
+def prepare_numbered_graph(ei: np.ndarray, num_nodes: int) -> dict[str, Tensor]:
+    """The structure attributes of one undirected simple graph whose nodes
+    are numbered in the orientation order, without the general orientation
+    pass: equal to :func:`split_union` of
+    ``prepare_union(ei, num_nodes, arange(num_nodes), False)``, computed by
+    plain Python passes over the edges (for molecules, a few dozen edges,
+    several times faster than NumPy's per-call costs).
 
-    ``ei`` must hold both directions of every edge, no self-loops, no
-    duplicates, and each edge's forward column (``src < dst``) before its
-    reverse, e.g. sorted by ``(src, dst)`` (molecules renumbered by their
-    canonical ranks). The DAG is then the forward columns in their order,
-    acyclic by construction, and the result equals
-    ``prepare_union(ei, num_nodes, arange(num_nodes), False, node_graph)``.
+    ``ei`` must hold both directions of every edge, sorted by ``(src, dst)``,
+    no self-loops, no duplicates (molecules renumbered by their canonical
+    ranks). The DAG is then the forward columns (``src < dst``) in their
+    order, acyclic by construction and sorted by source, so every node's
+    in-edges precede its out-edges: one pass in edge order gives the
+    longest-path depths, one in reverse order the heights, and the node
+    order is a topological order for the pruning.
     """
-    kept = np.flatnonzero(ei[0] < ei[1])
-    dag = ei[:, kept]
-    return _prepared(dag, kept, num_nodes, np.arange(num_nodes), peel_depth(dag, num_nodes), node_graph)
+    src_all, dst_all = ei.tolist()
+    forward = list(map(operator.lt, src_all, dst_all))
+    kept = list(compress(range(len(forward)), forward))
+    src = list(compress(src_all, forward))
+    dst = list(compress(dst_all, forward))
+    depth = [0] * num_nodes
+    for s, d in zip(src, dst):
+        if depth[d] <= depth[s]:
+            depth[d] = depth[s] + 1
+    height = [0] * num_nodes
+    for s, d in zip(reversed(src), reversed(dst)):
+        if height[s] <= height[d]:
+            height[s] = height[d] + 1
+    out_ptr = [bisect_left(src, v) for v in range(num_nodes + 1)]
+    line_in: list[int] = []
+    line_out: list[int] = []
+    in_edges: list[list[int]] = [[] for _ in range(num_nodes)]
+    for e, d in enumerate(dst):
+        following = range(out_ptr[d], out_ptr[d + 1])
+        line_in += [e] * len(following)
+        line_out += following
+        in_edges[d].append(e)
+    # select_parents with ranks = node index: deepest source first, then the lower source (the stable sort
+    # keeps the ascending sources); bitsets of line-graph ancestors over the edge ids. A node's first
+    # in-edge is always kept.
+    ancestors = [0] * num_nodes
+    selected = [True] * len(src)
+    for u, edges in enumerate(in_edges):
+        if len(edges) == 1:
+            e = edges[0]
+            ancestors[u] = ancestors[src[e]] | (1 << e)
+        elif edges:
+            edges.sort(key=lambda e: -depth[src[e]])
+            acc = 0
+            for e in edges:
+                anc = ancestors[src[e]] | (1 << e)
+                if acc & anc:
+                    selected[e] = False
+                else:
+                    acc |= anc
+            ancestors[u] = acc
+
+    def index_array(values: list) -> Tensor:
+        return torch.from_numpy(np.array(values, dtype=np.int64))
+
+    return {
+        "dag_edge_index": index_array([src, dst]),
+        "dag_input_edge": index_array(kept),
+        "line_index": index_array([line_in, line_out]),
+        "edge_level": index_array(list(map(depth.__getitem__, src))),
+        "edge_level_rev": index_array(list(map(height.__getitem__, dst))),
+        "multitree_mask": torch.from_numpy(np.array(list(map(selected.__getitem__, line_in)), dtype=bool)),
+    }
 
 
 def _prepared(dag: np.ndarray, kept: np.ndarray, num_nodes: int, rank: np.ndarray, depth: np.ndarray,

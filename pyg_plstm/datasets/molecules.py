@@ -190,8 +190,7 @@ def _targets(target_names: Sequence[str], cells: Optional[Sequence[str]]) -> Opt
 def _convert_chunk(featurizer: MolToDAG, target_names: Sequence[str], molecule_features: Optional[MoleculeVector],
                    rows: Sequence[Row]) -> list[tuple[Optional[DAGData], str]]:
     r"""``(prepared graph, canonical SMILES)`` or ``(None, the reason it failed)``
-    per row; the molecules are converted together by :meth:`MolToDAG.convert_many
-    <pyg_plstm.chem.MolToDAG.convert_many>` (several times faster than one call per molecule)."""
+    per row, by :meth:`MolToDAG.convert_many <pyg_plstm.chem.MolToDAG.convert_many>`."""
     parsed: list[Union[list[float], None, str]] = []
     for _, cells, _ in rows:
         try:
@@ -224,7 +223,7 @@ def _from_arrays(graph: dict) -> DAGData:
     return DAGData(**{k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in graph.items()})
 
 
-_CHUNK = 256  # rows converted (and DAG-prepared) together
+_CHUNK = 256  # rows per task (one list of results per chunk)
 
 
 def _converted(featurizer: MolToDAG, target_names: Sequence[str], molecule_features: Optional[MoleculeVector],
