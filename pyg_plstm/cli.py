@@ -594,7 +594,6 @@ def _long_range(argv: list[str]) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit status (see :data:`EXIT_STATUS`)."""
-    os.environ.setdefault("OUTDATED_IGNORE", "1")
     argv = list(sys.argv[1:] if argv is None else argv)
     # The benchmark parses its own options (including --help).
     if argv and argv[0] == "long-range":

@@ -1,24 +1,22 @@
-import os
 
-os.environ.setdefault("OUTDATED_IGNORE", "1")
 
-import csv  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-from pathlib import Path  # noqa: E402
+import csv
+import json
+import math
+from pathlib import Path
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from ogb.graphproppred.mol_encoder import AtomEncoder, BondEncoder  # noqa: E402
-from ogb.utils import smiles2graph  # noqa: E402
-from ogb.utils.features import allowable_features as ogb_vocabulary  # noqa: E402
-from rdkit import Chem, rdBase  # noqa: E402
-from torch_geometric.loader import DataLoader  # noqa: E402
-from torch_geometric.utils import from_smiles as pyg_from_smiles  # noqa: E402
-from torch_geometric.utils import scatter  # noqa: E402
+import numpy as np
+import pytest
+import torch
+from ogb.graphproppred.mol_encoder import AtomEncoder, BondEncoder
+from ogb.utils import smiles2graph
+from ogb.utils.features import allowable_features as ogb_vocabulary
+from rdkit import Chem, rdBase
+from torch_geometric.loader import DataLoader
+from torch_geometric.utils import from_smiles as pyg_from_smiles
+from torch_geometric.utils import scatter
 
-from pyg_plstm.chem import (  # noqa: E402
+from pyg_plstm.chem import (
     FEATURES,
     MAX_SMILES_ATOMS,
     MolToDAG,
@@ -31,8 +29,8 @@ from pyg_plstm.chem import (  # noqa: E402
     rdkit_quiet,
     reorder_nodes,
 )
-from pyg_plstm.chem.convert import _features, _ranked_graph, _reorder  # noqa: E402
-from pyg_plstm.dag import DAGData, ToDAG  # noqa: E402
+from pyg_plstm.chem.convert import _features, _ranked_graph, _reorder
+from pyg_plstm.dag import DAGData, ToDAG
 
 # Aromatic, charged, chiral (tetrahedral, ring), cis/trans, salts, ring fusion.
 MOLECULES = [

@@ -1,30 +1,27 @@
+import filecmp
+import functools
+import math
 import os
+import os.path as osp
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+import warnings
 
-os.environ.setdefault("OUTDATED_IGNORE", "1")
+import numpy as np
+import pytest
+import torch
+import torch_geometric.io.fs
+import torch_geometric.transforms as T
+from ogb.utils import smiles2graph
+from rdkit import Chem
+from torch_geometric.loader import DataLoader
+from torch_geometric.transforms import BaseTransform
 
-import filecmp  # noqa: E402
-import functools  # noqa: E402
-import math  # noqa: E402
-import os.path as osp  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import urllib.error  # noqa: E402
-import urllib.request  # noqa: E402
-import warnings  # noqa: E402
-
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-import torch_geometric.io.fs  # noqa: E402
-import torch_geometric.transforms as T  # noqa: E402
-from ogb.utils import smiles2graph  # noqa: E402
-from rdkit import Chem  # noqa: E402
-from torch_geometric.loader import DataLoader  # noqa: E402
-from torch_geometric.transforms import BaseTransform  # noqa: E402
-
-from pyg_plstm.chem import MolToDAG, as_target, from_smiles  # noqa: E402
-from pyg_plstm.dag import DAGData  # noqa: E402
-from pyg_plstm.datasets import (  # noqa: E402
+from pyg_plstm.chem import MolToDAG, as_target, from_smiles
+from pyg_plstm.dag import DAGData
+from pyg_plstm.datasets import (
     FreeSolvDataset,
     MoleculeCSVDataset,
     MoleculeNetDataset,
@@ -35,10 +32,10 @@ from pyg_plstm.datasets import (  # noqa: E402
     molecules_from_csv,
     shipped_csv,
 )
-from pyg_plstm.datasets.processing import DownloadError, options_key  # noqa: E402
-from pyg_plstm.splits import stratified_kfold  # noqa: E402
+from pyg_plstm.datasets.processing import DownloadError, options_key
+from pyg_plstm.splits import stratified_kfold
 
-from rawdata import OGB_SMILES, SOLUBILITY, make_esol_raw, make_ogb_raw, make_tu_raw, write  # noqa: E402
+from rawdata import OGB_SMILES, SOLUBILITY, make_esol_raw, make_ogb_raw, make_tu_raw, write
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DAG_KEYS = ["x", "edge_index", "edge_attr", "dag_edge_index", "dag_input_edge", "line_index", "edge_level",

@@ -1,19 +1,16 @@
 """Fuzzing the SMILES/CSV ingestion path: any input gives graphs or a ValueError, nothing else."""
+import csv
 import os
+import tempfile
+import warnings
 
-os.environ.setdefault("OUTDATED_IGNORE", "1")
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from rdkit import Chem
 
-import csv  # noqa: E402
-import tempfile  # noqa: E402
-import warnings  # noqa: E402
-
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from rdkit import Chem  # noqa: E402
-
-from pyg_plstm.chem import count_heavy_atoms, from_smiles, rdkit_quiet  # noqa: E402
-from pyg_plstm.dag import DAGData  # noqa: E402
-from pyg_plstm.datasets import molecules_from_csv  # noqa: E402
+from pyg_plstm.chem import count_heavy_atoms, from_smiles, rdkit_quiet
+from pyg_plstm.dag import DAGData
+from pyg_plstm.datasets import molecules_from_csv
 
 SMILES_ALPHABET = "CNOSPFIclnosBrH[]()=#@+-.%/\\0123456789*:$ "
 # Lone surrogates cannot be written to a UTF-8 file; everything else may appear.

@@ -28,7 +28,6 @@ the text, before RDKit reads them.
 from __future__ import annotations
 
 import math
-import os
 import re
 from collections import deque
 from contextlib import contextmanager
@@ -38,6 +37,8 @@ from typing import Callable, Iterator, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 import torch
+from ogb.utils.features import allowable_features as ogb_vocabulary
+from rdkit import Chem, rdBase
 from torch import Tensor
 from torch_geometric.data import Data
 from torch_geometric.utils.smiles import e_map as pyg_bond_vocabulary
@@ -46,12 +47,6 @@ from torch_geometric.utils.smiles import x_map as pyg_atom_vocabulary
 from pyg_plstm.checks import check_positive
 from pyg_plstm.dag import DAGData
 from pyg_plstm.dag.prepare import prepare_numbered_graph
-
-# Importing ogb checks PyPI for a newer release unless told not to.
-os.environ.setdefault("OUTDATED_IGNORE", "1")
-
-from ogb.utils.features import allowable_features as ogb_vocabulary  # noqa: E402
-from rdkit import Chem, rdBase  # noqa: E402
 
 __all__ = [
     "FEATURES",

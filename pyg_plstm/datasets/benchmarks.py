@@ -18,8 +18,12 @@ import warnings
 from typing import Any, Callable, Optional
 
 import numpy as np
+import ogb.graphproppred
 import pandas as pd
 import torch
+from ogb.graphproppred import PygGraphPropPredDataset
+from ogb.io.read_graph_pyg import read_graph_pyg
+from ogb.utils.url import download_url, extract_zip
 from torch import Tensor
 from torch_geometric.datasets import MoleculeNet, TUDataset
 from torch_geometric.io import read_tu_data
@@ -42,14 +46,6 @@ from pyg_plstm.datasets.processing import (
     check_num_workers,
     options_key,
 )
-
-# Importing ogb checks PyPI for a newer release unless told not to.
-os.environ.setdefault("OUTDATED_IGNORE", "1")
-
-import ogb.graphproppred  # noqa: E402
-from ogb.graphproppred import PygGraphPropPredDataset  # noqa: E402
-from ogb.io.read_graph_pyg import read_graph_pyg  # noqa: E402
-from ogb.utils.url import download_url, extract_zip  # noqa: E402
 
 __all__ = ["MoleculeNetDataset", "OGBMolDataset", "TUDAGDataset", "TU_PAPER_NAMES"]
 

@@ -1,7 +1,6 @@
 r"""Node and edge feature encoders: dense features or OGB's categorical ones to ``channels``."""
 from __future__ import annotations
 
-import os
 from typing import Optional
 
 import torch
@@ -80,7 +79,6 @@ class OGBEncoder(Module):
         super().__init__()
         check_choice("what", what, FEATURE_KINDS)
         check_positive(out_channels=out_channels)
-        os.environ.setdefault("OUTDATED_IGNORE", "1")  # ogb checks PyPI for updates on import otherwise
         from ogb.graphproppred.mol_encoder import AtomEncoder, BondEncoder
         from ogb.utils.features import get_atom_feature_dims, get_bond_feature_dims
 

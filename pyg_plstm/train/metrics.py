@@ -7,7 +7,6 @@ computed by OGB's own :class:`~ogb.graphproppred.Evaluator`.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping, Optional, Sequence
 
@@ -145,7 +144,6 @@ def evaluate(task: Task, y_true: Tensor, y_pred: Tensor) -> dict[str, float]:
 
 
 def _ogb_score(task: Task, y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    os.environ.setdefault("OUTDATED_IGNORE", "1")
     from ogb.graphproppred import Evaluator
 
     evaluator = Evaluator(task.ogb_name)
