@@ -99,6 +99,8 @@ def test_undirected_edges_give_back_the_input_bonds_with_their_features():
         want = {(int(s), int(d)): tuple(a.tolist()) for s, d, a in zip(*data.edge_index, edge_attr)}
         assert got == want
     assert undirected_edges(get_dag(data))[1] is None
+    with pytest.raises(ValueError, match="edge_attr has 3 rows"):
+        undirected_edges(get_dag(data), edge_attr[:3])
 
 
 def test_hybrid_block_equals_its_layer_by_layer_computation():

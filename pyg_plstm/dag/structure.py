@@ -305,6 +305,20 @@ class DAG:
             raise ValueError("`edge_index` is not the edge list the DAG was prepared from (same number of edges, "
                              "other edges); pass the DAG of this graph (e.g. get_dag(batch) of this batch)")
 
+    def input_edges(self, num_rows: int, what: str) -> Tensor:
+        """:obj:`input_edge` (the input edge every DAG edge came from), checked
+        once per DAG against the ``num_rows`` rows of ``what`` it will index
+        (e.g. ``edge_attr`` given like the input ``edge_index``)."""
+        def check() -> Tensor:
+            if self.input_edge is None:
+                raise ValueError(f"the DAG does not know which input edge each of its edges came from, so {what} "
+                                 "cannot be mapped; build it with ToDAG/get_dag or prepare_dag")
+            if self.num_edges and int(self.input_edge.max()) >= num_rows:
+                raise ValueError(f"{what} has {num_rows} rows but the DAG's edges come from input edges up to "
+                                 f"{int(self.input_edge.max())}; pass one row per input edge (edge_index column)")
+            return self.input_edge
+        return self.memo(("input_edge", num_rows), check)
+
     # Caches -----------------------------------------------------------------
 
     def memo(self, key: Hashable, build: Callable[[], T], nodes_only: bool = False) -> T:

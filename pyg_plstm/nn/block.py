@@ -42,10 +42,7 @@ def undirected_edges(dag: DAG, edge_attr: Optional[Tensor] = None) -> tuple[Tens
     edge_index = torch.cat([dag.edge_index, dag.edge_index.flip(0)], dim=1)
     if edge_attr is None:
         return edge_index, None
-    if dag.input_edge is None:
-        raise ValueError("the DAG does not know which input edge each of its edges came from, so `edge_attr` "
-                         "cannot be mapped; build it with ToDAG/get_dag or prepare_dag")
-    rows = edge_attr.index_select(0, dag.input_edge)
+    rows = edge_attr.index_select(0, dag.input_edges(edge_attr.size(0), "edge_attr"))
     return edge_index, torch.cat([rows, rows], dim=0)
 
 

@@ -460,7 +460,7 @@ class PLSTMConv(MessagePassing):
         edge. Host work with data-dependent sizes (building and checking structures): under
         :func:`torch.compile` it runs eagerly, a graph break, so compiled code never depends on a structure."""
         dag = self._structure(x, edge_index, batch, dag)
-        input_edge = None if edge_attr is None else self._input_edges(dag, edge_attr.size(0), "edge_attr")
+        input_edge = None if edge_attr is None else dag.input_edges(edge_attr.size(0), "edge_attr")
         return dag, self._view(dag, reverse), input_edge
 
     def _view(self, dag: DAG, reverse: bool) -> DAG:
@@ -555,20 +555,7 @@ class PLSTMConv(MessagePassing):
                              f"{edge_index.size(1)} edges")
         if self._apply_sigmoid:
             mask = mask.sigmoid()
-        return mask[self._input_edges(dag, mask.numel(), "the explainer's edge mask")].view(-1, 1)
-
-    @staticmethod
-    def _input_edges(dag: DAG, num_rows: int, what: str) -> Tensor:
-        """``dag.input_edge``, checked once per DAG against the ``num_rows`` rows it indexes."""
-        def check() -> Tensor:
-            if dag.input_edge is None:
-                raise ValueError(f"the DAG does not know which input edge each of its edges came from, so {what} "
-                                 "cannot be mapped; build it with ToDAG/get_dag or prepare_dag")
-            if dag.num_edges and int(dag.input_edge.max()) >= num_rows:
-                raise ValueError(f"{what} has {num_rows} rows but the DAG's edges come from input edges up to "
-                                 f"{int(dag.input_edge.max())}; pass one row per input edge (edge_index column)")
-            return dag.input_edge
-        return dag.memo(("input_edge", num_rows), check)
+        return mask[dag.input_edges(mask.numel(), "the explainer's edge mask")].view(-1, 1)
 
     def _check_x(self, x: Tensor) -> None:
         if not isinstance(x, Tensor) or x.dim() != 2:
