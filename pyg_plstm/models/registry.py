@@ -128,7 +128,7 @@ register_model("plstm", _build_plstm, default_layers=2, extra_args=(
     "block", "pos_encoding", "form", "alpha", "edge_features", "norm", "mlp_per_layer", "p_normalize",
     "transition_node", "prune_order", "qkv_bias", "init", "transition", "householder_steps",
     "negative_eigenvalues", "gate_bias", "norm_eps", "reverse_pruning",
-    "bidirectional", "local"))
+    "bidirectional", "local", "mlp_ratio"))
 register_model("gin", partial(GNNBaseline, "gin"), default_layers=5)
 register_model("gcn", partial(GNNBaseline, "gcn"), default_layers=5)
 register_model("gat", partial(GNNBaseline, "gat"), default_layers=5)
