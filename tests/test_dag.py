@@ -663,6 +663,25 @@ def test_numbered_graph_equals_the_general_preparation():
     assert compared >= 25
 
 
+def test_a_pickled_dag_keeps_its_input_check():
+    import pickle
+
+    edge_index = torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]])
+    dag = prepare_dag(edge_index, 3)
+    edge_index.add_(0)  # in place: a version the pickled copy does not carry
+    with pytest.raises(ValueError, match="modified in place since"):
+        dag.check_input(edge_index)
+    # Stale before pickling: stale after it too.
+    stale = pickle.loads(pickle.dumps(dag))
+    with pytest.raises(ValueError, match="modified in place since"):
+        stale.check_input(stale.input_edge_index)
+    fresh = pickle.loads(pickle.dumps(prepare_dag(edge_index, 3)))
+    fresh.check_input(fresh.input_edge_index)  # a copy with a new version counter is not stale
+    fresh.input_edge_index.add_(0)
+    with pytest.raises(ValueError, match="modified in place since"):
+        fresh.check_input(fresh.input_edge_index)
+
+
 def test_dag_loader_batches_like_pyg_and_carries_the_prepared_dag():
     from pyg_plstm.chem import from_smiles
 

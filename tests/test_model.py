@@ -427,3 +427,27 @@ def test_structure_prepared_in_the_loader_leaves_no_host_work_to_the_forward(mon
         assert torch.equal(model(batch), want)
     with pytest.raises(AssertionError, match="structure work"):
         model(Batch.from_data_list(graphs[:8]))  # without the loader, the forward builds it
+
+
+def test_structure_prepared_in_loader_workers_serves_the_forward(monkeypatch):
+    # The batches (and their DAGs, schedules included) come from a worker process, pickled: the forward
+    # must accept them as prepared (no stale-input error, no rebuild) and give the same output.
+    from torch_geometric.loader import DataLoader
+
+    import pyg_plstm.ops.schedule as schedule
+    from pyg_plstm.dag import DAGLoader
+
+    graphs = _molecules(12)
+    torch.manual_seed(0)
+    model = PLSTMNet(None, hidden_channels=16, heads=2, node_encoder="ogb", edge_encoder="ogb").eval()
+    expected = [model(batch) for batch in DataLoader(graphs, batch_size=6)]
+    collated = list(DAGLoader(graphs, batch_size=6, prepare=model.prepare_structure, num_workers=1, timeout=60))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("structure work in the forward pass")
+
+    for name in ("sort_levels", "_reachability", "_check_structure", "_layout"):
+        monkeypatch.setattr(schedule, name, refuse)
+    assert len(collated) == len(expected) == 2
+    for batch, want in zip(collated, expected):
+        assert torch.equal(model(batch), want)

@@ -173,6 +173,24 @@ class DAG:
         # What depends on the nodes and the batch only is shared by every view.
         self._node_memo: dict[Hashable, Any] = {}
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        # A tensor's version counter does not travel with it (a data loader's worker process pickles batches
+        # with their DAG): send whether the recorded input was already modified instead.
+        state["_input_version"] = None if self.input_edge_index is None else self._input_modified()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        modified = state.pop("_input_version")
+        self.__dict__.update(state)
+        self._input_version = None
+        if self.input_edge_index is not None:
+            # -1 never equals a version: a DAG that was stale before pickling stays stale.
+            self._input_version = -1 if modified else self.input_edge_index._version
+
+    def _input_modified(self) -> bool:
+        return self.input_edge_index._version != self._input_version
+
     # Sizes ------------------------------------------------------------------
 
     @property
@@ -292,7 +310,7 @@ class DAG:
         if recorded is None:
             return
         # Tensor versions are invisible to torch.compile's tracing; compiled calls skip that check.
-        if not torch.compiler.is_compiling() and recorded._version != self._input_version:
+        if not torch.compiler.is_compiling() and self._input_modified():
             raise ValueError("the `edge_index` the DAG was prepared from has been modified in place since; "
                              "prepare the DAG again")
         if edge_index is recorded:
