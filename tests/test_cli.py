@@ -191,6 +191,21 @@ def test_predict_never_writes_over_an_input_nor_silently_over_a_file(trained, ca
     assert code == 3 and "is a folder" in err and "Traceback" not in err
 
 
+def test_train_plstm_with_loader_workers_equals_training_without(trained, capsys):
+    # The batches' DAGs are prepared in the worker process and pickled to the trainer (a user's
+    # `--num-workers`); the run must equal the one that prepared them in the main process.
+    results = []
+    for workers in ("0", "1"):
+        out = trained.tmp / f"workers{workers}"
+        argv = ["train", "--csv", str(trained.tmp / "mols.csv"), "--target-col", "log_solubility", "--split",
+                "random", "--model", "plstm", "--epochs", "1", "--root", str(trained.tmp / "data"), "--out",
+                str(out), "--num-workers", workers, "--threads", "1"] + TINY_MODEL
+        code, _, err = run(argv, capsys)
+        assert code == 0, err
+        results.append(json.loads((out / "plstm" / "seed0" / "result.json").read_text())["result"]["best"])
+    assert results[0] == results[1]
+
+
 def test_train_out_must_be_a_folder_without_files_of_others(trained, tmp_path, capsys):
     argv = [a if a != str(trained.tmp / "out") else str(trained.tmp / "mols.csv") for a in trained.argv]
     code, _, err = run(argv, capsys)
