@@ -2,7 +2,7 @@
 
     python -m benchmarks.molecules --run                  # train what is missing (resumable)
     python -m benchmarks.molecules --run --models gin gat # only these models
-    python -m benchmarks.molecules                        # collect: table, learning curves
+    python -m benchmarks.molecules                        # collect: table, seed ensembles, learning curves
 
 Protocol (the same for every model): the file's train/test split (FreeSolv, which has none: a random
 80/10/10 split, seed 0), 10 % of train carved out as validation with a fixed seed, seeds 0-2, the
@@ -41,6 +41,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 RECORDS = RESULTS / "molecules.json"
 SEEDS = (0, 1, 2)
 PROTOCOL = "Protocol" + __doc__.split("Protocol")[1].split("Records")[0].rstrip()
+#: Decimals of the test labels and predictions kept in a record (far below any RMSE difference reported).
+PREDICTION_DIGITS = 5
 MOLECULEACE = ("CHEMBL4616_EC50", "CHEMBL262_Ki", "CHEMBL237_EC50", "CHEMBL233_Ki")
 
 
@@ -126,7 +128,14 @@ def _test_errors(set_name: str, predictions: list[float], graphs: Any, cliffs: d
     cliff_pred = [p for p, c in zip(predictions, flags) if c]
     cliff_true = [t for t, c in zip(true, flags) if c]
     return {"test_rmse_check": _rmse(predictions, true),
-            "cliff_rmse": _rmse(cliff_pred, cliff_true) if set_name in MOLECULEACE else None}
+            "cliff_rmse": _rmse(cliff_pred, cliff_true) if set_name in MOLECULEACE else None,
+            **test_values(true, predictions)}
+
+
+def test_values(true: list[float], predictions: list[float]) -> dict[str, list[float]]:
+    """A record's test labels and predictions (rounded: the seed ensembles are computed from them)."""
+    return {"test_labels": [round(v, PREDICTION_DIGITS) for v in true],
+            "test_predictions": [round(v, PREDICTION_DIGITS) for v in predictions]}
 
 
 def _record_from_run(set_name: str, model: str, seed: int, out: Path, command: list[str], data_root: Path) -> dict:
@@ -159,6 +168,7 @@ def _record_from_run(set_name: str, model: str, seed: int, out: Path, command: l
         "command": shlex.join(["pyg-plstm", *command]),
         "curve": {"loss": [h["loss"] for h in run["history"]],
                   "valid_rmse": [h["valid"]["rmse"] for h in run["history"]]},
+        "test_labels": errors["test_labels"], "test_predictions": errors["test_predictions"],
     }
 
 
@@ -235,7 +245,7 @@ def run_chemprop(set_name: str, seed: int, out: Path, data_root: Path, epochs: i
         "best_epoch": best_epoch, "epochs": epochs, "s_per_epoch": wall / epochs, "cpu_s_per_epoch": cpu / epochs,
         "num_parameters": None, "version": _chemprop_version(),
         "command": shlex.join(["chemprop", *shown]) + "  # data.csv, splits.json: written by benchmarks.molecules",
-        "curve": curve,
+        "curve": curve, "test_labels": errors["test_labels"], "test_predictions": errors["test_predictions"],
     }
 
 
@@ -270,11 +280,15 @@ def save_record(record: dict) -> None:
                         {"protocol": PROTOCOL})
 
 
-def run(runs: Path, models: list[str], sets: list[str], seeds: list[int], data_root: Path) -> None:
+def run(runs: Path, models: list[str], sets: list[str], seeds: list[int], data_root: Path,
+        add_predictions: bool = False) -> None:
+    """Train and record the missing runs; with ``add_predictions``, records without test predictions count as
+    missing (rebuilt from their run folder where it is still there, else retrained)."""
     from pyg_plstm.cli import main
     from pyg_plstm.train import TrainConfig
 
-    done = {(r["model"], r["set"], r["seed"]) for r in load_records()}
+    done = {(r["model"], r["set"], r["seed"]) for r in load_records()
+            if not add_predictions or r.get("test_predictions") is not None}
     for set_name in sets:
         for model in models:
             for seed in seeds:
@@ -341,6 +355,7 @@ def collect(records: list[dict]) -> str:
             digits = 1 if key == "best_epoch" else (2 if key == "s_per_epoch" else 3)
             cells = [_cell([r[key] for r in by_key.get((model, s), [])], digits) for s in cols]
             lines.append(f"| {LABELS[model]} | " + " | ".join(cells) + " |")
+    lines += _ensembles(by_key, models, sets)
     lines += _comparison(by_key, sets)
     lines += ["", "## Commands", ""]
     for model in models:
@@ -348,6 +363,38 @@ def collect(records: list[dict]) -> str:
         lines.append(f"- {LABELS[model]}: `{example['command']}`")
     lines.append("")
     return "\n".join(lines)
+
+
+def _ensembles(by_key: dict[tuple[str, str], list[dict]], models: list[str], sets: list[str]) -> list[str]:
+    """Per model and set, the ensemble of its seeds: test RMSE of the mean prediction and the Spearman
+    correlation of its errors with the seeds' spread (records that kept their test predictions only)."""
+    import numpy as np
+
+    from pyg_plstm.train.ensemble import ensemble, error_rank_correlation
+
+    rows = []
+    for model in models:
+        cells, means = [], []
+        for s in sets:
+            rs = [r for r in by_key.get((model, s), []) if r.get("test_predictions") is not None]
+            if len(rs) < 2:
+                cells.append("–")
+                continue
+            labels = np.asarray(rs[0]["test_labels"])
+            if any(r["test_labels"] != rs[0]["test_labels"] for r in rs):
+                raise ValueError(f"the seeds of {model} on {s} hold test predictions for different labels")
+            mean, std = ensemble([np.asarray(r["test_predictions"]) for r in rs])
+            rmse = float(np.sqrt(np.mean((mean - labels) ** 2)))
+            means.append(rmse)
+            cells.append(f"{rmse:.3f} ({error_rank_correlation(labels, mean, std):+.2f})")
+        if means:
+            total = f"{sum(means) / len(means):.3f}" if len(means) == len(sets) else "–"
+            rows.append(f"| {LABELS[model]} | " + " | ".join(cells) + f" | {total} |")
+    if not rows:
+        return []
+    return ["", "## Seed ensembles: test RMSE of the seeds' mean prediction (Spearman of |error| vs the seeds' "
+            "std)", "", "Models whose records kept their test predictions; the ensemble of 3 seeds costs 3 trainings.",
+            "", "| model | " + " | ".join(sets) + " | mean over sets |", "|---" * (len(sets) + 2) + "|", *rows]
 
 
 def _comparison(by_key: dict[tuple[str, str], list[dict]], sets: list[str]) -> list[str]:
@@ -428,12 +475,14 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
     parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
+    parser.add_argument("--add-predictions", action="store_true",
+                        help="with --run: also redo the records that kept no test predictions (for the ensembles)")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "molecules", help="run folders")
     parser.add_argument("--data-root", type=Path, default=ROOT / "runs" / "data", help="processed data")
     args = parser.parse_args(argv)
     os.chdir(ROOT)
     if args.run:
-        run(args.runs, args.models, args.sets, args.seeds, args.data_root)
+        run(args.runs, args.models, args.sets, args.seeds, args.data_root, args.add_predictions)
     records = load_records()
     if records:
         (RESULTS / "molecules.md").write_text(collect(records))

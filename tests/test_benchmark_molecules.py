@@ -45,6 +45,9 @@ def test_a_record_from_a_one_epoch_run_has_the_cliff_rmse_of_its_checkpoint(tmp_
     assert record["cliff_rmse"] == pytest.approx(math.sqrt(sum(errors) / len(errors)), rel=1e-6)
     assert record["test_rmse"] == pytest.approx(math.sqrt(sum((v - float(g.y)) ** 2 for v, g in zip(values, test))
                                                           / len(test)), rel=1e-5)
+    # The kept test values are the checkpoint's predictions and the labels, in test order, rounded.
+    assert record["test_labels"] == [round(float(g.y), bench.PREDICTION_DIGITS) for g in test]
+    assert record["test_predictions"] == pytest.approx(values, abs=10 ** -bench.PREDICTION_DIGITS)
 
 
 def test_the_table_gives_mean_and_std_over_seeds_and_the_mean_over_complete_rows():
@@ -57,6 +60,24 @@ def test_the_table_gives_mean_and_std_over_seeds_and_the_mean_over_complete_rows
     table = bench.collect(records)
     assert "| GIN | 1.100 ± 0.100 | 1.100 ± 0.100 | 1.100 |" in table
     assert "2.050 ± 0.071 (n=2)" in table
+
+
+def test_the_seed_ensemble_row_is_the_mean_prediction_and_ranks_errors_by_the_seeds_spread():
+    labels = [0.0, 1.0, 2.0, 3.0]
+    seeds = [[0.1, 1.0, 2.5, 2.0], [0.1, 1.2, 1.5, 4.0], [0.1, 0.8, 2.0, 3.0]]
+    records = [{"model": "gin", "set": "solubility", "seed": seed, "test_rmse": 1.0, "cliff_rmse": None,
+                "train_rmse": 0.5, "best_epoch": 10, "s_per_epoch": 1.0, "command": "pyg-plstm train gin",
+                "test_labels": labels, "test_predictions": predictions}
+               for seed, predictions in enumerate(seeds)]
+    # By hand: the mean is [0.1, 1.0, 2.0, 3.0], so only the first molecule has an error (0.1): RMSE 0.05.
+    # The seeds' spread is 0 there and positive elsewhere, so |error| and spread rank opposite ways.
+    table = bench.collect(records)
+    assert "| GIN | 0.050 (-0.77) | 0.050 |" in table
+    # A seed without kept predictions (an older record) leaves the set out of the ensemble if fewer than 2 remain.
+    older = [{k: v for k, v in r.items() if k not in ("test_labels", "test_predictions")} for r in records[1:]]
+    assert "Seed ensembles" not in bench.collect([records[0], *older])
+    with pytest.raises(ValueError, match="different labels"):
+        bench.collect([*records[:2], {**records[2], "test_labels": [9.0, 1.0, 2.0, 3.0]}])
 
 
 def test_records_of_models_this_version_does_not_know_are_kept_and_sorted_last(tmp_path, monkeypatch):
