@@ -300,8 +300,11 @@ def run(runs: Path, models: list[str], sets: list[str], seeds: list[int], data_r
                     record = run_chemprop(set_name, seed, out, data_root, TrainConfig().epochs)
                 else:
                     command = train_command(set_name, model, seed, out)
-                    if not (out / MODELS[model][1] / f"seed{seed}" / "result.json").is_file():
-                        status = main([*command, "--root", str(data_root)])
+                    run_dir = out / MODELS[model][1] / f"seed{seed}"
+                    if not (run_dir / "result.json").is_file():
+                        # An interrupted run (a killed queue) continues from its last epoch.
+                        resume = ["--resume"] if (run_dir / "last.pt").is_file() else []
+                        status = main([*command, *resume, "--root", str(data_root)])
                         if status:
                             raise RuntimeError(f"pyg-plstm {shlex.join(command)} exited {status}")
                     record = _record_from_run(set_name, model, seed, out, command[:-2], data_root)
