@@ -56,7 +56,7 @@ SETS: dict[str, list[str]] = {
     "freesolv": ["--dataset", "freesolv", "--split", "random"],
     **{name: _moleculeace(name) for name in MOLECULEACE},
 }
-#: Model key -> ``pyg-plstm train`` arguments; ``chemprop`` runs through chemprop's own command line.
+#: Model key -> ``pyg-plstm train`` arguments; the :data:`CHEMPROP_MODELS` run through chemprop's own command line.
 MODELS: dict[str, list[str]] = {
     "plstm": ["--model", "plstm"],
     "plstm-previous": ["--model", "plstm", "--plstm-config", "previous"],
@@ -75,11 +75,16 @@ MODELS: dict[str, list[str]] = {
     "gin-virtual": ["--model", "gin-virtual"],
     "dagnn": ["--model", "dagnn"],
     "chemprop": [],
+    "chemprop-rdkit2d": [],
     "ecfp-svr": ["--model", "ecfp-svr"],
     "ecfp-rf": ["--model", "ecfp-rf"],
     "plstm-rdkit2d": ["--model", "plstm", "--molecule-features", "rdkit2d"],
     "gin-rdkit2d": ["--model", "gin", "--molecule-features", "rdkit2d"],
+    "gat-rdkit2d": ["--model", "gat", "--molecule-features", "rdkit2d"],
 }
+#: chemprop models -> the arguments they add to chemprop's ``train`` and ``predict`` (molecule features: chemprop's
+#: own RDKit 2D descriptors, scaled on the training split as chemprop does by default).
+CHEMPROP_MODELS: dict[str, list[str]] = {"chemprop": [], "chemprop-rdkit2d": ["--molecule-featurizers", "rdkit_2d"]}
 LABELS = {"plstm": "pLSTM (default: BatchNorm, GINE + pLSTM blocks)",
           "plstm-previous": "pLSTM (previous default: LayerNorm, pLSTM blocks)",
           "plstm-layernorm": "ablation: default with LayerNorm", "plstm-no-local": "ablation: default without GINE",
@@ -88,9 +93,10 @@ LABELS = {"plstm": "pLSTM (default: BatchNorm, GINE + pLSTM blocks)",
           "gin-lr5e-4": "GIN, learning rate 5e-4", "gin-lr2e-3": "GIN, learning rate 2e-3",
           "gat-lr5e-4": "GAT, learning rate 5e-4", "gat-lr2e-3": "GAT, learning rate 2e-3",
           "gin": "GIN", "gat": "GAT", "dagnn": "DAGNN",
-          "gin-virtual": "GIN + virtual node", "chemprop": "chemprop D-MPNN", "ecfp-svr": "ECFP4 + SVR",
+          "gin-virtual": "GIN + virtual node", "chemprop": "chemprop D-MPNN",
+          "chemprop-rdkit2d": "chemprop D-MPNN + its RDKit 2D descriptors", "ecfp-svr": "ECFP4 + SVR",
           "ecfp-rf": "ECFP4 + random forest", "plstm-rdkit2d": "pLSTM (default) + RDKit 2D descriptors",
-          "gin-rdkit2d": "GIN + RDKit 2D descriptors"}
+          "gin-rdkit2d": "GIN + RDKit 2D descriptors", "gat-rdkit2d": "GAT + RDKit 2D descriptors"}
 
 
 def train_command(set_name: str, model: str, seed: int, out: Path) -> list[str]:
@@ -185,11 +191,12 @@ def _write_rows(path: Path, rows: list[tuple[str, float]]) -> None:
         writer.writerows(rows)
 
 
-def _chemprop_predict(chemprop: str, model_path: Path, rows: list[tuple[str, float]], work: Path) -> list[float]:
+def _chemprop_predict(chemprop: str, model_path: Path, rows: list[tuple[str, float]], work: Path,
+                      extra: list[str]) -> list[float]:
     inputs, preds = work / "predict_in.csv", work / "predict_out.csv"
     _write_rows(inputs, rows)
     subprocess.run([chemprop, "predict", "-i", str(inputs), "-s", "smiles", "--model-paths", str(model_path),
-                    "-o", str(preds), "--accelerator", "cpu", "--devices", "1", "-n", "0"],
+                    "-o", str(preds), "--accelerator", "cpu", "--devices", "1", "-n", "0", *extra],
                    check=True, capture_output=True, text=True)
     with open(preds, newline="") as f:
         reader = csv.DictReader(f)
@@ -197,8 +204,10 @@ def _chemprop_predict(chemprop: str, model_path: Path, rows: list[tuple[str, flo
         return [float(row[column]) for row in reader]
 
 
-def run_chemprop(set_name: str, seed: int, out: Path, data_root: Path, epochs: int) -> dict:
-    """chemprop v2's D-MPNN through its command line on this benchmark's split indices."""
+def run_chemprop(set_name: str, seed: int, out: Path, data_root: Path, epochs: int, model: str = "chemprop") -> dict:
+    """chemprop v2's D-MPNN (``model``, one of :data:`CHEMPROP_MODELS`) through its command line on this
+    benchmark's split indices."""
+    extra = CHEMPROP_MODELS[model]
     chemprop = shutil.which("chemprop") or str(Path(sys.executable).with_name("chemprop"))
     if not Path(chemprop).exists():
         raise RuntimeError("chemprop is not installed: pip install -e '.[bench]'")
@@ -217,7 +226,7 @@ def run_chemprop(set_name: str, seed: int, out: Path, data_root: Path, epochs: i
     command = [chemprop, "train", "-i", str(data_path), "-s", "smiles", "--target-columns", "y",
                "--task-type", "regression", "--splits-file", str(splits_path), "--epochs", str(epochs),
                "--pytorch-seed", str(seed), "-o", str(save_dir), "--accelerator", "cpu", "--devices", "1",
-               "-n", "0"]
+               "-n", "0", *extra]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     start = time.perf_counter()
     children = os.times()
@@ -231,14 +240,14 @@ def run_chemprop(set_name: str, seed: int, out: Path, data_root: Path, epochs: i
     checkpoints = sorted(save_dir.rglob("best-epoch=*.ckpt"))
     best_epoch = int(re.search(r"best-epoch=(\d+)", checkpoints[-1].name).group(1)) + 1 if checkpoints else None
     with tempfile.TemporaryDirectory() as tmp:
-        predictions = {split: _chemprop_predict(chemprop, model_path, [rows[i] for i in idx], Path(tmp))
+        predictions = {split: _chemprop_predict(chemprop, model_path, [rows[i] for i in idx], Path(tmp), extra)
                        for split, idx in split_indices.items()}
     true = {split: [rows[i][1] for i in idx] for split, idx in split_indices.items()}
     errors = _test_errors(set_name, predictions["test"], prepared.splits["test"], _cliff_flags(set_name))
     curve = _chemprop_curve(save_dir)
     shown = [os.path.relpath(c, ROOT) if c.startswith(str(ROOT)) else c for c in command[1:]]
     return {
-        "model": "chemprop", "set": set_name, "seed": seed,
+        "model": model, "set": set_name, "seed": seed,
         "test_rmse": _rmse(predictions["test"], true["test"]), "cliff_rmse": errors["cliff_rmse"],
         "train_rmse": _rmse(predictions["train"], true["train"]),
         "valid_rmse": _rmse(predictions["val"], true["val"]),
@@ -296,8 +305,8 @@ def run(runs: Path, models: list[str], sets: list[str], seeds: list[int], data_r
                     continue
                 out = runs / set_name / model
                 print(f"[molecules] {model} on {set_name}, seed {seed}", flush=True)
-                if model == "chemprop":
-                    record = run_chemprop(set_name, seed, out, data_root, TrainConfig().epochs)
+                if model in CHEMPROP_MODELS:
+                    record = run_chemprop(set_name, seed, out, data_root, TrainConfig().epochs, model)
                 else:
                     command = train_command(set_name, model, seed, out)
                     run_dir = out / MODELS[model][1] / f"seed{seed}"
