@@ -408,7 +408,8 @@ def test_inputs_on_another_device_are_refused_naming_them():
 def test_structure_prepared_in_the_loader_leaves_no_host_work_to_the_forward(monkeypatch, options):
     from torch_geometric.loader import DataLoader
 
-    import pyg_plstm.ops.schedule as schedule
+    import pyg_plstm.ops.structures as structures
+    import pyg_plstm.ops.validation as validation
     from pyg_plstm.dag import DAGLoader
 
     graphs = _molecules(20)
@@ -420,8 +421,9 @@ def test_structure_prepared_in_the_loader_leaves_no_host_work_to_the_forward(mon
     def refuse(*args, **kwargs):
         raise AssertionError("structure work in the forward pass")
 
-    for name in ("sort_levels", "_reachability", "_check_structure", "_layout"):
-        monkeypatch.setattr(schedule, name, refuse)
+    for name in ("sort_levels", "_reachability", "_layout"):
+        monkeypatch.setattr(structures, name, refuse)
+    monkeypatch.setattr(validation, "_check_structure", refuse)
     for batch, want in zip(collated, expected):
         assert get_dag(batch) is get_dag(batch)
         assert torch.equal(model(batch), want)
@@ -434,7 +436,8 @@ def test_structure_prepared_in_loader_workers_serves_the_forward(monkeypatch):
     # must accept them as prepared (no stale-input error, no rebuild) and give the same output.
     from torch_geometric.loader import DataLoader
 
-    import pyg_plstm.ops.schedule as schedule
+    import pyg_plstm.ops.structures as structures
+    import pyg_plstm.ops.validation as validation
     from pyg_plstm.dag import DAGLoader
 
     graphs = _molecules(12)
@@ -446,8 +449,9 @@ def test_structure_prepared_in_loader_workers_serves_the_forward(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("structure work in the forward pass")
 
-    for name in ("sort_levels", "_reachability", "_check_structure", "_layout"):
-        monkeypatch.setattr(schedule, name, refuse)
+    for name in ("sort_levels", "_reachability", "_layout"):
+        monkeypatch.setattr(structures, name, refuse)
+    monkeypatch.setattr(validation, "_check_structure", refuse)
     assert len(collated) == len(expected) == 2
     for batch, want in zip(collated, expected):
         assert torch.equal(model(batch), want)

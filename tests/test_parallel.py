@@ -20,7 +20,7 @@ from pyg_plstm.ops import (
     parallel_layout,
     plstm_parallel,
 )
-from pyg_plstm.ops.schedule import PARALLEL_MEMORY_LIMIT, parallel_memory
+from pyg_plstm.ops.cost import PARALLEL_MEMORY_LIMIT, parallel_memory
 
 from graphs import batched_dag, binary_tree, chain, molecules, operands_for, random_dag, undirected
 

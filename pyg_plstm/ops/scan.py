@@ -41,7 +41,7 @@ from pyg_plstm.ops.common import (
     transition_grad,
     transition_parts,
 )
-from pyg_plstm.ops.schedule import LevelSchedule, level_schedule
+from pyg_plstm.ops.structures import LevelSchedule, level_schedule
 
 __all__ = ["plstm_scan", "edge_states"]
 
