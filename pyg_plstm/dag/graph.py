@@ -73,7 +73,7 @@ def check_node_range(edge_index: np.ndarray, num_nodes: int, name: str = "edge_i
 
 
 def csr(keys: np.ndarray, num_nodes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Edge ids grouped by ``keys`` (stable) and the group pointer."""
+    """Ids grouped by ``keys`` (stable; keys in ``[0, num_nodes)``) and the group pointer."""
     perm = np.argsort(keys, kind="stable")
     ptr = np.zeros(num_nodes + 1, dtype=np.int64)
     np.cumsum(np.bincount(keys, minlength=num_nodes), out=ptr[1:])

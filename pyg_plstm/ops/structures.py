@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from pyg_plstm.dag import DAG
+from pyg_plstm.dag.graph import csr
 from pyg_plstm.ops.cost import MAX_SPARSE_PAIRS, estimated_node_pairs
 
 __all__ = ["LevelSchedule", "ParallelLayout", "Reachability", "level_schedule", "parallel_layout", "reachability",
@@ -153,10 +154,6 @@ class Reachability:
         return self.pair_edge.numel()
 
     @property
-    def num_links(self) -> int:
-        return self.link_line.numel()
-
-    @property
     def num_node_pairs(self) -> int:
         return self.node_pair_source.numel()
 
@@ -181,10 +178,8 @@ def _reachability(dag: DAG) -> Reachability:
     first = np.zeros(num_edges, dtype=np.int64)
     count = np.zeros(num_edges, dtype=np.int64)
     pair_edge, pair_source, link_from, link_to, link_line = [], [], [], [], []
-    edges_by_level = np.argsort(level, kind="stable")
-    edge_ptr = np.searchsorted(level[edges_by_level], np.arange(num_levels + 1))
-    lines_by_level = np.argsort(level[line_dst], kind="stable")
-    line_ptr = np.searchsorted(level[line_dst][lines_by_level], np.arange(num_levels + 1))
+    edges_by_level, edge_ptr = csr(level, num_levels)
+    lines_by_level, line_ptr = csr(level[line_dst], num_levels)
     total = 0
     for lvl in range(num_levels):
         edges = edges_by_level[edge_ptr[lvl]:edge_ptr[lvl + 1]]
