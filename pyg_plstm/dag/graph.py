@@ -80,6 +80,12 @@ def csr(keys: np.ndarray, num_nodes: int) -> tuple[np.ndarray, np.ndarray]:
     return perm, ptr
 
 
+def ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The positions ``starts[i] .. starts[i] + counts[i] - 1`` of every ``i``, one range after the other."""
+    ends = np.cumsum(counts)
+    return np.repeat(starts - ends + counts, counts) + np.arange(ends[-1] if ends.size else 0)
+
+
 def expand(ptr: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each entry ``i`` of ``groups``, the positions ``ptr[g] .. ptr[g+1]-1``.
 
@@ -88,8 +94,7 @@ def expand(ptr: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     """
     starts = ptr[groups]
     counts = ptr[groups + 1] - starts
-    ends = np.cumsum(counts)
-    return counts, np.repeat(starts - ends + counts, counts) + np.arange(ends[-1] if ends.size else 0)
+    return counts, ranges(starts, counts)
 
 
 def node_rank(order: Optional[Tensor | np.ndarray], num_nodes: int) -> np.ndarray:

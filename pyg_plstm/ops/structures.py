@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from pyg_plstm.dag import DAG
-from pyg_plstm.dag.graph import csr
+from pyg_plstm.dag.graph import csr, ranges
 from pyg_plstm.ops.cost import MAX_SPARSE_PAIRS, estimated_node_pairs
 
 __all__ = ["LevelSchedule", "ParallelLayout", "Reachability", "level_schedule", "parallel_layout", "reachability",
@@ -186,7 +186,7 @@ def _reachability(dag: DAG) -> Reachability:
         lines = lines_by_level[line_ptr[lvl]:line_ptr[lvl + 1]]
         feeders = line_src[lines]
         repeats = count[feeders]
-        inherited = np.repeat(first[feeders] - np.cumsum(repeats) + repeats, repeats) + np.arange(repeats.sum())
+        inherited = ranges(first[feeders], repeats)
         cand_edge = np.concatenate([edges, np.repeat(line_dst[lines], repeats)])
         cand_source = np.concatenate([src[edges], np.concatenate(pair_source)[inherited] if inherited.size
                                       else np.zeros(0, dtype=np.int64)])
