@@ -6,7 +6,7 @@ r"""The pLSTM operator's forms, one module each, all with one signature
 * :mod:`~pyg_plstm.ops.parallel`: the dense quadratic form for small graphs;
 * :mod:`~pyg_plstm.ops.sparse`: the same sum over reachable pairs only.
 
-:mod:`~pyg_plstm.ops.common` holds the level loops two forms share,
+:mod:`~pyg_plstm.ops.common` holds the level loops three forms share,
 :mod:`~pyg_plstm.ops.structures` what the forms derive from the DAG's structure,
 :mod:`~pyg_plstm.ops.validation` the checks of structure and operands and
 :mod:`~pyg_plstm.ops.cost` the measured cost model that picks a form;

@@ -1,10 +1,10 @@
-r"""Pieces shared by the level scan and the parallel form.
+r"""Pieces shared by the level scan, the parallel and the sparse form.
 
-Both forms move something along the line graph one topological level at a
-time: the level scan the :math:`K \times V` cell states, the parallel form
-scalar path weights. :func:`scan_states` and :func:`scan_adjoints` are that
-loop (and its transpose for the backward pass) on a buffer in level order, as
-laid out by :class:`~pyg_plstm.ops.structures.LevelSchedule`.
+Each moves something along a line graph one topological level at a time:
+the level scan the :math:`K \times V` cell states, the parallel and sparse
+forms scalar path weights (:func:`scan_linear`). :func:`scan_states` and
+:func:`scan_adjoints` are that loop (and its transpose for the backward pass)
+on a buffer in level order, as laid out by :class:`~pyg_plstm.ops.structures.LevelSchedule`.
 
 A transition is a scalar per line edge and head (``[L, H]``), a dense matrix
 acting on the key dimension (``[L, H, K, K]``) or a
