@@ -11,9 +11,11 @@ from torch import Tensor
 from torch_geometric.data import Batch, Data
 from torch_geometric.utils import from_smiles
 
+from pyg_plstm import chem
 from pyg_plstm.dag import DAG, ToDAG, get_dag, prepare_dag
 
 FREESOLV = Path(__file__).parents[1] / "data" / "freesolv.csv"
+SOLUBILITY = Path(__file__).parents[1] / "data" / "solubility.csv"
 
 
 def undirected(edges: list[tuple[int, int]]) -> Tensor:
@@ -74,6 +76,12 @@ def molecules(count: int) -> list[Data]:
     smiles = pd.read_csv(FREESOLV)["smiles"]
     rings = [s for s in smiles if sum(c.isdigit() for c in s) >= 4]  # fused or several rings
     return [Data(edge_index=g.edge_index, num_nodes=g.num_nodes) for g in map(from_smiles, rings[:count])]
+
+
+def solubility_molecules(count: int, start: int = 0) -> list[Data]:
+    """Molecules of data/solubility.csv with the package's (OGB) features, labelled by their position."""
+    smiles = pd.read_csv(SOLUBILITY)["smiles"].tolist()[start:start + count]
+    return [chem.from_smiles(s, y=[float(i)]) for i, s in enumerate(smiles)]
 
 
 def prepared_batch(graphs: list[Data]) -> Batch:

@@ -195,12 +195,12 @@ def test_slow_path_matches_prepared_dag_and_caches():
 
 
 def test_schedules_are_shared_between_layers(monkeypatch):
-    import pyg_plstm.ops.schedule as schedule
+    import pyg_plstm.ops.structures as structures
 
     calls = []
     for name in ("sort_levels", "_layout"):
-        original = getattr(schedule, name)
-        monkeypatch.setattr(schedule, name, lambda *a, f=original, **k: calls.append(1) or f(*a, **k))
+        original = getattr(structures, name)
+        monkeypatch.setattr(structures, name, lambda *a, f=original, **k: calls.append(1) or f(*a, **k))
     data = _molecules(1, start=50)[0]
     dag = get_dag(data)
     for mode in "PDPD":

@@ -1,7 +1,8 @@
 """Every form of the pLSTM operator against the reference form (values and all
 seven gradients, float64), exact first and second derivatives, and the
 validation every form shares. Form-specific behaviour (the parallel form's
-memory limit, the form-choice rule, schedules) is in test_parallel.py."""
+memory limit, the form-choice rule) is in test_cost.py, the schedules in
+test_structures.py."""
 from __future__ import annotations
 
 import functools

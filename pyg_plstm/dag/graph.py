@@ -73,11 +73,17 @@ def check_node_range(edge_index: np.ndarray, num_nodes: int, name: str = "edge_i
 
 
 def csr(keys: np.ndarray, num_nodes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Edge ids grouped by ``keys`` (stable) and the group pointer."""
+    """Ids grouped by ``keys`` (stable; keys in ``[0, num_nodes)``) and the group pointer."""
     perm = np.argsort(keys, kind="stable")
     ptr = np.zeros(num_nodes + 1, dtype=np.int64)
     np.cumsum(np.bincount(keys, minlength=num_nodes), out=ptr[1:])
     return perm, ptr
+
+
+def ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The positions ``starts[i] .. starts[i] + counts[i] - 1`` of every ``i``, one range after the other."""
+    ends = np.cumsum(counts)
+    return np.repeat(starts - ends + counts, counts) + np.arange(ends[-1] if ends.size else 0)
 
 
 def expand(ptr: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -88,8 +94,7 @@ def expand(ptr: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     """
     starts = ptr[groups]
     counts = ptr[groups + 1] - starts
-    ends = np.cumsum(counts)
-    return counts, np.repeat(starts - ends + counts, counts) + np.arange(ends[-1] if ends.size else 0)
+    return counts, ranges(starts, counts)
 
 
 def node_rank(order: Optional[Tensor | np.ndarray], num_nodes: int) -> np.ndarray:

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from pyg_plstm.checks import check_choice
-from pyg_plstm.dag.graph import as_index_array, node_depth, node_rank
+from pyg_plstm.dag.graph import as_index_array, csr, node_depth, node_rank
 
 __all__ = ["PRUNE_ORDERS", "multitree_mask"]
 
@@ -87,11 +87,9 @@ def authors_topological_rank(ei: np.ndarray, num_nodes: int, rank: np.ndarray, d
     src, dst = ei
     position = np.empty(num_nodes, dtype=np.int64)
     latest = np.full(num_nodes, -1, dtype=np.int64)
-    nodes_by_depth = np.argsort(depth, kind="stable")
-    node_ptr = np.zeros(int(depth.max(initial=-1)) + 2, dtype=np.int64)
-    np.cumsum(np.bincount(depth, minlength=node_ptr.size - 1), out=node_ptr[1:])
-    edges_by_depth = np.argsort(depth[dst], kind="stable")
-    edge_ptr = np.searchsorted(depth[dst][edges_by_depth], np.arange(node_ptr.size))
+    num_depths = int(depth.max(initial=-1)) + 1
+    nodes_by_depth, node_ptr = csr(depth, num_depths)
+    edges_by_depth, edge_ptr = csr(depth[dst], num_depths)
     for d in range(node_ptr.size - 1):
         edges = edges_by_depth[edge_ptr[d]:edge_ptr[d + 1]]
         np.maximum.at(latest, dst[edges], position[src[edges]])

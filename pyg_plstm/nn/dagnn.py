@@ -11,7 +11,7 @@ from torch_geometric.utils import scatter, softmax
 
 from pyg_plstm.checks import check_positive
 from pyg_plstm.dag import DAG, node_depth
-from pyg_plstm.ops.schedule import LevelSchedule, sort_levels
+from pyg_plstm.ops.structures import LevelSchedule, sort_levels
 
 __all__ = ["DAGNNConv", "node_schedule"]
 

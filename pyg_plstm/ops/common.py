@@ -1,10 +1,10 @@
-r"""Pieces shared by the level scan and the parallel form.
+r"""Pieces shared by the level scan, the parallel and the sparse form.
 
-Both forms move something along the line graph one topological level at a
-time: the level scan the :math:`K \times V` cell states, the parallel form
-scalar path weights. :func:`scan_states` and :func:`scan_adjoints` are that
-loop (and its transpose for the backward pass) on a buffer in level order, as
-laid out by :class:`~pyg_plstm.ops.schedule.LevelSchedule`.
+Each moves something along a line graph one topological level at a time:
+the level scan the :math:`K \times V` cell states, the parallel and sparse
+forms scalar path weights (:func:`scan_linear`). :func:`scan_states` and
+:func:`scan_adjoints` are that loop (and its transpose for the backward pass)
+on a buffer in level order, as laid out by :class:`~pyg_plstm.ops.structures.LevelSchedule`.
 
 A transition is a scalar per line edge and head (``[L, H]``), a dense matrix
 acting on the key dimension (``[L, H, K, K]``) or a
@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from pyg_plstm.ops.householder import Householder, Lines
-from pyg_plstm.ops.schedule import LevelSchedule
+from pyg_plstm.ops.structures import LevelSchedule
 
 __all__ = ["direct_term", "outer", "row_times", "times_col", "scan_states", "scan_adjoints",
            "scan_states_differentiable", "scan_linear", "Transition", "is_scalar", "move", "select_lines",

@@ -19,8 +19,8 @@ matrix products on ``[B, H, N_max, N_max]``.
 
 Memory is :math:`O(B H N_{\max}^2 + E H N_{\max})` for ``B`` graphs of at most
 ``N_max`` nodes: padding makes one large graph expensive for the whole batch,
-so ``form="auto"`` takes it only where :func:`~pyg_plstm.ops.schedule.form_costs` rates it
-cheapest; it refuses layouts beyond :data:`~pyg_plstm.ops.schedule.PARALLEL_MEMORY_LIMIT`.
+so ``form="auto"`` takes it only where :func:`~pyg_plstm.ops.cost.form_costs` rates it
+cheapest; it refuses layouts beyond :data:`~pyg_plstm.ops.cost.PARALLEL_MEMORY_LIMIT`.
 Why the gates are propagated level by level rather than by a dense triangular solve of
 :math:`(I - T)`: the documentation's *Performance* results.
 """
@@ -31,12 +31,8 @@ from torch import Tensor
 
 from pyg_plstm.dag import DAG
 from pyg_plstm.ops.common import direct_term, scan_linear
-from pyg_plstm.ops.schedule import (
-    PARALLEL_MEMORY_LIMIT,
-    level_schedule,
-    parallel_layout,
-    parallel_memory,
-)
+from pyg_plstm.ops.cost import PARALLEL_MEMORY_LIMIT, parallel_memory
+from pyg_plstm.ops.structures import level_schedule, parallel_layout
 
 __all__ = ["plstm_parallel"]
 
@@ -60,7 +56,7 @@ def plstm_parallel(
 
     Raises:
         ValueError: if the dense blocks would need more than
-            :data:`~pyg_plstm.ops.schedule.PARALLEL_MEMORY_LIMIT` bytes.
+            :data:`~pyg_plstm.ops.cost.PARALLEL_MEMORY_LIMIT` bytes.
     """
     levels, layout = level_schedule(dag), parallel_layout(dag)
     num_edges, heads = source.shape

@@ -41,7 +41,7 @@ from pyg_plstm.ops.common import (
     transition_grad,
     transition_parts,
 )
-from pyg_plstm.ops.schedule import LevelSchedule, level_schedule
+from pyg_plstm.ops.structures import LevelSchedule, level_schedule
 
 __all__ = ["plstm_scan", "edge_states"]
 
@@ -49,11 +49,15 @@ __all__ = ["plstm_scan", "edge_states"]
 _GATED = 5  # query, key, value, source, mark
 
 
+def _start_states(key: Tensor, value: Tensor, source: Tensor, src: Tensor) -> Tensor:
+    """``S_e k_s v_s^T`` of every edge ``e = (s -> .)``: its state before the line edges feed it."""
+    return outer(source.unsqueeze(-1) * key.index_select(0, src), value.index_select(0, src))
+
+
 def _state_path(query: Tensor, key: Tensor, value: Tensor, source: Tensor, mark: Tensor, transition: Transition,
                 src: Tensor, dst: Tensor, sched: LevelSchedule) -> Tensor:
     """The operator without its direct term, in autograd-recorded operations (inputs in level order)."""
-    state = outer(source.unsqueeze(-1) * key.index_select(0, src), value.index_select(0, src))
-    state = scan_states_differentiable(state, transition, sched)
+    state = scan_states_differentiable(_start_states(key, value, source, src), transition, sched)
     read = row_times(query.index_select(0, dst), state)
     return value.new_zeros(value.shape).index_add(0, dst, mark.unsqueeze(-1) * read)
 
@@ -68,8 +72,7 @@ class _LevelScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, src, dst, sched, query, key, value, source, mark, *parts):  # type: ignore[override]
         transition = transition_from_parts(parts)
-        k_src, v_src = key.index_select(0, src), value.index_select(0, src)
-        state = outer(source.unsqueeze(-1) * k_src, v_src)
+        state = _start_states(key, value, source, src)
         scan_states(state, transition, sched)
         read = row_times(query.index_select(0, dst), state)
         out = value.new_zeros(value.shape).index_add_(0, dst, mark.unsqueeze(-1) * read)
@@ -125,7 +128,7 @@ def edge_states(key: Tensor, value: Tensor, source: Tensor, transition: Transiti
     """The cell states ``C_e`` ``[E, H, K, V]`` of every DAG edge (``dag`` edge order), for inspection."""
     sched = level_schedule(dag)
     src = dag.edge_index[0, sched.edge_perm]
-    state = outer(source[sched.edge_perm].unsqueeze(-1) * key.index_select(0, src), value.index_select(0, src))
+    state = _start_states(key, value, source[sched.edge_perm], src)
     scan_states(state, select_lines(transition, sched.line_perm), sched)
     return state[sched.edge_pos]
 

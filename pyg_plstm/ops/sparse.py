@@ -8,7 +8,7 @@ The parallel form (paper Eq. 7) writes the operator as gated attention,
 but fills dense ``N_max x N_max`` blocks per graph: most entries are zero
 (:math:`G_{n'n} = 0` unless a path leads from :math:`n'` to :math:`n`) or
 padding. This form keeps only what is reachable
-(:class:`~pyg_plstm.ops.schedule.Reachability`): scalar path weights
+(:class:`~pyg_plstm.ops.structures.Reachability`): scalar path weights
 :math:`A_{e n'}` for the pairs (edge, source node that reaches it), scanned
 over the pair graph with one scalar per pair and head (no ``K x V`` state),
 then :math:`G` for the node pairs (source, target) and the attention-like
@@ -16,7 +16,7 @@ readout with segment sums. Time and memory are linear in the number of pairs:
 :math:`O(H\, (R_L + Q (K + V)))` for ``R_L`` pair links and ``Q`` node pairs,
 which for molecules is a small multiple of the edge count. Deep, wide DAGs
 have many pairs (up to edges x nodes per graph), so the scan is the form for
-them; :func:`~pyg_plstm.ops.schedule.choose_form` decides.
+them; :func:`~pyg_plstm.ops.cost.choose_form` decides.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from torch import Tensor
 
 from pyg_plstm.dag import DAG
 from pyg_plstm.ops.common import direct_term, scan_linear
-from pyg_plstm.ops.schedule import reachability
+from pyg_plstm.ops.structures import reachability
 
 __all__ = ["plstm_sparse"]
 

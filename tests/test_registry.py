@@ -1,4 +1,5 @@
-"""pyg_plstm.models: the make_model registry, the GNN baselines, encoders, pooling and graph-input checks."""
+"""The model registry (models/registry.py) and the models it builds: names, defaults, parameters that learn,
+edge features, encoders, pooling and the graph-input checks every model shares."""
 import inspect
 import re
 

@@ -1,0 +1,222 @@
+r"""What the operator forms derive from a DAG's structure, host work cached on
+the :class:`~pyg_plstm.DAG` (:meth:`~pyg_plstm.DAG.memo`) so that the layers of a
+model sharing one DAG build each piece once:
+
+* :class:`LevelSchedule`: edges and line edges sorted by topological level
+  (the level scan, the parallel form's gates, the sparse form's pair scan);
+* :class:`ParallelLayout`: the padding of a batch into dense blocks (parallel form);
+* :class:`Reachability`: the reachable (edge, source node) pairs (sparse form).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from pyg_plstm.dag import DAG
+from pyg_plstm.dag.graph import csr, ranges
+from pyg_plstm.ops.cost import MAX_SPARSE_PAIRS, estimated_node_pairs
+
+__all__ = ["LevelSchedule", "ParallelLayout", "Reachability", "level_schedule", "parallel_layout", "reachability",
+           "sort_levels"]
+
+
+@dataclass(frozen=True)
+class LevelSchedule:
+    """Level-sorted order of a DAG's edges and line edges (reusable across layers).
+
+    Attributes:
+        edge_perm: ``[E]`` original edge ids in level order.
+        edge_pos: ``[E]`` position of each original edge in that order.
+        line_perm: ``[L]`` line edges ordered by the level of the edge they feed.
+        line_src: ``[L]`` position (level order) of the feeding edge, in ``line_perm`` order.
+        line_dst: ``[L]`` position (level order) of the fed edge, in ``line_perm`` order.
+        fwd_ptr: line-edge block boundaries per level of the fed edge (host list).
+        bwd_perm: ``[L]`` indices into ``line_perm`` order, grouped by level of the feeding edge.
+        bwd_ptr: block boundaries of ``bwd_perm`` per level (host list).
+        edge_ptr: edge block boundaries per level (host list): the edges of level
+            ``l`` are positions ``edge_ptr[l] .. edge_ptr[l+1]-1``.
+    """
+
+    edge_perm: Tensor
+    edge_pos: Tensor
+    line_perm: Tensor
+    line_src: Tensor
+    line_dst: Tensor
+    fwd_ptr: list[int]
+    bwd_perm: Tensor
+    bwd_ptr: list[int]
+    edge_ptr: list[int]
+
+    @property
+    def num_levels(self) -> int:
+        return len(self.fwd_ptr) - 1
+
+
+def _block_ptr(sorted_levels: Tensor, num_levels: int) -> list[int]:
+    counts = torch.bincount(sorted_levels, minlength=num_levels)
+    return [0] + torch.cumsum(counts, 0).tolist()
+
+
+def level_schedule(dag: DAG) -> LevelSchedule:
+    """The level order of ``dag`` (built once per DAG view, then cached on it)."""
+    return dag.memo("level_schedule", lambda: sort_levels(dag.line_index, dag.edge_level))
+
+
+def sort_levels(line_index: Tensor, edge_level: Tensor) -> LevelSchedule:
+    """Sort the states (``edge_level``: one level per state) and their links
+    (``line_index``: pairs of states) by level, so each level is a contiguous slice."""
+    num_edges = edge_level.numel()
+    edge_level = edge_level.long()
+    edge_perm = torch.sort(edge_level, stable=True).indices
+    edge_pos = torch.empty_like(edge_perm)
+    edge_pos[edge_perm] = torch.arange(num_edges, device=edge_perm.device)
+    num_levels = int(edge_level.max()) + 1 if num_edges else 0
+
+    src_pos, dst_pos = edge_pos[line_index[0]], edge_pos[line_index[1]]
+    dst_level = edge_level[line_index[1]]
+    line_perm = torch.sort(dst_level, stable=True).indices
+    src_pos, dst_pos = src_pos[line_perm], dst_pos[line_perm]
+    fwd_ptr = _block_ptr(dst_level[line_perm], num_levels)
+
+    src_level = edge_level[line_index[0]][line_perm]
+    bwd_perm = torch.sort(src_level, stable=True).indices
+    bwd_ptr = _block_ptr(src_level[bwd_perm], num_levels)
+    edge_ptr = _block_ptr(edge_level[edge_perm], num_levels)
+    return LevelSchedule(edge_perm, edge_pos, line_perm, src_pos, dst_pos, fwd_ptr, bwd_perm, bwd_ptr, edge_ptr)
+
+
+@dataclass(frozen=True)
+class ParallelLayout:
+    """Padding of a batch of DAGs into dense per-graph blocks, for the parallel form.
+
+    Attributes:
+        num_graphs: ``B``, the number of dense blocks.
+        max_nodes: ``N_max``, the side of each block.
+        node_local: ``[N]`` position of each node within its graph.
+        node_slot: ``[N]`` row of each node in the flattened ``[B * N_max]`` blocks.
+    """
+
+    num_graphs: int
+    max_nodes: int
+    node_local: Tensor
+    node_slot: Tensor
+
+
+def parallel_layout(dag: DAG) -> ParallelLayout:
+    """The dense-block layout of ``dag``'s graphs (cached on the DAG)."""
+    return dag.memo("parallel_layout", lambda: _layout(dag), nodes_only=True)
+
+
+def _layout(dag: DAG) -> ParallelLayout:
+    batch = dag.batch.long()
+    first = dag.ptr[:-1]
+    local = torch.arange(dag.num_nodes, device=batch.device) - first[batch]
+    return ParallelLayout(dag.num_graphs, dag.max_graph_nodes, local, batch * dag.max_graph_nodes + local)
+
+
+@dataclass(frozen=True)
+class Reachability:
+    r"""Which source nodes can reach which DAG edges, for the sparse form.
+
+    A *pair* :math:`(e, n')` stands for the path weight
+    :math:`A_{e n'} = \sum_{e' \in \mathrm{out}(n')} S_{e'} P_{e'e}` of all
+    line-graph paths that start at an out-edge of :math:`n'` and end in
+    :math:`e`; only pairs with at least one such path are listed. They obey
+    :math:`A_{e n'} = [n' = \mathrm{src}(e)]\, S_e + \sum_{(f, e) \in \mathcal{L}}
+    T_{fe} A_{f n'}`: a scan over the *pair graph*, whose links
+    :math:`(f, n') \to (e, n')` each carry the transition of one line edge.
+    A *node pair* :math:`(n', n)` collects the pairs of the edges into
+    :math:`n`: :math:`G_{n' n} = \sum_{e \in \mathrm{in}(n)} M_e A_{e n'}`.
+
+    Attributes:
+        pair_edge, pair_source: ``[R]`` the edge :math:`e` and node :math:`n'` of each pair.
+        self_pair: ``[E]`` the pair :math:`(e, \mathrm{src}(e))` of every edge.
+        link_line: ``[R_L]`` the line edge whose transition each pair-graph link carries.
+        levels: level schedule of the pair graph (pairs as states, links as line edges).
+        pair_node_pair: ``[R]`` the node pair :math:`(n', \mathrm{dst}(e))` each pair adds to.
+        node_pair_source, node_pair_target: ``[Q]`` :math:`n'` and :math:`n` of each node pair.
+    """
+
+    pair_edge: Tensor
+    pair_source: Tensor
+    self_pair: Tensor
+    link_line: Tensor
+    levels: LevelSchedule
+    pair_node_pair: Tensor
+    node_pair_source: Tensor
+    node_pair_target: Tensor
+
+    @property
+    def num_pairs(self) -> int:
+        return self.pair_edge.numel()
+
+    @property
+    def num_node_pairs(self) -> int:
+        return self.node_pair_source.numel()
+
+
+def reachability(dag: DAG) -> Reachability:
+    """The pair structure of ``dag`` (host work, built once per DAG view and cached)."""
+    return dag.memo("reachability", lambda: _reachability(dag))
+
+
+def _reachability(dag: DAG) -> Reachability:
+    lower_bound = estimated_node_pairs(dag)
+    if lower_bound > MAX_SPARSE_PAIRS:
+        raise ValueError(
+            f"the sparse form would list at least {lower_bound:,} reachable (source, node) pairs (limit "
+            f"{MAX_SPARSE_PAIRS:,}): the DAG is too deep for it; use form='scan' or form='auto'")
+    device = dag.edge_index.device
+    src, dst = dag.edge_index.cpu().numpy()
+    line_src, line_dst = dag.line_index.cpu().numpy()
+    level = dag.edge_level.cpu().numpy()
+    num_edges, num_levels = src.size, dag.num_levels
+    # Pairs are created level by level; the pairs of one edge are contiguous: first[e] .. first[e] + count[e].
+    first = np.zeros(num_edges, dtype=np.int64)
+    count = np.zeros(num_edges, dtype=np.int64)
+    pair_edge, pair_source, link_from, link_to, link_line = [], [], [], [], []
+    edges_by_level, edge_ptr = csr(level, num_levels)
+    lines_by_level, line_ptr = csr(level[line_dst], num_levels)
+    total = 0
+    for lvl in range(num_levels):
+        edges = edges_by_level[edge_ptr[lvl]:edge_ptr[lvl + 1]]
+        lines = lines_by_level[line_ptr[lvl]:line_ptr[lvl + 1]]
+        feeders = line_src[lines]
+        repeats = count[feeders]
+        inherited = ranges(first[feeders], repeats)
+        cand_edge = np.concatenate([edges, np.repeat(line_dst[lines], repeats)])
+        cand_source = np.concatenate([src[edges], np.concatenate(pair_source)[inherited] if inherited.size
+                                      else np.zeros(0, dtype=np.int64)])
+        keys = cand_edge * dag.num_nodes + cand_source
+        unique, slot = np.unique(keys, return_inverse=True)
+        new_edge, new_source = unique // dag.num_nodes, unique % dag.num_nodes
+        pair_edge.append(new_edge)
+        pair_source.append(new_source)
+        edge_ids, edge_start, edge_count = np.unique(new_edge, return_index=True, return_counts=True)
+        first[edge_ids], count[edge_ids] = total + edge_start, edge_count
+        link_from.append(inherited)
+        link_to.append(total + slot[edges.size:])
+        link_line.append(np.repeat(lines, repeats))
+        total += unique.size
+
+    def cat(parts: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+    pair_edge_a, pair_source_a = cat(pair_edge), cat(pair_source)
+    links = np.stack([cat(link_from), cat(link_to)])
+    # The self pair (e, src(e)) of every edge: its source is the edge's own tail.
+    self_pair = np.flatnonzero(pair_source_a == src[pair_edge_a])
+    self_pair = self_pair[np.argsort(pair_edge_a[self_pair], kind="stable")]
+    node_keys = pair_source_a * dag.num_nodes + dst[pair_edge_a]
+    node_pairs, pair_node_pair = np.unique(node_keys, return_inverse=True)
+
+    def as_tensor(array: np.ndarray) -> Tensor:
+        return torch.from_numpy(np.ascontiguousarray(array, dtype=np.int64)).to(device)
+
+    levels = sort_levels(as_tensor(links), as_tensor(level[pair_edge_a]))
+    return Reachability(as_tensor(pair_edge_a), as_tensor(pair_source_a), as_tensor(self_pair),
+                        as_tensor(cat(link_line)), levels, as_tensor(pair_node_pair),
+                        as_tensor(node_pairs // dag.num_nodes), as_tensor(node_pairs % dag.num_nodes))
