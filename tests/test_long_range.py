@@ -195,7 +195,8 @@ def test_a_shared_out_merges_models_and_refuses_other_graphs_or_settings(tmp_pat
     assert [r["model"] for r in results["summary"]] == ["plstm-D", "gat"]
     capsys.readouterr()
     assert cli_main(base + ["--models", "gat", "--num-classes", "2"]) == 3
-    assert "holds a finished run on other data (plstm-D seed 0):\n  num_classes: 4 there, 2 now" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "holds a finished run on other data (plstm-D seed 0):\n  num_classes: 4 there, 2 now" in err
     assert cli_main(base + ["--models", "gat", "--gnn-layers", "2"]) == 3
     assert "made with other settings:\n  num_layers: 4 there, 2 now\npass --overwrite" in capsys.readouterr().err
     assert cli_main(base + ["--models", "gat", "--gnn-layers", "2", "--overwrite"]) == 0
