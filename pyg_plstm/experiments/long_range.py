@@ -8,7 +8,9 @@ recorded at once in ``--out/runs/<model>/seed<k>.json``; ``results.json``,
 ``results.md`` (the table) and ``accuracy_by_depth.png`` are rebuilt from all
 records in ``--out`` after each run, so an interrupted benchmark keeps what it
 finished, running the same command again trains only the missing runs, and
-several commands (e.g. one per model) may share a folder. The table states how
+several commands (e.g. one per model) may share a folder; the folder follows
+the rules of ``pyg-plstm train``'s (:mod:`pyg_plstm.train.run_folder`: one
+writer per run, the same refusals). The table states how
 often the label's walk survives D-mode's multitree pruning (where it does not,
 a D-mode layer cannot carry the label along it).
 
