@@ -110,3 +110,16 @@ def test_records_are_checked_ordered_and_replaced_by_model_settings(tmp_path):
                                          r"by_depth\)"):
         folder.records()
     assert load_runs(tmp_path / "empty") == []
+
+
+def test_a_started_run_needs_resume_or_overwrite_and_is_named(tmp_path):
+    folder = RunFolder(tmp_path, TRAIN_RUNS)
+    folder.run_path("gin", 0).mkdir(parents=True)
+    folder.check_started([("gin", 0)], resume=False, overwrite=False)  # an empty folder holds no run
+    (folder.run_path("gin", 0) / "last.pt").write_text("x")
+    (folder.run_path("gin", 0) / "best.pt").write_text("x")
+    with pytest.raises(ValueError, match=r"already holds runs \(.*gin/seed0/best.pt\); pass --resume to continue "
+                                         r"them, --overwrite to start them over"):
+        folder.check_started([("gat", 0), ("gin", 0)], resume=False, overwrite=False)
+    folder.check_started([("gin", 0)], resume=True, overwrite=False)
+    folder.check_started([("gin", 0)], resume=False, overwrite=True)

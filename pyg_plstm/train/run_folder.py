@@ -151,8 +151,9 @@ class RunFolder:
             return
         for model, seed in runs:
             path = self.run_path(model, seed)
-            if path.is_file() or (path.is_dir() and any(path.iterdir())):
-                raise OutputPathError(f"{self.path} already holds runs ({path}); pass --resume to continue them, "
+            held = sorted(path.iterdir()) if path.is_dir() else [path] if path.exists() else []
+            if held:
+                raise OutputPathError(f"{self.path} already holds runs ({held[0]}); pass --resume to continue them, "
                                       "--overwrite to start them over, or choose another --out")
 
     def plan(self, records: Iterable[Mapping[str, Any]], planned: Mapping[str, Mapping[str, Any]],
