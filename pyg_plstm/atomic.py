@@ -7,7 +7,7 @@ the temporary file of a writer killed outright (``kill -9``) names its
 process and is removed by the next write of the same file once that process
 is gone. A temporary file never carries the target's name, so nothing reads
 it in the target's place. Every file the package writes goes through here
-(run folders and reports: :mod:`pyg_plstm.train.files`; processed data sets:
+(run folders: :mod:`pyg_plstm.train.run_folder`; reports: :mod:`pyg_plstm.train.files`; processed data sets:
 :mod:`pyg_plstm.datasets.processing`). This module imports nothing from the package.
 """
 from __future__ import annotations

@@ -52,7 +52,7 @@ import textwrap
 import time
 import urllib.error
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 from pyg_plstm.baselines import ECFP_MODELS
 from pyg_plstm.chem import ORDERS, MolToDAG
@@ -65,7 +65,6 @@ from pyg_plstm.train.files import (
     check_not_an_input,
     check_output_dir,
     check_output_file,
-    run_lock,
 )
 from pyg_plstm.train.trainer import SCHEDULES, TrainConfig
 
@@ -306,66 +305,26 @@ def _check_train_args(args: argparse.Namespace, parser: argparse.ArgumentParser)
         parser.error(f"--model has duplicates: {args.model}")
 
 
-def _check_out(args: argparse.Namespace, out: Path, run_dirs: list[Path]) -> None:
-    """Refuse an ``--out`` that is a file, would replace an input or holds runs not meant to be replaced."""
-    from pyg_plstm.train.report import REPORT_FILES, RESULT_FILE
-
-    check_output_dir(out)
-    for name in REPORT_FILES:
-        check_not_an_input(out / name, [args.csv, args.descriptors])
-    # Graph models leave last.pt, fingerprint baselines only best.pt.
-    earlier = [d / name for d in run_dirs for name in ("last.pt", "best.pt") if (d / name).exists()]
-    if earlier and not (args.resume or args.overwrite):
-        raise OutputPathError(f"{out} already holds runs ({earlier[0]}); pass --resume to continue "
-                              "them, --overwrite to start them over, or choose another --out")
-    foreign = [out / name for name in REPORT_FILES if (out / name).exists()]
-    if foreign and not any(out.glob(f"*/seed*/{RESULT_FILE}")) and not args.overwrite:
-        raise OutputPathError(f"{foreign[0]} exists but {out} holds no finished pyg-plstm run; pass --overwrite "
-                              "to replace it, or choose another --out")
-
-
-def _check_mergeable(records: list[dict[str, Any]], data: Any, out: Path, planned: dict[str, dict[str, Any]],
-                     seeds: Sequence[int]) -> None:
-    """Refuse to add runs to ``out`` whose table they cannot share: finished runs there on another data set,
-    task, split or data content, or runs of a planned model (other seeds) made with other settings."""
+def _data_changes(data: Any) -> Callable[[Mapping[str, Any]], list[str]]:
+    """How a finished run's data differs from ``data``: data set, task, split or data content (for
+    :meth:`~pyg_plstm.train.run_folder.RunFolder.plan`)."""
     from pyg_plstm.train.fingerprint import PROCESSING_META, data_changes, scan_split
-    from pyg_plstm.train.report import json_safe, run_settings, settings_changes
+    from pyg_plstm.train.report import json_safe
 
-    if not records:
-        return
     # Compare as stored: JSON turns tuples into lists and NaN into null.
     task, meta = json.loads(json.dumps(json_safe([data.task.to_dict(), data.meta])))
     fingerprint = {split: scan_split(split, dataset)[1] for split, dataset in data.splits.items()}
-    for record in records:
+
+    def changes(record: Mapping[str, Any]) -> list[str]:
         conflicts = [f"task: {record['task']} there, {task} now"] if record.get("task") != task else []
         saved = record.get("meta", {})
         # The CSV's path may be spelled differently; its contents are compared by fingerprint.
         conflicts += [f"{key}: {saved.get(key)!r} there, {meta.get(key)!r} now"
                       for key in sorted((set(saved) | set(meta)) - {"csv", PROCESSING_META})
                       if saved.get(key) != meta.get(key)]
-        conflicts += data_changes(record.get("data"), fingerprint)
-        if conflicts:
-            raise OutputPathError(
-                f"{out} holds a finished run on other data ({record['model']} seed {record['seed']}):\n  "
-                + "\n  ".join(conflicts) + "\nits results cannot share a table with this run's; choose another --out")
-        # This command's own runs are checked by --resume (or replaced by --overwrite).
-        if record["model"] in planned and record["seed"] not in seeds:
-            changes = settings_changes(run_settings(record.get("config", {}), record.get("model_config", {})),
-                                       planned[record["model"]])
-            if changes:
-                raise OutputPathError(
-                    f"{out} holds {record['model']} seed {record['seed']} made with other settings:\n  "
-                    + "\n  ".join(changes) + "\nthe seeds of one model must share their settings to share a "
-                    "table; choose another --out")
+        return conflicts + data_changes(record.get("data"), fingerprint)
 
-
-def _sorted_runs(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Runs in the order of :data:`TRAINABLE` (models registered later after them), then by seed."""
-    def key(record: dict[str, Any]) -> tuple[int, str, int]:
-        name = record["model"]
-        return (TRAINABLE.index(name) if name in TRAINABLE else len(TRAINABLE), name, record["seed"])
-
-    return sorted(records, key=key)
+    return changes
 
 
 def plstm_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -415,7 +374,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from pyg_plstm.train.data import prepare_data
     from pyg_plstm.train.ensemble import seed_ensembles
     from pyg_plstm.train.fingerprint import PROCESSING_META
-    from pyg_plstm.train.report import load_runs, run_settings, write_report
+    from pyg_plstm.train.report import write_report
+    from pyg_plstm.train.run_folder import TRAIN_RUNS, RunFolder, run_settings
     from pyg_plstm.train.trainer import progress_enabled
 
     threads = torch.get_num_threads()
@@ -427,7 +387,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.out is None:
             # Every process must write to the folder rank 0 picked.
             args.out = D.gather_shards(f"runs/{name}-{time.strftime('%Y%m%d-%H%M%S')}", env)[0]
-        out = Path(args.out).expanduser()
+        folder = RunFolder(args.out, TRAIN_RUNS)
+        out = folder.path
         config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                              weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs,
                              schedule=args.schedule, grad_clip=args.grad_clip)
@@ -435,15 +396,13 @@ def cmd_train(args: argparse.Namespace) -> int:
                    "pooling": args.pooling, "dropout": args.dropout, "block": args.block}
         overrides = {"plstm": plstm_overrides(args),
                      **{m: {"radius": args.fp_radius, "size": args.fp_size} for m in ECFP_MODELS}}
-        run_dirs = [out / m / f"seed{s}" for m in args.model for s in args.seeds]
-        # Every run of this command is locked before it is checked, until the command ends: a second
-        # command writing one of them meanwhile is refused instead of mixing its files with these.
+        runs = [(m, s) for m in args.model for s in args.seeds]
+        # Every run of this command is locked before it is checked, until the command ends.
         if env.is_main:
-            check_output_dir(out)
-            for run_dir in run_dirs:
-                locks.enter_context(run_lock(run_dir))
+            locks.enter_context(folder.lock(runs))
         # Read-only checks, on every process: they must all stop if one does.
-        _check_out(args, out, run_dirs)
+        folder.check_reports(args.overwrite, inputs=[args.csv, args.descriptors])
+        folder.check_started(runs, args.resume, args.overwrite)
         # Rank 0 processes the raw data first so that the others only read the result.
         if not env.is_main:
             D.barrier(env)
@@ -456,7 +415,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         planned = {m: run_settings(run_config(m, config), {**model_config(m, data.task, data.encoders, **options),
                                                             **overrides.get(m, {})})
                    for m in args.model}
-        _check_mergeable(load_runs(out), data, out, planned, args.seeds)
+        # This command's own runs are checked by --resume (or replaced by --overwrite).
+        folder.plan(folder.records(), planned, args.seeds, _data_changes(data), args.overwrite, keep=False)
         if env.is_main:
             sizes = ", ".join(f"{k} {v}" for k, v in data.meta["sizes"].items())
             processing = data.meta[PROCESSING_META]
@@ -468,8 +428,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         def report(_: Any = None) -> str:
             # Rebuilt from every finished run in the folder, so a shared --out keeps earlier runs.
-            runs = _sorted_runs(load_runs(out))
-            return write_report(out, runs, data.task, data.meta, seed_ensembles(out, runs, data.task))
+            finished = folder.records(order=TRAINABLE)
+            return write_report(out, finished, data.task, data.meta, seed_ensembles(out, finished, data.task))
 
         compare_models(data, args.model, config, args.seeds, out, options, overrides,
                        on_run_end=report if env.is_main else None,

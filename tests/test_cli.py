@@ -447,3 +447,11 @@ def test_an_interrupted_train_keeps_its_finished_runs_and_exits_130(trained, mon
     # The first run finished before the interruption: it is in the table.
     summary = json.loads((out_dir / "summary.json").read_text())
     assert [(r["model"], r["seed"]) for r in summary["runs"]] == [("plstm", 0)]
+
+
+def test_an_unknown_plstm_option_is_refused_naming_it_and_the_valid_ones(tmp_path, capsys):
+    code, _, err = run(["train", "--plstm-option", "mlp_rato=2", "--root", str(tmp_path), "--out",
+                        str(tmp_path / "out")], capsys)
+    assert code == 2 and "--plstm-option 'mlp_rato=2': expected KEY=VALUE with KEY one of [" in err
+    assert "'mlp_ratio'" in err and "'householder_steps'" in err
+    assert not (tmp_path / "out").exists()

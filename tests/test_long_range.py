@@ -195,9 +195,10 @@ def test_a_shared_out_merges_models_and_refuses_other_graphs_or_settings(tmp_pat
     assert [r["model"] for r in results["summary"]] == ["plstm-D", "gat"]
     capsys.readouterr()
     assert cli_main(base + ["--models", "gat", "--num-classes", "2"]) == 3
-    assert "holds runs on other graphs" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "holds a finished run on other data (plstm-D seed 0):\n  num_classes: 4 there, 2 now" in err
     assert cli_main(base + ["--models", "gat", "--gnn-layers", "2"]) == 3
-    assert "made with other settings (num_layers: 4 there, 2 now)" in capsys.readouterr().err
+    assert "made with other settings:\n  num_layers: 4 there, 2 now\npass --overwrite" in capsys.readouterr().err
     assert cli_main(base + ["--models", "gat", "--gnn-layers", "2", "--overwrite"]) == 0
     results = json.loads((out / "results.json").read_text())
     assert [r["model_config"]["num_layers"] for r in results["summary"]] == [2, 2]
@@ -207,7 +208,7 @@ def test_a_shared_out_merges_models_and_refuses_other_graphs_or_settings(tmp_pat
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "results.md").write_text("my notes")
     assert cli_main(["long-range", "--out", str(tmp_path / "notes"), *TINY]) == 3
-    assert "holds no long-range run records; pass --overwrite" in capsys.readouterr().err
+    assert "holds no finished long-range run; pass --overwrite" in capsys.readouterr().err
     assert (tmp_path / "notes" / "results.md").read_text() == "my notes"
 
 

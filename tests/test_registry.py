@@ -10,8 +10,18 @@ from torch_geometric.data import Batch, Data
 import pyg_plstm.models.registry as registry
 from pyg_plstm import DAGData, ToDAG
 from pyg_plstm.chem import MolToDAG
-from pyg_plstm.models import MODEL_NAMES, POOLINGS, GNNBaseline, PLSTMNet, graph_inputs, make_model, model_names
-from pyg_plstm.nn import GraphPooling, LinearEncoder, OGBEncoder, make_encoder
+from pyg_plstm.models import (
+    DAGNN,
+    MODEL_NAMES,
+    POOLINGS,
+    GNNBaseline,
+    PLSTMNet,
+    graph_inputs,
+    make_model,
+    model_arguments,
+    model_names,
+)
+from pyg_plstm.nn import GraphPooling, LinearEncoder, OGBEncoder, PLSTMBlock, PLSTMConv, make_encoder
 
 SMILES = ["CCO", "c1ccccc1O", "CC(=O)N", "C"]
 
@@ -92,7 +102,8 @@ def test_register_model_adds_a_name_to_make_model(monkeypatch):
         built.update(num_layers=num_layers, width=width, **common)
         return torch.nn.Linear(in_channels, out_channels)
 
-    registry.register_model("tiny", build, default_layers=3, extra_args=("width",))
+    # Its own argument is read from its signature.
+    registry.register_model("tiny", build, default_layers=3)
     assert model_names()[-1] == "tiny" and "tiny" not in MODEL_NAMES
     assert isinstance(make_model("tiny", 4, 2, width=7), torch.nn.Linear)
     assert built["num_layers"] == 3 and built["width"] == 7 and built["pooling"] == "mean"
@@ -126,8 +137,35 @@ def test_make_model_defaults_are_the_models_defaults():
     assert passed == {"block", "pos_encoding", "form", "alpha", "edge_features", "norm", "local"}
     for arg in sorted(passed):
         make_model("plstm", 9, 1, hidden_channels=8, heads=2, **{arg: plstm[arg].default})
-        with pytest.raises(ValueError, match=rf"model 'gcn' does not take the argument\(s\) \['{arg}'\]$"):
+        with pytest.raises(ValueError, match=rf"model 'gcn' does not take the argument\(s\) \['{arg}'\]; its own "
+                                             r"arguments are \['virtual_node'\]$"):
             make_model("gcn", 9, 1, **{arg: None})
+
+
+def _optional_parameters(cls) -> dict:
+    return {name: p.default for name, p in inspect.signature(cls).parameters.items() if p.default is not p.empty}
+
+
+def test_model_arguments_are_the_constructor_parameters_make_model_does_not_set():
+    common = set(inspect.signature(make_model).parameters)
+    # pLSTM passes its other arguments on to every block and layer; each sets the depth / layer pattern of the next.
+    chain = {**_optional_parameters(PLSTMConv), **_optional_parameters(PLSTMBlock), **_optional_parameters(PLSTMNet)}
+    options = set(chain) - common - {"num_blocks", "pattern", "mode"}
+    assert set(model_arguments("plstm")) == options
+    for name in ("gin", "gcn", "gat", "gin-virtual"):
+        assert set(model_arguments(name)) == set(_optional_parameters(GNNBaseline)) - common == {"virtual_node"}
+    assert set(model_arguments("dagnn")) == set(_optional_parameters(DAGNN)) - common == set()
+    # Every one of them reaches the model: its default builds it, another value changes it.
+    for name in sorted(options):
+        make_model("plstm", 9, 1, hidden_channels=8, heads=2, **{name: chain[name]})
+    model = make_model("plstm", 9, 1, hidden_channels=8, heads=2, mlp_ratio=3, qk_channels=5)
+    assert model.blocks[0].mlps[0][0].out_features == 24 and model.blocks[1].convs[0].qk_channels == 5
+
+
+def test_an_unknown_model_argument_is_refused_naming_it_and_the_valid_ones():
+    with pytest.raises(ValueError, match=r"model 'plstm' does not take the argument\(s\) \['mlp_rato'\]; its own "
+                                         r"arguments are \['block', .*'mlp_ratio', .*\]"):
+        make_model("plstm", 9, 1, mlp_rato=2)
 
 
 def test_factory_builds_the_named_architecture():

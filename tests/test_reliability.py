@@ -13,7 +13,7 @@ from test_cli import TINY_MODEL, first_rows, run
 
 import pyg_plstm.train.compare
 import pyg_plstm.train.trainer
-from pyg_plstm.train.report import load_runs
+from pyg_plstm.train import load_runs
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 # A train command that stops in its first run, holding that run, until it is killed.

@@ -8,7 +8,9 @@ recorded at once in ``--out/runs/<model>/seed<k>.json``; ``results.json``,
 ``results.md`` (the table) and ``accuracy_by_depth.png`` are rebuilt from all
 records in ``--out`` after each run, so an interrupted benchmark keeps what it
 finished, running the same command again trains only the missing runs, and
-several commands (e.g. one per model) may share a folder. The table states how
+several commands (e.g. one per model) may share a folder; the folder follows
+the rules of ``pyg-plstm train``'s (:mod:`pyg_plstm.train.run_folder`: one
+writer per run, the same refusals). The table states how
 often the label's walk survives D-mode's multitree pruning (where it does not,
 a D-mode layer cannot carry the label along it).
 
@@ -49,8 +51,9 @@ from pyg_plstm.datasets.synthetic import TASKS as WALK_TASKS
 from pyg_plstm.models import POOLINGS
 from pyg_plstm.train import Task, TrainConfig, fit, load_model, predict
 from pyg_plstm.train.compare import model_config as train_model_config
-from pyg_plstm.train.files import OutputPathError, atomic_open, atomic_write, check_output_dir
-from pyg_plstm.train.report import json_safe, markdown_table, mean_std, run_settings, settings_changes, summarize
+from pyg_plstm.train.files import atomic_open, atomic_write
+from pyg_plstm.train.report import json_safe, markdown_table, mean_std, summarize
+from pyg_plstm.train.run_folder import Layout, RunFolder, run_settings
 
 __all__ = ["D_PRUNINGS", "MODELS", "DEFAULT_MODELS", "HOUSEHOLDER_MODELS", "STATE_TASKS", "TASKS", "RESULT_FILES",
            "LongRangeConfig", "message_passing_view", "model_config",
@@ -67,6 +70,9 @@ HOUSEHOLDER_MODELS = tuple(f"plstm-{block}-hh{steps}{sign}" for block in ("P", "
 MODELS = DEFAULT_MODELS + HOUSEHOLDER_MODELS
 _PLSTM_NAME = re.compile(r"plstm-(?P<block>PD|P|D)(?:-hh(?P<steps>\d+)(?P<pos>-pos)?)?$")
 RESULT_FILES = ("results.json", "results.md", "accuracy_by_depth.png")
+# A run is its record, written once it has finished.
+RUNS = Layout(run="runs/{model}/seed{seed}.json", record="runs/{model}/seed{seed}.json", reports=RESULT_FILES,
+              what="long-range run", fields=("model", "seed", "result", "data", "by_depth"))
 # The fields that define the graphs: one table only holds runs on the same ones.
 # D-mode's multitree: prepared once ("fixed"), reversed layers re-pruned in their own direction
 # ("own-reverse"), or drawn afresh for every training graph in every epoch ("random").
@@ -280,57 +286,27 @@ def _run_one(model: str, seed: int, splits: dict[str, list[Data]], config: LongR
             "by_depth": _accuracy_by_depth(np.concatenate(correct), np.concatenate(depth))}
 
 
-def _record_path(out: Path, model: str, seed: int) -> Path:
-    return out / "runs" / model / f"seed{seed}.json"
-
-
 def load_records(out_dir: str | Path) -> list[dict[str, Any]]:
     """The records of the finished runs in ``out_dir`` (``runs/<model>/seed<k>.json``), in :data:`MODELS` order."""
-    records = []
-    for path in Path(out_dir).glob("runs/*/seed*.json"):
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, ValueError) as err:
-            raise ValueError(f"{path} is not a readable run record: {err}") from err
-        if not isinstance(record, dict) or record.get("model") not in MODELS or "by_depth" not in record:
-            raise ValueError(f"{path} is not a long-range run record")
-        records.append(record)
-    return sorted(records, key=lambda r: (MODELS.index(r["model"]), r["seed"]))
-
-
-def _settings(record: Mapping[str, Any]) -> dict[str, Any]:
-    return {"model_config": record["model_config"], "config": record["config"]}
-
-
-def _kept_runs(out: Path, config: LongRangeConfig, records: Sequence[Mapping[str, Any]],
-               overwrite: bool) -> set[tuple[str, int]]:
-    """The runs of ``config`` that ``out`` already holds; refuses records that cannot share their table."""
-    foreign = [out / name for name in RESULT_FILES if (out / name).exists()]
-    if foreign and not records and not overwrite:
-        raise OutputPathError(f"{foreign[0]} exists but {out} holds no long-range run records; pass --overwrite "
-                              "to replace it, or choose another --out")
-    data = config.data_settings()
-    planned = {m: run_settings(dataclasses.asdict(config.train_config(0)), model_config(m, config))
-               for m in config.models}
-    kept = set()
+    folder = RunFolder(out_dir, RUNS)
+    records = folder.records(order=MODELS)
     for record in records:
-        model, seed = record["model"], record["seed"]
-        if record["data"] != data:
-            changes = [f"{k}: {record['data'].get(k)!r} there, {v!r} now" for k, v in data.items()
-                       if record["data"].get(k) != v]
-            raise OutputPathError(f"{out} holds runs on other graphs ({model} seed {seed}: {'; '.join(changes)}); "
-                                  "one table holds one setting: choose another --out")
-        if model not in planned:
-            continue
-        changes = settings_changes(_settings(record), planned[model])
-        if not changes:
-            kept.add((model, seed))
-        elif not (overwrite and seed in config.seeds):
-            advice = "pass --overwrite to retrain it" if seed in config.seeds else \
-                "the seeds of one model must share their settings to share a table"
-            raise OutputPathError(f"{out} holds {model} seed {seed} made with other settings ({'; '.join(changes)}); "
-                                  f"{advice}, or choose another --out")
-    return kept
+        if record["model"] not in MODELS:
+            raise ValueError(f"{folder.record_path(record['model'], record['seed'])} is not a long-range run record "
+                             f"(unknown model {record['model']!r})")
+    return records
+
+
+def _data_changes(config: LongRangeConfig) -> Callable[[Mapping[str, Any]], list[str]]:
+    """How a record's graphs differ from those of ``config``."""
+    data = config.data_settings()
+
+    def changes(record: Mapping[str, Any]) -> list[str]:
+        saved = record["data"]
+        return [f"{key}: {saved.get(key)!r} there, {data.get(key)!r} now" for key in sorted(set(saved) | set(data))
+                if saved.get(key) != data.get(key)]
+
+    return changes
 
 
 def run(config: LongRangeConfig, out_dir: str | Path, overwrite: bool = False,
@@ -339,36 +315,41 @@ def run(config: LongRangeConfig, out_dir: str | Path, overwrite: bool = False,
     r"""Train and evaluate every model with every seed, recording each run in ``out_dir`` as it finishes.
 
     Runs ``out_dir`` already holds with the same settings are kept, not
-    retrained; ``overwrite`` retrains those it holds with other settings.
-    Returns the results of every run in ``out_dir`` (see :func:`write_outputs`).
+    retrained; ``overwrite`` retrains those it holds with other settings
+    (:meth:`~pyg_plstm.train.run_folder.RunFolder.plan`). Every run of the call
+    is locked while it lasts. Returns the results of every run in ``out_dir``
+    (see :func:`write_outputs`).
     """
-    out = check_output_dir(out_dir)
-    kept = _kept_runs(out, config, load_records(out), overwrite)
+    folder = RunFolder(out_dir, RUNS)
+    out = folder.path
+    planned = {m: run_settings(dataclasses.asdict(config.train_config(0)), model_config(m, config))
+               for m in config.models}
     results = None
-    for seed in config.seeds:
-        todo = [m for m in config.models if (m, seed) not in kept]
-        for model in config.models:
-            if (model, seed) in kept:
-                log(f"{model:>9} seed {seed}: kept from {_record_path(out, model, seed)}")
-        if not todo:
-            continue
-        splits = _splits(config, seed)
-        survival = {split: [sum(walk_survives_multitree(d) for d in splits[split]), len(splits[split])]
-                    for split in ("test_id", "test_ood")}
-        mp_splits = {name: [message_passing_view(d) for d in data] for name, data in splits.items()}
-        for model in todo:
-            start = time.perf_counter()
-            record = _run_one(model, seed, splits if model.startswith("plstm-") else mp_splits, config, epoch_log)
-            record.update(walk_survives_multitree=survival, command=command)
-            # A retrained model's runs with other settings are replaced: one table row, one setting.
-            for stale in load_records(out):
-                if stale["model"] == model and settings_changes(_settings(stale), _settings(record)):
-                    _record_path(out, model, stale["seed"]).unlink()
-            atomic_write(_record_path(out, model, seed), json.dumps(json_safe(record), indent=2))
-            results = write_outputs(out)
-            log(f"{model:>9} seed {seed}: in-dist {record['result']['best']['test_id']['acc']:.3f} | extrapolation "
-                f"{record['result']['best']['test_ood']['acc']:.3f} | best epoch {record['result']['best_epoch']} | "
-                f"{time.perf_counter() - start:.0f}s")
+    with folder.lock((m, s) for s in config.seeds for m in config.models):
+        folder.check_reports(overwrite)
+        kept = folder.plan(load_records(out), planned, config.seeds, _data_changes(config), overwrite, keep=True)
+        for seed in config.seeds:
+            todo = [m for m in config.models if (m, seed) not in kept]
+            for model in config.models:
+                if (model, seed) in kept:
+                    log(f"{model:>9} seed {seed}: kept from {folder.record_path(model, seed)}")
+            if not todo:
+                continue
+            splits = _splits(config, seed)
+            survival = {split: [sum(walk_survives_multitree(d) for d in splits[split]), len(splits[split])]
+                        for split in ("test_id", "test_ood")}
+            mp_splits = {name: [message_passing_view(d) for d in data] for name, data in splits.items()}
+            for model in todo:
+                start = time.perf_counter()
+                record = _run_one(model, seed, splits if model.startswith("plstm-") else mp_splits, config,
+                                  epoch_log)
+                record.update(walk_survives_multitree=survival, command=command)
+                folder.write_record(record)
+                results = write_outputs(out)
+                best = record["result"]["best"]
+                log(f"{model:>9} seed {seed}: in-dist {best['test_id']['acc']:.3f} | extrapolation "
+                    f"{best['test_ood']['acc']:.3f} | best epoch {record['result']['best_epoch']} | "
+                    f"{time.perf_counter() - start:.0f}s")
     return results if results is not None else write_outputs(out)
 
 

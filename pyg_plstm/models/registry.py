@@ -7,9 +7,10 @@ models join with :func:`register_model`.
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 from torch.nn import Module
 
@@ -17,24 +18,58 @@ from pyg_plstm.checks import check_positive
 from pyg_plstm.models.dagnn import DAGNN
 from pyg_plstm.models.gnn import GNNBaseline
 from pyg_plstm.models.plstm import PLSTMNet
+from pyg_plstm.nn.block import PLSTMBlock
+from pyg_plstm.nn.conv import PLSTMConv
 
-__all__ = ["make_model", "model_arguments", "model_names", "register_model"]
+__all__ = ["forwarding_signature", "make_model", "model_arguments", "model_names", "register_model"]
 
 
 @dataclass(frozen=True)
 class _ModelSpec:
-    """A registered model: how to build it, its usual depth and the arguments it adds."""
+    """A registered model: how to build it, its usual depth and the arguments it adds (its builder's)."""
 
     builder: Callable[..., Module]
     default_layers: int
-    extra_args: tuple[str, ...] = ()
+    options: tuple[str, ...]
 
 
 _MODELS: dict[str, _ModelSpec] = {}
 
 
-def register_model(name: str, builder: Callable[..., Module], default_layers: int,
-                   extra_args: tuple[str, ...] = ()) -> None:
+def _keyword_parameters(function: Callable[..., Any], taken: Sequence[str] = ()) -> list[inspect.Parameter]:
+    """The parameters of ``function`` a caller may set by keyword and may leave out, but ``taken``."""
+    return [p for p in inspect.signature(function).parameters.values()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.default is not p.empty
+            and p.name not in taken]
+
+
+def _builder_options(builder: Callable[..., Any]) -> tuple[str, ...]:
+    """The keyword arguments ``builder`` takes beyond those :func:`make_model` passes every builder."""
+    common = [name for name in inspect.signature(make_model).parameters if name not in ("name", "model_kwargs")]
+    return tuple(p.name for p in _keyword_parameters(builder, common))
+
+
+def forwarding_signature(function: Callable[..., Any],
+                         *chain: tuple[Callable[..., Any], Sequence[str]]) -> inspect.Signature:
+    r"""The signature of ``function`` with its ``**kwargs`` replaced by the keyword arguments they reach.
+
+    ``chain`` lists, in turn, what each ``**kwargs`` is passed on to (the
+    first gets ``function``'s, the next the first's ``**kwargs``, ...),
+    each with the arguments its caller sets under another name. An argument
+    a caller takes itself is set by that caller, so it is not passed on.
+    Set as a builder's ``__signature__``, it shows :func:`register_model` the
+    options the builder passes through.
+    """
+    params = [p for p in inspect.signature(function).parameters.values() if p.kind is not p.VAR_KEYWORD]
+    taken = {p.name for p in params}
+    for callee, set_by_caller in chain:
+        passed = _keyword_parameters(callee, [*taken, *set_by_caller])
+        params += [p.replace(kind=p.KEYWORD_ONLY) for p in passed]
+        taken |= {p.name for p in passed} | set(set_by_caller)
+    return inspect.Signature(params)
+
+
+def register_model(name: str, builder: Callable[..., Module], default_layers: int) -> None:
     r"""Make :func:`make_model` build ``name`` with ``builder``.
 
     Args:
@@ -43,11 +78,12 @@ def register_model(name: str, builder: Callable[..., Module], default_layers: in
             hidden_channels=..., num_layers=..., heads=..., edge_dim=...,
             node_encoder=..., edge_encoder=..., pooling=..., dropout=...,
             **extra)`` (plus ``molecule_dim=...`` when :func:`make_model` gets
-            one) and returns the model.
+            one) and returns the model. Its other keyword arguments with a
+            default (read from its signature, see :func:`forwarding_signature`
+            for a builder passing ``**kwargs`` on) are the model's own
+            (:func:`model_arguments`); :func:`make_model` refuses any other.
         default_layers (int): The depth used when :func:`make_model` gets
             ``num_layers=None``.
-        extra_args (tuple of str, optional): Keyword arguments the model takes
-            beyond :func:`make_model`'s; any other is refused.
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"a model name must be a non-empty string, got {name!r}")
@@ -56,14 +92,14 @@ def register_model(name: str, builder: Callable[..., Module], default_layers: in
     if not callable(builder):
         raise ValueError(f"the builder of model {name!r} must be callable, got {type(builder).__name__}")
     check_positive(default_layers=default_layers)
-    _MODELS[name] = _ModelSpec(builder, default_layers, tuple(extra_args))
+    _MODELS[name] = _ModelSpec(builder, default_layers, _builder_options(builder))
 
 
 def model_arguments(name: str) -> tuple[str, ...]:
     """The keyword arguments model ``name`` takes beyond :func:`make_model`'s own."""
     if name not in _MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {model_names()}")
-    return _MODELS[name].extra_args
+    return _MODELS[name].options
 
 
 def model_names() -> tuple[str, ...]:
@@ -92,16 +128,16 @@ def make_model(
     picks the model's usual depth (2 pLSTM blocks, 5 GNN layers as in OGB).
     ``molecule_dim`` molecule-level features per graph join the pooled
     embedding before the head (see :class:`~pyg_plstm.models.PLSTMNet`).
-    ``model_kwargs`` are the model's own arguments (for ``"plstm"``:
-    ``block``, ``pos_encoding``, ``form``, ``alpha`` of
-    :class:`~pyg_plstm.models.PLSTMNet`); other models refuse them.
+    ``model_kwargs`` are the model's own arguments (:func:`model_arguments`;
+    for ``"plstm"`` those of :class:`~pyg_plstm.models.PLSTMNet`, e.g.
+    ``block``, and of the blocks and layers it builds); others are refused.
     """
     spec = _MODELS.get(name)
     if spec is None:
         raise ValueError(f"unknown model {name!r}; choose one of {model_names()}")
-    refused = sorted(set(model_kwargs) - set(spec.extra_args))
+    refused = sorted(set(model_kwargs) - set(spec.options))
     if refused:
-        takes = f"; its own arguments are {list(spec.extra_args)}" if spec.extra_args else ""
+        takes = f"; its own arguments are {list(spec.options)}" if spec.options else ""
         raise ValueError(f"model {name!r} does not take the argument(s) {refused}{takes}")
     if molecule_dim is not None:
         # Only then: builders registered before molecule features existed need not take it.
@@ -123,12 +159,12 @@ def _build_dagnn(in_channels: Optional[int], out_channels: int, heads: int, **kw
     return DAGNN(in_channels, out_channels, **kwargs)
 
 
+# PLSTMNet's **block_kwargs reach every PLSTMBlock, whose **conv_kwargs reach every PLSTMConv; each gets the
+# layer pattern from its caller (block -> pattern -> mode).
+_build_plstm.__signature__ = forwarding_signature(  # type: ignore[attr-defined]
+    _build_plstm, (PLSTMNet, ("num_blocks",)), (PLSTMBlock, ("pattern",)), (PLSTMConv, ("mode",)))
 # OGB's depth for its graph-property GNNs; the pLSTM paper's graph setup uses 2 blocks.
-register_model("plstm", _build_plstm, default_layers=2, extra_args=(
-    "block", "pos_encoding", "form", "alpha", "edge_features", "norm", "mlp_per_layer", "p_normalize",
-    "transition_node", "prune_order", "qkv_bias", "init", "transition", "householder_steps",
-    "negative_eigenvalues", "gate_bias", "norm_eps", "reverse_pruning",
-    "bidirectional", "local", "mlp_ratio"))
+register_model("plstm", _build_plstm, default_layers=2)
 register_model("gin", partial(GNNBaseline, "gin"), default_layers=5)
 register_model("gcn", partial(GNNBaseline, "gcn"), default_layers=5)
 register_model("gat", partial(GNNBaseline, "gat"), default_layers=5)

@@ -4,7 +4,8 @@ from pyg_plstm.train.compare import compare_models, model_config
 from pyg_plstm.train.data import PreparedData, prepare_data
 from pyg_plstm.train.inference import Predictor
 from pyg_plstm.train.metrics import Task, check_labels, evaluate, masked_loss
-from pyg_plstm.train.report import load_runs, write_report
+from pyg_plstm.train.report import write_report
+from pyg_plstm.train.run_folder import load_runs
 from pyg_plstm.train.trainer import RunResult, TrainConfig, evaluate_split, fit, load_model, predict, train_epoch
 
 __all__ = [

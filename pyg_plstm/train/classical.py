@@ -38,7 +38,7 @@ from pyg_plstm.baselines import ECFP_MODELS, ECFPModel
 from pyg_plstm.train.checkpoint import load_checkpoint, save_checkpoint
 from pyg_plstm.train.ensemble import save_test_predictions
 from pyg_plstm.train.metrics import Task, evaluate, is_better, masked_loss, output_values
-from pyg_plstm.train.report import RESULT_FILE
+from pyg_plstm.train.run_folder import RESULT_FILE
 from pyg_plstm.train.trainer import (
     RunResult,
     TargetScale,

@@ -11,12 +11,10 @@ import numpy as np
 from pyg_plstm.train.files import atomic_open, atomic_write
 from pyg_plstm.train.metrics import Task
 
-__all__ = ["RESULT_FILE", "REPORT_FILES", "mean_std", "format_mean_std", "summarize", "markdown_table",
-           "ensemble_table",
-           "load_runs", "run_settings", "settings_changes", "write_report", "plot_curves", "json_safe"]
+__all__ = ["REPORT_FILES", "mean_std", "format_mean_std", "summarize", "markdown_table", "ensemble_table",
+           "write_report", "plot_curves", "json_safe"]
 
-# What a finished run leaves in its folder, and the report built over all runs of a folder.
-RESULT_FILE = "result.json"
+# The report built over all runs of a folder.
 REPORT_FILES = ("summary.md", "summary.json", "curves.png")
 
 
@@ -111,42 +109,6 @@ def ensemble_table(rows: Sequence[Mapping[str, Any]], task: Task, digits: int = 
     return "\n".join(lines)
 
 
-def load_runs(out_dir: str | Path) -> list[dict[str, Any]]:
-    """The finished runs in ``out_dir``: the records ``<model>/seed<k>/result.json`` written by :func:`fit`.
-
-    Records are dicts with ``model``, ``seed``, ``result`` (a
-    :meth:`RunResult.to_dict`) and the run's settings (``config``,
-    ``model_config``, ``task``, ``meta``, ``data``), ordered by folder name.
-    """
-    runs = []
-    for path in sorted(Path(out_dir).glob(f"*/seed*/{RESULT_FILE}")):
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, ValueError) as err:
-            raise ValueError(f"{path} is not a readable run record: {err}") from err
-        if not isinstance(record, dict) or not {"model", "seed", "result"} <= set(record):
-            raise ValueError(f"{path} is not a pyg-plstm run record (no model, seed and result)")
-        runs.append(record)
-    return runs
-
-
-def run_settings(config: Mapping[str, Any], model_config: Mapping[str, Any]) -> dict[str, Any]:
-    """What makes runs of one model comparable across seeds: its ``make_model`` arguments and its
-    :class:`TrainConfig` fields but the seed, as stored in JSON."""
-    settings = {"model_config": dict(model_config), "config": {k: v for k, v in config.items() if k != "seed"}}
-    return json.loads(json.dumps(json_safe(settings)))
-
-
-def settings_changes(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
-    """Every setting that differs between two :func:`run_settings`, as ``"name: <saved> there, <current> now"``."""
-    changes = []
-    for group in ("model_config", "config"):
-        old, new = saved.get(group, {}), current.get(group, {})
-        changes += [f"{key}: {old.get(key, '<unset>')!r} there, {new.get(key, '<unset>')!r} now"
-                    for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
-    return changes
-
-
 def plot_curves(runs: Sequence[Mapping[str, Any]], task: Task, path: str | Path) -> None:
     """Training loss and validation metric per epoch, one colour per model, one line per seed."""
     import matplotlib
@@ -181,7 +143,7 @@ def write_report(out_dir: str | Path, runs: Sequence[Mapping[str, Any]], task: T
     """Write ``summary.json``, ``summary.md`` and ``curves.png`` to ``out_dir`` (each atomically); return the table.
 
     ``summary.json`` lists every run with its best-epoch metrics, and its
-    settings where the run records them (see :func:`load_runs`), and the
+    settings where the run records them (see :func:`~pyg_plstm.train.run_folder.load_runs`), and the
     ``ensembles`` (rows of :func:`~pyg_plstm.train.ensemble.seed_ensembles`),
     which also get a table of their own.
     """

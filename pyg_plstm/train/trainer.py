@@ -36,10 +36,11 @@ from pyg_plstm.models import make_model
 from pyg_plstm.train import distributed as D
 from pyg_plstm.train.checkpoint import check_config, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from pyg_plstm.train.ensemble import PREDICTIONS_FILE, save_test_predictions
-from pyg_plstm.train.files import atomic_write, replacing_dir, run_lock
+from pyg_plstm.train.files import atomic_write
 from pyg_plstm.train.fingerprint import PROCESSING_META, data_changes, scan_split
 from pyg_plstm.train.metrics import Task, check_labels, evaluate, is_better, masked_loss, output_values
-from pyg_plstm.train.report import RESULT_FILE, json_safe
+from pyg_plstm.train.report import json_safe
+from pyg_plstm.train.run_folder import RESULT_FILE, replacing_dir, run_lock
 
 __all__ = ["SCHEDULES", "TrainConfig", "RunResult", "TrainState", "TargetScale", "fit", "build_state",
            "train_epoch", "evaluate_split", "save_checkpoints", "check_resumable", "resume_state", "write_result",
@@ -276,7 +277,7 @@ def _epoch_line(record: Mapping[str, Any], eval_splits: list[str], epochs: int, 
 
 def write_result(out: Path, settings: Mapping[str, Any], result: RunResult) -> None:
     """The record of a finished run, ``out/result.json``: model name, seed, settings (config, model_config, task,
-    meta, data fingerprint) and the :class:`RunResult` (read back by :func:`~pyg_plstm.train.report.load_runs`)."""
+    meta, data fingerprint) and the :class:`RunResult` (read back by :func:`~pyg_plstm.train.run_folder.load_runs`)."""
     record = {"model": settings["model_config"].get("name"), "seed": settings["config"]["seed"], **settings,
               "result": result.to_dict()}
     atomic_write(out / RESULT_FILE, json.dumps(json_safe(record), indent=2))
