@@ -414,10 +414,12 @@ def collect(records: list[dict]) -> str:
     lines += _comparison(by_key, sets, {"plstm": "plstm", "gin": "gin", "gat": "gat", "chemprop": "chemprop"},
                          "pLSTM (default) against the best of GIN, GAT and chemprop")
     chosen = chosen_learning_rates(by_key, sets)
-    if set(chosen) == set(LR_SEARCH):
-        lines += _comparison(by_key, sets, {**chosen, "chemprop": "chemprop"},
+    if "plstm" in chosen:
+        unsearched = [LABELS[family] for family in LR_SEARCH if family not in chosen]
+        lines += _comparison(by_key, sets, {**{f: chosen.get(f, f) for f in LR_SEARCH}, "chemprop": "chemprop"},
                              "Every searched family at the learning rate its validation chose (chemprop: its own "
-                             "schedule)")
+                             "schedule" + "".join(f"; {name}: not searched, at the default" for name in unsearched)
+                             + ")")
     lines += ["", "## Commands", ""]
     for model in models:
         example = next(r for r in records if r["model"] == model)

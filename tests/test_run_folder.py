@@ -19,7 +19,7 @@ from pyg_plstm.experiments.long_range import RUNS
 from pyg_plstm.train.run_folder import TRAIN_RUNS, RunFolder
 with RunFolder(sys.argv[1], RUNS if sys.argv[2] == "long-range" else TRAIN_RUNS).lock([("gin", 0)]):
     print("holding", flush=True)
-    time.sleep(120)
+    time.sleep(600)  # killed by the test
 """
 LAYOUTS = {"train": TRAIN_RUNS, "long-range": RUNS}
 
@@ -38,7 +38,7 @@ def test_both_commands_refuse_a_run_another_process_writes(command, tmp_path, ca
     holder = subprocess.Popen([sys.executable, "-c", HOLD, str(out), command], stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, text=True)
     try:
-        wait_for_line(holder, "holding", timeout=60)
+        wait_for_line(holder, "holding", timeout=120)  # importing torch, PyG and RDKit on a loaded machine
         assert main(argv(command, out)) == 3
         run = RunFolder(out, LAYOUTS[command]).run_path("gin", 0)
         assert f"{run} is being written by another pyg-plstm process (pid {holder.pid}" in capsys.readouterr().err
