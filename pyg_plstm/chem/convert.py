@@ -681,11 +681,11 @@ def _with_dag(molecule: _Molecule) -> DAGData:
     (:func:`~pyg_plstm.dag.prepare.prepare_numbered_graph`), and the graph
     is built once with all its tensors.
     """
-    target = {} if molecule.y is None else {"y": molecule.y}
     num_nodes = molecule.x.shape[0]
-    return DAGData(x=torch.from_numpy(molecule.x), edge_index=torch.from_numpy(molecule.edge_index),
-                   edge_attr=torch.from_numpy(molecule.edge_attr), **target, smiles=molecule.smiles,
-                   num_nodes=num_nodes, **prepare_numbered_graph(molecule.edge_index, num_nodes))
+    return DAGData.from_mapping({
+        "x": torch.from_numpy(molecule.x), "edge_index": torch.from_numpy(molecule.edge_index),
+        "edge_attr": torch.from_numpy(molecule.edge_attr), "y": molecule.y, "smiles": molecule.smiles,
+        "num_nodes": num_nodes, **prepare_numbered_graph(molecule.edge_index, num_nodes)})
 
 
 def from_smiles(
