@@ -324,6 +324,14 @@ def _rows(raw: list[tuple], columns: Sequence[_Column], cache: dict[tuple, tuple
     return np.array(out, dtype=np.int64).reshape(len(raw), len(columns))
 
 
+# RDKit's SMILES parser makes single, double, triple, quadruple ('$') and aromatic
+# bonds, and dative ones ('->', '<-', whose order 1 a single bond shares); without
+# '<' or '>' the bond order, a float several times cheaper to read than the
+# enum, therefore names the bond type.
+_BOND_TYPE_OF_ORDER = {1.0: Chem.BondType.SINGLE, 1.5: Chem.BondType.AROMATIC, 2.0: Chem.BondType.DOUBLE,
+                       3.0: Chem.BondType.TRIPLE, 4.0: Chem.BondType.QUADRUPLE}
+
+
 def _ranked_graph(mol: Chem.Mol, rank: np.ndarray, features: str,
                   smiles: Optional[str] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     r"""``_reorder(*_features(mol, features), rank)`` (the reference), read with
@@ -332,7 +340,8 @@ def _ranked_graph(mol: Chem.Mol, rank: np.ndarray, features: str,
 
     ``smiles``: the SMILES ``mol`` was read from, if any. RDKit's SMILES
     parser sets chiral tags only for ``@`` and bond stereo only for ``/`` or
-    ``\``, so without them those (slow, enum-valued) getters are skipped.
+    ``\``, so without them those (slow, enum-valued) getters are skipped; the
+    bond type is read as the bond order where that names it.
     """
     _, atom_columns, bond_columns = _VOCABULARIES[features]
     num_atoms, num_bonds = mol.GetNumAtoms(), mol.GetNumBonds()
@@ -349,7 +358,9 @@ def _ranked_graph(mol: Chem.Mol, rank: np.ndarray, features: str,
                for a, d, c in zip(atoms, degree, chirality)], atom_columns, _ROWS.setdefault((features, "atom"), {}))
     stereo = (map(Chem.Bond.GetStereo, bonds) if smiles is None or "/" in smiles or "\\" in smiles
               else repeat(Chem.BondStereo.STEREONONE))
-    bond_attr = _rows([(b.GetBondType(), t, b.GetIsConjugated()) for b, t in zip(bonds, stereo)], bond_columns,
+    kind = (map(Chem.Bond.GetBondType, bonds) if smiles is None or "<" in smiles or ">" in smiles
+            else map(_BOND_TYPE_OF_ORDER.__getitem__, map(Chem.Bond.GetBondTypeAsDouble, bonds)))
+    bond_attr = _rows([(k, t, b.GetIsConjugated()) for b, k, t in zip(bonds, kind, stereo)], bond_columns,
                       _ROWS.setdefault((features, "bond"), {}))
     if x is None or bond_attr is None:
         _features(mol, features)  # raises the reference error naming the atom or bond
