@@ -200,7 +200,9 @@ def _bfs_rank(mol: Chem.Mol, root: int) -> list[int]:
 
 def _atom_rank(mol: Chem.Mol, order: str, root: int) -> np.ndarray:
     if order == "canonical":
-        return np.array(Chem.CanonicalRankAtoms(mol, breakTies=True), dtype=np.int64)
+        ranks = Chem.CanonicalRankAtoms(mol, breakTies=True)
+        # RDKit iterates its vectors with a Python-level iterator; indexing them is several times faster.
+        return np.fromiter(map(ranks.__getitem__, range(len(ranks))), dtype=np.int64, count=len(ranks))
     if order == "input":
         return np.arange(mol.GetNumAtoms(), dtype=np.int64)
     if order == "bfs":
@@ -365,11 +367,11 @@ def _ranked_graph(mol: Chem.Mol, rank: np.ndarray, features: str,
     if x is None or bond_attr is None:
         _features(mol, features)  # raises the reference error naming the atom or bond
     ends = rank[ends]
-    src, dst = np.concatenate([ends, ends[::-1]], axis=1)
-    perm = np.argsort(src * num_atoms + dst, kind="stable")
+    both = np.concatenate([ends, ends[::-1]], axis=1)  # column e and e + num_bonds are bond e
+    perm = np.argsort(both[0] * num_atoms + both[1], kind="stable")
     x_ranked = np.empty_like(x)
     x_ranked[rank] = x
-    return x_ranked, np.stack([src[perm], dst[perm]]), np.concatenate([bond_attr, bond_attr])[perm]
+    return x_ranked, both.take(perm, axis=1), bond_attr[perm % max(num_bonds, 1)]
 
 
 def _reorder(
