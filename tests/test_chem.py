@@ -507,11 +507,11 @@ def test_the_documented_approximations_of_the_features_hold():
 # ---------------------------------------------------------------- against an independent computation
 
 # Stereo (tetrahedral, cis/trans, both on one atom), charges, explicit and isotopic hydrogens, radicals,
-# aromatic heterocycles, salts, a metal, a dative bond, odd valences.
+# aromatic heterocycles, salts, a metal, dative and quadruple bonds, odd valences.
 ODD_MOLECULES = ["[13CH4]", "[2H]OC", "[H]OC", "[CH3]", "[CH2]C", "C->[Fe]", "N#N", "[O-][N+](=O)c1ccccc1",
                  "C[S@](=O)c1ccccc1", "F/C=C(/F)\\C=C\\F", "C[C@H]1CC[C@@H](C)CC1", "CC[C@@](C)(O)/C=C/C",
                  "[NH4+].[Cl-]", "c1cc[nH]c1", "B(O)O", "P(=O)(O)(O)O", "C=C=C", "c1ccc2c(c1)-c1ccccc1-2",
-                 "[C@H](F)(Cl)Br", "C1CC1[C@@H]([2H])O", "OC[C@@H]1OC(O)[C@H](O)[C@@H](O)[C@@H]1O"]
+                 "[C@H](F)(Cl)Br", "C1CC1[C@@H]([2H])O", "OC[C@@H]1OC(O)[C@H](O)[C@@H](O)[C@@H]1O", "C$C"]
 
 
 def moleculeace_smiles() -> list[str]:
