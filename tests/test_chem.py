@@ -11,8 +11,11 @@ import torch
 from ogb.graphproppred.mol_encoder import AtomEncoder, BondEncoder
 from ogb.utils import smiles2graph
 from ogb.utils.features import allowable_features as ogb_vocabulary
+from ogb.utils.features import atom_to_feature_vector, bond_to_feature_vector
 from rdkit import Chem, rdBase
+from torch_geometric.data import Data
 from torch_geometric.loader import DataLoader
+from torch_geometric.utils import from_rdmol as pyg_from_rdmol
 from torch_geometric.utils import from_smiles as pyg_from_smiles
 from torch_geometric.utils import scatter
 
@@ -429,11 +432,14 @@ def test_ranked_features_equal_the_per_column_reference(features):
     for mol in mols:
         if mol is None:
             continue
-        mol = Chem.MolFromSmiles(Chem.MolToSmiles(mol))
+        canonical = Chem.MolToSmiles(mol)
+        mol = Chem.MolFromSmiles(canonical)
         rank = atom_order(mol).numpy()
         expected = _reorder(*_features(mol, features), rank)
-        for got, want in zip(_ranked_graph(mol, rank, features), expected):
-            assert got.dtype == want.dtype and np.array_equal(got, want)
+        # Without the SMILES every getter is read; with it, chirality and bond stereo only where it has them.
+        for smiles in (None, canonical):
+            for got, want in zip(_ranked_graph(mol, rank, features, smiles), expected):
+                assert got.dtype == want.dtype and np.array_equal(got, want)
         compared += 1
     assert compared > 200
 
@@ -496,3 +502,64 @@ def test_the_documented_approximations_of_the_features_hold():
         featurize = MolToDAG(features=features)
         assert torch.equal(featurize("[13CH4]").x, featurize("C").x)
         assert featurize("[2H]OC").num_nodes == 3 and featurize("[H]OC").num_nodes == 2
+
+
+# ---------------------------------------------------------------- against an independent computation
+
+# Stereo (tetrahedral, cis/trans, both on one atom), charges, explicit and isotopic hydrogens, radicals,
+# aromatic heterocycles, salts, a metal, dative and quadruple bonds, odd valences.
+ODD_MOLECULES = ["[13CH4]", "[2H]OC", "[H]OC", "[CH3]", "[CH2]C", "C->[Fe]", "N#N", "[O-][N+](=O)c1ccccc1",
+                 "C[S@](=O)c1ccccc1", "F/C=C(/F)\\C=C\\F", "C[C@H]1CC[C@@H](C)CC1", "CC[C@@](C)(O)/C=C/C",
+                 "[NH4+].[Cl-]", "c1cc[nH]c1", "B(O)O", "P(=O)(O)(O)O", "C=C=C", "c1ccc2c(c1)-c1ccccc1-2",
+                 "[C@H](F)(Cl)Br", "C1CC1[C@@H]([2H])O", "OC[C@@H]1OC(O)[C@H](O)[C@@H](O)[C@@H]1O", "C$C"]
+
+
+def moleculeace_smiles() -> list[str]:
+    out = []
+    for path in sorted((Path(__file__).parent.parent / "data" / "moleculeace").glob("*.csv")):
+        with open(path, newline="") as f:
+            out += [row["smiles"] for row in csv.DictReader(f)]
+    return out
+
+
+def independent_graph(smiles: str, features: str, add_hs: bool, kekulize: bool) -> DAGData:
+    """The documented result computed without the package's converter: the canonical SMILES read back,
+    OGB's or PyG's own per-atom featurisers, nodes renumbered by RDKit's canonical ranks, ToDAG."""
+    mol = Chem.MolFromSmiles(Chem.MolToSmiles(Chem.MolFromSmiles(smiles)))
+    if add_hs:
+        mol = Chem.AddHs(mol)
+    if kekulize:
+        Chem.Kekulize(mol)
+    if features == "ogb":
+        x = torch.tensor([atom_to_feature_vector(atom) for atom in mol.GetAtoms()], dtype=torch.long)
+        bonds = [(b.GetBeginAtomIdx(), b.GetEndAtomIdx(), bond_to_feature_vector(b)) for b in mol.GetBonds()]
+        edge_index = torch.tensor([[i for i, j, _ in bonds] + [j for i, j, _ in bonds],
+                                   [j for i, j, _ in bonds] + [i for i, j, _ in bonds]], dtype=torch.long)
+        edge_attr = torch.tensor([f for _, _, f in bonds] * 2, dtype=torch.long).view(-1, 3)
+    else:
+        graph = pyg_from_rdmol(mol)
+        x, edge_index, edge_attr = graph.x, graph.edge_index, graph.edge_attr
+    rank = torch.tensor(list(Chem.CanonicalRankAtoms(mol, breakTies=True)), dtype=torch.long)
+    edge_index = rank[edge_index].view(2, -1)
+    order = sorted(range(edge_index.size(1)), key=lambda e: tuple(edge_index[:, e].tolist()))
+    node_of_rank = torch.empty_like(rank)
+    node_of_rank[rank] = torch.arange(rank.numel())
+    return ToDAG()(Data(x=x[node_of_rank], edge_index=edge_index[:, order], edge_attr=edge_attr[order]))
+
+
+@pytest.mark.parametrize("features, add_hs, kekulize", [("ogb", False, False), ("pyg", False, False),
+                                                        ("ogb", True, False), ("ogb", False, True)])
+def test_from_smiles_equals_an_independent_computation(features, add_hs, kekulize):
+    convert = MolToDAG(features=features, add_hs=add_hs, kekulize=kekulize)
+    smiles = shipped_smiles()[::97] + moleculeace_smiles()[::211] + MOLECULES + ODD_MOLECULES
+    smiles += [v for s in MOLECULES + ODD_MOLECULES for v in random_smiles(s, 3, seed=5)]
+    compared = 0
+    for text in smiles:
+        with rdkit_quiet():
+            if Chem.MolFromSmiles(text) is None:
+                continue
+        got, want = convert.from_smiles(text), independent_graph(text, features, add_hs, kekulize)
+        for key in DAG_KEYS:
+            assert got[key].dtype == want[key].dtype and torch.equal(got[key], want[key]), (text, key)
+        compared += 1
+    assert compared > 180

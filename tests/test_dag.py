@@ -708,3 +708,19 @@ def test_dag_loader_batches_like_pyg_and_carries_the_prepared_dag():
         DAGLoader(graphs, collate_fn=list)
     with pytest.raises(ValueError, match="`prepare` must be callable"):
         DAGCollater(prepare=3)
+
+
+def test_dagdata_from_mapping_equals_the_keyword_constructor():
+    import pickle
+    graph = ToDAG()(Data(x=torch.arange(4).view(4, 1), edge_index=chain(4), y=torch.ones(1, 1)))
+    # Data(**kwargs) sets x, edge_index, edge_attr and y first.
+    first = ["x", "edge_index", "y"]
+    mapping = {**{key: graph[key] for key in first}, "smiles": "CCCC", "num_nodes": 4, "pos": None,
+               **{key: graph[key] for key in graph.keys() if key not in first}}
+    built, reference = DAGData.from_mapping(mapping), DAGData(**mapping)
+    assert list(built.keys()) == list(reference.keys()) and "pos" not in built
+    assert pickle.dumps(built) == pickle.dumps(reference)
+    batch = Batch.from_data_list([built, reference])
+    assert torch.equal(batch.line_index[:, graph.line_index.size(1):], graph.line_index + graph.dag_edge_index.size(1))
+    built.x = built.x + 1  # the storage behaves as a constructed graph's
+    assert torch.equal(built.x, reference.x + 1) and built.num_nodes == 4

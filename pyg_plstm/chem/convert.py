@@ -32,6 +32,7 @@ import re
 from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import repeat
 from numbers import Real
 from typing import Callable, Iterator, NamedTuple, Optional, Sequence, Union
 
@@ -199,7 +200,9 @@ def _bfs_rank(mol: Chem.Mol, root: int) -> list[int]:
 
 def _atom_rank(mol: Chem.Mol, order: str, root: int) -> np.ndarray:
     if order == "canonical":
-        return np.array(Chem.CanonicalRankAtoms(mol, breakTies=True), dtype=np.int64)
+        ranks = Chem.CanonicalRankAtoms(mol, breakTies=True)
+        # RDKit iterates its vectors with a Python-level iterator; indexing them is several times faster.
+        return np.fromiter(map(ranks.__getitem__, range(len(ranks))), dtype=np.int64, count=len(ranks))
     if order == "input":
         return np.arange(mol.GetNumAtoms(), dtype=np.int64)
     if order == "bfs":
@@ -308,48 +311,67 @@ _ROWS: dict[tuple[str, str], dict[tuple, tuple[int, ...]]] = {}
 _MAX_CACHED_ROWS = 4096
 
 
-def _rows(raw: list[tuple], columns: Sequence[_Column], cache: dict[tuple, tuple[int, ...]]) -> np.ndarray:
-    r"""Feature indices ``[len(raw), len(columns)]`` of raw value tuples; ``-1`` where a value is refused."""
+def _rows(raw: list[tuple], columns: Sequence[_Column], cache: dict[tuple, tuple[int, ...]]) -> Optional[np.ndarray]:
+    r"""Feature indices ``[len(raw), len(columns)]`` of raw value tuples; ``None`` if a value is refused."""
     out = []
     for values in raw:
         row = cache.get(values)
         if row is None:
             row = tuple(column.index.get(v, column.other) for column, v in zip(columns, values))
-            if min(row) >= 0 and len(cache) < _MAX_CACHED_ROWS:
+            if min(row) < 0:
+                return None
+            if len(cache) < _MAX_CACHED_ROWS:
                 cache[values] = row
         out.append(row)
     return np.array(out, dtype=np.int64).reshape(len(raw), len(columns))
 
 
-def _ranked_graph(mol: Chem.Mol, rank: np.ndarray, features: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+# RDKit's SMILES parser makes single, double, triple, quadruple ('$') and aromatic
+# bonds, and dative ones ('->', '<-', whose order 1 a single bond shares); without
+# '<' or '>' the bond order, a float several times cheaper to read than the
+# enum, therefore names the bond type.
+_BOND_TYPE_OF_ORDER = {1.0: Chem.BondType.SINGLE, 1.5: Chem.BondType.AROMATIC, 2.0: Chem.BondType.DOUBLE,
+                       3.0: Chem.BondType.TRIPLE, 4.0: Chem.BondType.QUADRUPLE}
+
+
+def _ranked_graph(mol: Chem.Mol, rank: np.ndarray, features: str,
+                  smiles: Optional[str] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     r"""``_reorder(*_features(mol, features), rank)`` (the reference), read with
     fewer RDKit calls: one pass over the atoms and one over the bonds, the
-    degree counted from the bond list and ring membership from the ring info."""
+    degree counted from the bond list.
+
+    ``smiles``: the SMILES ``mol`` was read from, if any. RDKit's SMILES
+    parser sets chiral tags only for ``@`` and bond stereo only for ``/`` or
+    ``\``, so without them those (slow, enum-valued) getters are skipped; the
+    bond type is read as the bond order where that names it.
+    """
     _, atom_columns, bond_columns = _VOCABULARIES[features]
     num_atoms, num_bonds = mol.GetNumAtoms(), mol.GetNumBonds()
     bonds = list(map(mol.GetBondWithIdx, range(num_bonds)))
     ends = np.array([list(map(Chem.Bond.GetBeginAtomIdx, bonds)), list(map(Chem.Bond.GetEndAtomIdx, bonds))],
                     dtype=np.int64).reshape(2, num_bonds)
-    # GetTotalDegree() is GetDegree() + GetTotalNumHs(); IsInRing() is membership in a ring of the ring info.
+    # GetTotalDegree() is GetDegree() + GetTotalNumHs().
     degree = np.bincount(ends.reshape(-1), minlength=num_atoms).tolist()
-    in_ring = [False] * num_atoms
-    for ring in mol.GetRingInfo().AtomRings():
-        for atom in ring:
-            in_ring[atom] = True
     atoms = list(map(mol.GetAtomWithIdx, range(num_atoms)))
-    x = _rows([(a.GetAtomicNum(), a.GetChiralTag(), d + (h := a.GetTotalNumHs()), a.GetFormalCharge(), h,
-                a.GetNumRadicalElectrons(), a.GetHybridization(), a.GetIsAromatic(), r)
-               for a, d, r in zip(atoms, degree, in_ring)], atom_columns, _ROWS.setdefault((features, "atom"), {}))
-    bond_attr = _rows([(b.GetBondType(), b.GetStereo(), b.GetIsConjugated()) for b in bonds], bond_columns,
+    chirality = (map(Chem.Atom.GetChiralTag, atoms) if smiles is None or "@" in smiles
+                 else repeat(Chem.ChiralType.CHI_UNSPECIFIED))
+    x = _rows([(a.GetAtomicNum(), c, d + (h := a.GetTotalNumHs()), a.GetFormalCharge(), h,
+                a.GetNumRadicalElectrons(), a.GetHybridization(), a.GetIsAromatic(), a.IsInRing())
+               for a, d, c in zip(atoms, degree, chirality)], atom_columns, _ROWS.setdefault((features, "atom"), {}))
+    stereo = (map(Chem.Bond.GetStereo, bonds) if smiles is None or "/" in smiles or "\\" in smiles
+              else repeat(Chem.BondStereo.STEREONONE))
+    kind = (map(Chem.Bond.GetBondType, bonds) if smiles is None or "<" in smiles or ">" in smiles
+            else map(_BOND_TYPE_OF_ORDER.__getitem__, map(Chem.Bond.GetBondTypeAsDouble, bonds)))
+    bond_attr = _rows([(k, t, b.GetIsConjugated()) for b, k, t in zip(bonds, kind, stereo)], bond_columns,
                       _ROWS.setdefault((features, "bond"), {}))
-    if (x < 0).any() or (bond_attr < 0).any():
+    if x is None or bond_attr is None:
         _features(mol, features)  # raises the reference error naming the atom or bond
     ends = rank[ends]
-    src, dst = np.concatenate([ends, ends[::-1]], axis=1)
-    perm = np.argsort(src * num_atoms + dst, kind="stable")
+    both = np.concatenate([ends, ends[::-1]], axis=1)  # column e and e + num_bonds are bond e
+    perm = np.argsort(both[0] * num_atoms + both[1], kind="stable")
     x_ranked = np.empty_like(x)
     x_ranked[rank] = x
-    return x_ranked, np.stack([src[perm], dst[perm]]), np.concatenate([bond_attr, bond_attr])[perm]
+    return x_ranked, both.take(perm, axis=1), bond_attr[perm % max(num_bonds, 1)]
 
 
 def _reorder(
@@ -594,7 +616,7 @@ class MolToDAG:
                     atom.SetIntProp(_SOURCE_ATOM, atom.GetIdx())
                 if not isinstance(mol, str):
                     tagged = Chem.RemoveHs(tagged)  # as from_rdmol
-                prepared, _ = self._prepare(tagged)
+                prepared, _, _ = self._prepare(tagged)
                 rank = _atom_rank(prepared, self.order, self.root)
                 if self.add_hs:
                     given = Chem.AddHs(given)
@@ -620,9 +642,11 @@ class MolToDAG:
 
     def _molecule_from_smiles(self, smiles: str, y: Target) -> "_Molecule":
         mol = parse_smiles(smiles, self.max_heavy_atoms)
-        return self._convert(mol, smiles, y, label=f"SMILES {_quote(smiles)}")
+        return self._convert(mol, smiles, y, label=f"SMILES {_quote(smiles)}", read_from=smiles)
 
-    def _prepare(self, mol: Chem.Mol) -> tuple[Chem.Mol, str]:
+    def _prepare(self, mol: Chem.Mol, read_from: Optional[str] = None) -> tuple[Chem.Mol, str, Optional[str]]:
+        r"""The prepared molecule, its canonical SMILES and the SMILES it was read from, if any
+        (``read_from``, that of the given molecule, or the canonical SMILES when it is read back)."""
         if self.largest_fragment:
             frags = Chem.GetMolFrags(mol, asMols=True)
             if len(frags) > 1:
@@ -634,7 +658,7 @@ class MolToDAG:
             # reference atoms, the Kekulé assignment) no longer depend on how
             # the input was written. Canonical ranks alone do not achieve that.
             written = mol
-            mol = Chem.MolFromSmiles(canonical)
+            mol, read_from = Chem.MolFromSmiles(canonical), canonical
             if mol is None:
                 raise ValueError(f"RDKit cannot re-read its own canonical SMILES {_quote(canonical)}")
             _carry_source_atoms(written, mol)
@@ -648,14 +672,15 @@ class MolToDAG:
             Chem.Kekulize(mol)
         if self.max_atoms is not None and mol.GetNumAtoms() > self.max_atoms:
             raise ValueError(f"the molecule has {mol.GetNumAtoms()} atoms, more than max_atoms={self.max_atoms}")
-        return mol, canonical
+        return mol, canonical, read_from
 
-    def _convert(self, mol: Chem.Mol, smiles: str, y: Target, label: str) -> "_Molecule":
+    def _convert(self, mol: Chem.Mol, smiles: str, y: Target, label: str,
+                 read_from: Optional[str] = None) -> "_Molecule":
         with rdkit_quiet():
             try:
-                mol, canonical = self._prepare(mol)
+                mol, canonical, read_from = self._prepare(mol, read_from)
                 rank = _atom_rank(mol, self.order, self.root)
-                x, edge_index, edge_attr = _ranked_graph(mol, rank, self.features)
+                x, edge_index, edge_attr = _ranked_graph(mol, rank, self.features, read_from)
             except (ValueError, RuntimeError) as e:  # RDKit raises both kinds
                 raise ValueError(f"{label}: {e}") from None
         return _Molecule(x, edge_index, edge_attr, None if y is None else as_target(y), smiles, canonical)
@@ -681,11 +706,11 @@ def _with_dag(molecule: _Molecule) -> DAGData:
     (:func:`~pyg_plstm.dag.prepare.prepare_numbered_graph`), and the graph
     is built once with all its tensors.
     """
-    target = {} if molecule.y is None else {"y": molecule.y}
     num_nodes = molecule.x.shape[0]
-    return DAGData(x=torch.from_numpy(molecule.x), edge_index=torch.from_numpy(molecule.edge_index),
-                   edge_attr=torch.from_numpy(molecule.edge_attr), **target, smiles=molecule.smiles,
-                   num_nodes=num_nodes, **prepare_numbered_graph(molecule.edge_index, num_nodes))
+    return DAGData.from_mapping({
+        "x": torch.from_numpy(molecule.x), "edge_index": torch.from_numpy(molecule.edge_index),
+        "edge_attr": torch.from_numpy(molecule.edge_attr), "y": molecule.y, "smiles": molecule.smiles,
+        "num_nodes": num_nodes, **prepare_numbered_graph(molecule.edge_index, num_nodes)})
 
 
 def from_smiles(

@@ -296,6 +296,21 @@ class DAGData(Data):
             return 0
         return super().__inc__(key, value, *args, **kwargs)
 
+    @classmethod
+    def from_mapping(cls, mapping: dict[str, Any]) -> "DAGData":
+        r"""The graph with the attributes of ``mapping``, in its order (``None`` values dropped).
+
+        Equal to ``DAGData(**mapping)`` when ``mapping`` lists ``x``,
+        ``edge_index``, ``edge_attr`` and ``y`` first (the keyword arguments
+        ``Data`` sets first), and several times faster for a small graph:
+        ``Data`` stores keyword arguments one by one, each through attribute
+        hooks that look for cached values to invalidate (a failed look-up, a
+        few microseconds per attribute), and a new graph has none.
+        """
+        data = cls()
+        data._store._mapping.update((key, value) for key, value in mapping.items() if value is not None)
+        return data
+
 
 # Host work (checks with data-dependent answers): eager under torch.compile, a graph break.
 @torch.compiler.disable
