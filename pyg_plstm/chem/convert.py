@@ -334,6 +334,11 @@ _BOND_TYPE_OF_ORDER = {1.0: Chem.BondType.SINGLE, 1.5: Chem.BondType.AROMATIC, 2
                        3.0: Chem.BondType.TRIPLE, 4.0: Chem.BondType.QUADRUPLE}
 
 
+def _bond_type_of_order(bond: Chem.Bond) -> Chem.BondType:
+    # Any other order (none that RDKit's parser makes today) takes the exact, slower getter.
+    return _BOND_TYPE_OF_ORDER.get(bond.GetBondTypeAsDouble()) or bond.GetBondType()
+
+
 def _ranked_graph(mol: Chem.Mol, rank: np.ndarray, features: str,
                   smiles: Optional[str] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     r"""``_reorder(*_features(mol, features), rank)`` (the reference), read with
@@ -361,7 +366,7 @@ def _ranked_graph(mol: Chem.Mol, rank: np.ndarray, features: str,
     stereo = (map(Chem.Bond.GetStereo, bonds) if smiles is None or "/" in smiles or "\\" in smiles
               else repeat(Chem.BondStereo.STEREONONE))
     kind = (map(Chem.Bond.GetBondType, bonds) if smiles is None or "<" in smiles or ">" in smiles
-            else map(_BOND_TYPE_OF_ORDER.__getitem__, map(Chem.Bond.GetBondTypeAsDouble, bonds)))
+            else map(_bond_type_of_order, bonds))
     bond_attr = _rows([(k, t, b.GetIsConjugated()) for b, k, t in zip(bonds, kind, stereo)], bond_columns,
                       _ROWS.setdefault((features, "bond"), {}))
     if x is None or bond_attr is None:
