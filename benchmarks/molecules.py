@@ -344,8 +344,8 @@ def _cell(values: list[Optional[float]], digits: int = 3) -> str:
 def _mean_over_seeds(by_key: dict[tuple[str, str], list[dict]], model: str, set_name: str,
                      key: str) -> Optional[float]:
     """The mean of ``key`` over the seeds of a complete (all :data:`SEEDS`) model x set, else ``None``."""
-    rs = by_key.get((model, set_name), [])
-    return sum(r[key] for r in rs) / len(rs) if len(rs) == len(SEEDS) else None
+    values = [r.get(key) for r in by_key.get((model, set_name), [])]
+    return sum(values) / len(values) if len(values) == len(SEEDS) and None not in values else None
 
 
 def _score_table(by_key: dict[tuple[str, str], list[dict]], models: list[str], sets: list[str],
@@ -365,19 +365,19 @@ def _score_table(by_key: dict[tuple[str, str], list[dict]], models: list[str], s
     return lines
 
 
-def chosen_learning_rates(by_key: dict[tuple[str, str], list[dict]], sets: list[str]) -> dict[str, str]:
-    """Family -> the model key of the learning rate with the lowest validation RMSE averaged over ``sets``
-    (families whose search is complete on every set only)."""
+def chosen_learning_rates(by_key: dict[tuple[str, str], list[dict]], sets: list[str]) -> dict[str, dict[str, Any]]:
+    """Family -> ``{"model": key, "rate": rate, "rates": searched}``: among the rates a family has complete
+    on every one of ``sets`` (at least two), the one with the lowest validation RMSE averaged over the sets."""
     chosen = {}
     for family, rates in LR_SEARCH.items():
         means = {}
-        for model in rates.values():
+        for rate, model in rates.items():
             values = [_mean_over_seeds(by_key, model, s, "valid_rmse") for s in sets]
-            if any(v is None for v in values):
-                break
-            means[model] = sum(values) / len(values)
-        else:
-            chosen[family] = min(means, key=means.get)
+            if all(v is not None for v in values):
+                means[rate] = sum(values) / len(values)
+        if len(means) >= 2:
+            rate = min(means, key=means.get)
+            chosen[family] = {"model": rates[rate], "rate": rate, "rates": list(means)}
     return chosen
 
 
@@ -416,7 +416,8 @@ def collect(records: list[dict]) -> str:
     chosen = chosen_learning_rates(by_key, sets)
     if "plstm" in chosen:
         unsearched = [LABELS[family] for family in LR_SEARCH if family not in chosen]
-        lines += _comparison(by_key, sets, {**{f: chosen.get(f, f) for f in LR_SEARCH}, "chemprop": "chemprop"},
+        picks = {family: chosen[family]["model"] if family in chosen else family for family in LR_SEARCH}
+        lines += _comparison(by_key, sets, {**picks, "chemprop": "chemprop"},
                              "Every searched family at the learning rate its validation chose (chemprop: its own "
                              "schedule" + "".join(f"; {name}: not searched, at the default" for name in unsearched)
                              + ")")
@@ -447,8 +448,8 @@ def _learning_rate_search(by_key: dict[tuple[str, str], list[dict]], models: lis
              "### Test RMSE", "", *_score_table(by_key, searched, sets, "test_rmse", labels)]
     if chosen:
         lines += ["", "Chosen by validation: " + "; ".join(
-            f"{LABELS[family].split(' (')[0]} lr {next(r for r, m in LR_SEARCH[family].items() if m == model)}"
-            for family, model in chosen.items()) + "."]
+            f"{LABELS[family].split(' (')[0]} lr {pick['rate']} (of {', '.join(pick['rates'])})"
+            for family, pick in chosen.items()) + "."]
     return lines
 
 

@@ -124,14 +124,21 @@ def test_the_learning_rate_search_chooses_per_family_by_the_mean_validation_rmse
     by_key = {}
     for r in records:
         by_key.setdefault((r["model"], r["set"]), []).append(r)
+    everything = ["5e-4", "1e-3", "2e-3"]
     assert bench.chosen_learning_rates(by_key, ["solubility", "freesolv"]) == {
-        "plstm": "plstm-lr5e-4", "gin": "gin", "gat": "gat-lr5e-4"}
-    # A family with a rate missing on one set is not chosen yet.
-    del by_key[("gat-lr2e-3", "freesolv")]
-    assert "gat" not in bench.chosen_learning_rates(by_key, ["solubility", "freesolv"])
+        "plstm": {"model": "plstm-lr5e-4", "rate": "5e-4", "rates": everything},
+        "gin": {"model": "gin", "rate": "1e-3", "rates": everything},
+        "gat": {"model": "gat-lr5e-4", "rate": "5e-4", "rates": everything}}
+    # A rate missing on one set is left out of its family's choice; a family with fewer than two rates is not
+    # chosen at all.
+    for model in ("gat-lr2e-3", "gin-lr2e-3", "gin-lr5e-4"):
+        del by_key[(model, "freesolv")]
+    chosen = bench.chosen_learning_rates(by_key, ["solubility", "freesolv"])
+    assert chosen["gat"]["rates"] == ["5e-4", "1e-3"] and "gin" not in chosen
     table = bench.collect([r for r in records if not (r["model"] == "gat-lr2e-3" and r["set"] == "freesolv")])
     assert "| pLSTM, lr 5e-4 | 0.500 ± 0.000 | 0.800 ± 0.000 | 0.650 |" in table
-    assert "Chosen by validation: pLSTM lr 5e-4; GIN lr 1e-3." in table
+    assert ("Chosen by validation: pLSTM lr 5e-4 (of 5e-4, 1e-3, 2e-3); GIN lr 1e-3 (of 5e-4, 1e-3, 2e-3); "
+            "GAT lr 5e-4 (of 5e-4, 1e-3).") in table
 
 
 def test_the_before_after_figure_draws_only_the_chosen_models(tmp_path):
