@@ -6,6 +6,8 @@ from torch import Tensor
 from torch_geometric.nn.encoding import PositionalEncoding
 from torch_geometric.utils import degree
 
+from pyg_plstm.dag import DAG
+
 
 class DegreeEncoding(torch.nn.Module):
     r"""Sinusoidal encoding of the node degree, as in the pLSTM paper's graph
@@ -36,6 +38,62 @@ class DegreeEncoding(torch.nn.Module):
     def forward(self, edge_index: Tensor, num_nodes: int) -> Tensor:
         """Encodes the degrees of the ``num_nodes`` nodes of ``edge_index``."""
         return self.encoding(degree(edge_index.flatten(), num_nodes))
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self.channels})"
+
+
+def node_depths(dag: DAG) -> tuple[Tensor, Tensor]:
+    r"""``(depth, height)`` of every node of :obj:`dag`: the number of edges on
+    the longest path from a source to the node, and from the node to a sink.
+
+    Read from the DAG's level schedules (an edge's level is the depth of its
+    tail, its reversed level the height of its head), so nothing is sorted again.
+    """
+    src, dst = dag.edge_index
+    depth = torch.zeros(dag.num_nodes, dtype=torch.long, device=src.device)
+    height = torch.zeros_like(depth)
+    depth.scatter_reduce_(0, dst, dag.edge_level + 1, "amax")
+    height.scatter_reduce_(0, src, dag.edge_level_rev + 1, "amax")
+    return depth, height
+
+
+class DAGEncoding(torch.nn.Module):
+    r"""Sinusoidal encoding of where a node sits in its DAG, for inputs that are
+    DAGs as given (computations, circuits, neural architectures):
+
+    .. math::
+        \mathrm{PE}(n) = \mathrm{S}(\mathrm{depth}_n) \,\Vert\,
+        \mathrm{S}(\mathrm{height}_n),
+
+    with :math:`\mathrm{depth}_n` and :math:`\mathrm{height}_n` the longest
+    paths from a source to :math:`n` and from :math:`n` to a sink
+    (:func:`node_depths`), and :math:`\mathrm{S}` the sinusoidal encoding of
+    :class:`~torch_geometric.nn.encoding.PositionalEncoding` with
+    :obj:`channels / 2` channels. The pLSTM operator sums over paths with
+    normalised gates, so a node's output does not tell how many steps lie
+    behind or ahead of it; where a node's meaning depends on that (the layer
+    index of an operation in a network), the encoding supplies it. A reversed
+    block reads the same encoding, with depth and height in swapped roles.
+
+    Args:
+        channels (int): Size of the encoding (a multiple of 4).
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        if channels % 4:
+            raise ValueError(f"the DAG encoding needs a multiple of 4 channels (two sinusoidal halves), got {channels}")
+        self.channels = channels
+        self.encoding = PositionalEncoding(channels // 2)
+
+    def reset_parameters(self) -> None:
+        self.encoding.reset_parameters()
+
+    def forward(self, dag: DAG) -> Tensor:
+        """Encodes every node of ``dag``, ``[num_nodes, channels]``."""
+        dtype = torch.get_default_dtype()
+        return torch.cat([self.encoding(part.to(dtype)) for part in node_depths(dag)], dim=-1)
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.channels})"
