@@ -35,6 +35,9 @@ CONFIGS: dict[str, dict[str, Any]] = {
                     edge_features="input", norm="rms", mlp_per_layer=True, local=None, **AUTHORS_CONV_OPTIONS),
     # The defaults before the hybrid blocks: pLSTM layers alone in every block, LayerNorm.
     "previous": dict(norm="layer", local=None),
+    # Inputs that are DAGs as given (neural architectures, circuits): every node's depth and height
+    # encoded (benchmarks.architectures measures it against the default).
+    "dag": dict(pos_encoding="dag"),
 }
 
 
@@ -149,8 +152,6 @@ class PLSTMNet(torch.nn.Module):
         check_choice("pos_encoding", pos_encoding, POS_ENCODINGS)
         if pos_encoding == "degree" and hidden_channels % 2:
             raise ValueError(f"pos_encoding='degree' needs an even `hidden_channels`, got {hidden_channels}")
-        if pos_encoding == "dag" and hidden_channels % 4:
-            raise ValueError(f"pos_encoding='dag' needs `hidden_channels` divisible by 4, got {hidden_channels}")
         check_dropout(dropout)
         check_choice("edge_features", edge_features, EDGE_FEATURES)
         if edge_encoder is None and edge_dim is not None:

@@ -8,6 +8,6 @@ from pyg_plstm.nn.norm import MultiHeadRMSNorm
 from pyg_plstm.nn.pool import POOLINGS, GraphPooling
 from pyg_plstm.nn.scaler import Standardize
 
-__all__ = ["ENCODERS", "LOCAL_CONVS", "POOLINGS", "DAGEncoding", "DAGNNConv", "DegreeEncoding", "GraphPooling", "LinearEncoder",
-           "MultiHeadRMSNorm", "OGBEncoder", "PLSTMBlock", "PLSTMConv", "PLSTMGates", "Standardize", "make_encoder",
-           "node_depths"]
+__all__ = ["ENCODERS", "LOCAL_CONVS", "POOLINGS", "DAGEncoding", "DAGNNConv", "DegreeEncoding", "GraphPooling",
+           "LinearEncoder", "MultiHeadRMSNorm", "OGBEncoder", "PLSTMBlock", "PLSTMConv", "PLSTMGates", "Standardize",
+           "make_encoder", "node_depths"]
