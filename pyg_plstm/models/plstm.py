@@ -36,8 +36,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
     # The defaults before the hybrid blocks: pLSTM layers alone in every block, LayerNorm.
     "previous": dict(norm="layer", local=None),
     # Inputs that are DAGs as given (neural architectures, circuits): every node's depth and height
-    # encoded (benchmarks.architectures measures it against the default).
-    "dag": dict(pos_encoding="dag"),
+    # embedded, pLSTM layers alone along the given direction (benchmarks.architectures measures it).
+    "dag": dict(pos_encoding="dag", local=None),
 }
 
 
