@@ -447,3 +447,13 @@ def test_an_interrupted_train_keeps_its_finished_runs_and_exits_130(trained, mon
     # The first run finished before the interruption: it is in the table.
     summary = json.loads((out_dir / "summary.json").read_text())
     assert [(r["model"], r["seed"]) for r in summary["runs"]] == [("plstm", 0)]
+
+
+def test_plstm_config_dag_sets_the_dag_encoding_without_the_local_layer():
+    from pyg_plstm.cli import build_parser, plstm_overrides
+
+    args = build_parser().parse_args(["train", "--dataset", "enas6", "--model", "plstm", "--plstm-config", "dag"])
+    overrides = plstm_overrides(args)
+    assert overrides["pos_encoding"] == "dag" and overrides["local"] is None
+    model = make_model("plstm", 8, 1, **overrides)
+    assert type(model.pos_encoder).__name__ == "DAGEncoding" and model.blocks[0].local_conv is None

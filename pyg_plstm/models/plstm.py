@@ -189,8 +189,8 @@ class PLSTMNet(torch.nn.Module):
     @classmethod
     def from_config(cls, name: str, in_channels: Optional[int], out_channels: int = 1,
                     **overrides: Any) -> "PLSTMNet":
-        """A named configuration (:obj:`"paper"`, :obj:`"authors"`; see :data:`CONFIGS`), with keyword
-        overrides."""
+        """A named configuration (:obj:`"paper"`, :obj:`"authors"`, :obj:`"dag"`; see :data:`CONFIGS`), with
+        keyword overrides."""
         if name not in CONFIGS:
             raise ValueError(f"unknown config {name!r}; choose one of {sorted(CONFIGS)}")
         return cls(in_channels, out_channels=out_channels, **{**CONFIGS[name], **overrides})
