@@ -393,7 +393,7 @@ def test_inputs_not_mutated():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(pos_encoding="laplacian"), r"`pos_encoding` must be one of \('degree', None\), got 'laplacian'"),
+    (dict(pos_encoding="laplacian"), r"`pos_encoding` must be one of \('degree', 'dag', None\), got 'laplacian'"),
     (dict(hidden_channels=15), "pos_encoding='degree' needs an even `hidden_channels`, got 15"),
     (dict(block="PX"), "`pattern` must be a non-empty string of the modes"),
     (dict(pooling="median"), "`pooling` must be one of"),
