@@ -11,7 +11,8 @@ train part with seed s; 20 % of them (seeded) are the validation part that selec
 are trained on. Every model is scored on the whole fixed test part (1,902 architectures): Kendall tau and
 Spearman rho of the predicted ranking, RMSE and Pearson r. Budget: batch 32, AdamW 1e-3 with the command
 line's cosine schedule, 40 epochs at n = 100, 20 at n = 1,000 and 5 at n = 10,000; each model at its
-default size (pLSTM: 2 blocks, GNNs: 5 layers, DAGNN: 2 layers per direction, 96 channels), one CPU thread.
+default size (pLSTM: 2 blocks of its "dag" config, GNNs: 5 layers, DAGNN: 2 layers per direction, 96
+channels), one CPU thread. The validation part's Kendall tau is recorded too (valid_kendall_tau).
 
 Records go to ``benchmarks/results/architectures.json`` (one per model x n x seed with the command that
 reproduces it); the table to ``benchmarks/results/architectures.md`` and the plot to
@@ -29,6 +30,8 @@ from typing import Any, Optional
 
 import torch
 
+from pyg_plstm.models import CONFIGS
+
 from benchmarks import harness
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,14 +42,24 @@ EPOCHS = {100: 40, 1000: 20, 10000: 5}
 VALID_FRACTION = 0.2
 PROTOCOL = "Protocol" + __doc__.split("Protocol")[1].split("Records")[0].rstrip()
 
+#: pLSTM's named configuration for inputs that are DAGs (PLSTMNet CONFIGS["dag"]).
+DAG_CONFIG = "dag"
+
+
+def _plstm(block: str, **options: Any) -> dict[str, Any]:
+    return {"name": "plstm", "block": block, **CONFIGS[DAG_CONFIG], **options}
+
+
 #: Model key -> make_model arguments beyond the data set's encoders.
 MODELS: dict[str, dict[str, Any]] = {
-    "plstm-pd": {"name": "plstm", "block": "PD"},
-    "plstm-p": {"name": "plstm", "block": "P"},
-    "plstm-d": {"name": "plstm", "block": "D"},
-    "plstm-pd-householder": {"name": "plstm", "block": "PD", "transition": "householder"},
-    "plstm-p-householder": {"name": "plstm", "block": "P", "transition": "householder"},
-    "plstm-d-householder": {"name": "plstm", "block": "D", "transition": "householder"},
+    "plstm-pd": _plstm("PD"),
+    "plstm-p": _plstm("P"),
+    "plstm-d": _plstm("D"),
+    "plstm-pd-householder": _plstm("PD", transition="householder"),
+    "plstm-p-householder": _plstm("P", transition="householder"),
+    "plstm-d-householder": _plstm("D", transition="householder"),
+    # The package default (built for molecules), for comparison with the "dag" config.
+    "plstm-pd-default": {"name": "plstm", "block": "PD"},
     "dagnn": {"name": "dagnn"},
     "gin": {"name": "gin"},
     "gat": {"name": "gat"},
@@ -54,8 +67,8 @@ MODELS: dict[str, dict[str, Any]] = {
 }
 LABELS = {"plstm-pd": "pLSTM PD", "plstm-p": "pLSTM P", "plstm-d": "pLSTM D",
           "plstm-pd-householder": "pLSTM PD, Householder", "plstm-p-householder": "pLSTM P, Householder",
-          "plstm-d-householder": "pLSTM D, Householder", "dagnn": "DAGNN", "gin": "GIN", "gat": "GAT",
-          "gin-virtual": "GIN + virtual node"}
+          "plstm-d-householder": "pLSTM D, Householder", "plstm-pd-default": "pLSTM PD, default config",
+          "dagnn": "DAGNN", "gin": "GIN", "gat": "GAT", "gin-virtual": "GIN + virtual node"}
 METRICS = ("kendall_tau", "spearman", "rmse", "pearson", "s_per_epoch", "cpu_s_per_epoch")
 
 
@@ -103,7 +116,10 @@ def run_one(dataset: Any, pool: torch.Tensor, test: torch.Tensor, model: str, n:
     graphs = dataset[test]
     predicted = predict(net, graphs, checkpoint.get("target_norm")).view(-1).tolist()
     true = [float(g.y) for g in graphs]
-    return {"model": model, "n": n, "seed": seed, **ranking_metrics(predicted, true),
+    valid = dataset[split["valid"]]
+    valid_tau = ranking_metrics(predict(net, valid, checkpoint.get("target_norm")).view(-1).tolist(),
+                                [float(g.y) for g in valid])["kendall_tau"]
+    return {"model": model, "n": n, "seed": seed, **ranking_metrics(predicted, true), "valid_kendall_tau": valid_tau,
             "s_per_epoch": result.seconds_per_epoch, "cpu_s_per_epoch": result.cpu_seconds_per_epoch,
             "best_epoch": result.best_epoch, "epochs": train.epochs, "num_parameters": result.num_parameters,
             "command": command_line(model, n, seed, epochs)}

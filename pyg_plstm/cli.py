@@ -154,9 +154,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     model.add_argument("--block", default=_default(PLSTMNet, "block"),
                        help="pLSTM block pattern: PD, P or D (default %(default)s)")
     model.add_argument("--plstm-config", choices=sorted(CONFIGS),
-                       help="a named pLSTM configuration (PLSTMNet.CONFIGS): 'paper', or 'authors' (the "
+                       help="a named pLSTM configuration (PLSTMNet.CONFIGS): 'paper', 'authors' (the "
                             "authors' edge layer and block, edge features from the encoded nodes, so no "
-                            "edge encoder); it sets pLSTM's architecture, --plstm-option entries override it")
+                            "edge encoder), or 'dag' (for inputs that are DAGs as given, e.g. --dataset enas6: "
+                            "depth and height embeddings, pLSTM layers alone); it sets pLSTM's architecture, "
+                            "--plstm-option entries override it")
     model.add_argument("--plstm-option", action="append", default=[], metavar="KEY=VALUE",
                        help="any PLSTMNet/PLSTMBlock/PLSTMConv option for pLSTM only, e.g. norm_eps=1e-2, "
                             "gate_bias=0, p_normalize=in (repeatable; values are Python literals or strings)")

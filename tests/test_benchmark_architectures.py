@@ -23,6 +23,7 @@ def test_smoke_run_writes_records_table_and_plot(tmp_path):
                                                                                 ("dagnn", 20, 0, 1)]
     for r in records:
         assert -1 <= r["kendall_tau"] <= 1 and -1 <= r["spearman"] <= 1 and r["rmse"] > 0 and r["s_per_epoch"] > 0
+        assert -1 <= r["valid_kendall_tau"] <= 1
         assert r["command"].startswith("python -m benchmarks.architectures --run --models")
     table = (tmp_path / "results" / "architectures.md").read_text()
     assert "| DAGNN |" in table and "n = 20" in table
@@ -30,6 +31,15 @@ def test_smoke_run_writes_records_table_and_plot(tmp_path):
     # Resumable: a second call trains nothing and keeps the records.
     bench.main(argv)
     assert json.loads((tmp_path / "results" / "architectures.json").read_text())["records"] == records
+
+
+def test_plstm_rows_use_the_dag_config_but_the_default_row():
+    from pyg_plstm.models import CONFIGS
+
+    for key, options in bench.MODELS.items():
+        if key.startswith("plstm"):
+            uses_dag = all(k in options and options[k] == v for k, v in CONFIGS["dag"].items())
+            assert uses_dag == (key != "plstm-pd-default"), key
 
 
 def test_sample_split_draws_n_from_the_pool_with_a_validation_part():

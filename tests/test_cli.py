@@ -455,3 +455,13 @@ def test_an_unknown_plstm_option_is_refused_naming_it_and_the_valid_ones(tmp_pat
     assert code == 2 and "--plstm-option 'mlp_rato=2': expected KEY=VALUE with KEY one of [" in err
     assert "'mlp_ratio'" in err and "'householder_steps'" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_plstm_config_dag_sets_the_dag_encoding_without_the_local_layer():
+    from pyg_plstm.cli import build_parser, plstm_overrides
+
+    args = build_parser().parse_args(["train", "--dataset", "enas6", "--model", "plstm", "--plstm-config", "dag"])
+    overrides = plstm_overrides(args)
+    assert overrides["pos_encoding"] == "dag" and overrides["local"] is None
+    model = make_model("plstm", 8, 1, **overrides)
+    assert type(model.pos_encoder).__name__ == "DAGEncoding" and model.blocks[0].local_conv is None

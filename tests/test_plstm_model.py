@@ -3,9 +3,10 @@ import pytest
 import torch
 from torch_geometric.data import Batch, Data
 
-from pyg_plstm import DAG, get_dag, prepare_dag
+from pyg_plstm import DAG, ToDAG, get_dag, prepare_dag
+from pyg_plstm.dag import node_depth
 from pyg_plstm.models import PLSTMNet
-from pyg_plstm.nn import DegreeEncoding, PLSTMBlock
+from pyg_plstm.nn import DAGEncoding, DegreeEncoding, PLSTMBlock, node_depths
 
 from graphs import solubility_molecules
 
@@ -56,6 +57,42 @@ def test_degree_encoding():
     assert torch.allclose(pe, torch.cat([torch.sin(deg * freq), torch.cos(deg * freq)], -1))
     with pytest.raises(ValueError, match="even"):
         DegreeEncoding(5)
+
+
+def test_dag_encoding_matches_hand_computed_depths():
+    # 0 -> 2 <- 1, 2 -> 3, 0 -> 3 and an isolated node 4: the longest paths by hand.
+    dag = prepare_dag(torch.tensor([[0, 1, 2, 0], [2, 2, 3, 3]]), 5, directed=True)
+    depth, height = node_depths(dag)
+    assert depth.tolist() == [0, 0, 1, 2, 0] and height.tolist() == [2, 2, 1, 0, 0]
+    assert depth.tolist() == node_depth(dag.edge_index, 5).tolist()
+    assert node_depths(dag.reverse())[0].tolist() == height.tolist()
+    encoding = DAGEncoding(8)
+    expected = encoding.depth.weight[[0, 0, 1, 2, 0]] + encoding.height.weight[[2, 2, 1, 0, 0]]
+    assert torch.equal(encoding(dag), expected)
+    shallow = DAGEncoding(8, max_depth=1)  # depth 2 and height 2 share row 1
+    assert torch.equal(shallow(dag), shallow.depth.weight[[0, 0, 1, 1, 0]] + shallow.height.weight[[1, 1, 1, 0, 0]])
+    with pytest.raises(ValueError, match="max_depth"):
+        DAGEncoding(8, max_depth=0)
+
+
+def test_dag_encoding_is_per_graph_in_a_batch():
+    chain = Data(x=torch.eye(3), edge_index=torch.tensor([[0, 1], [1, 2]]))
+    fork = Data(x=torch.eye(3)[:2], edge_index=torch.tensor([[1], [0]]))
+    batch = Batch.from_data_list([ToDAG(directed=True)(g) for g in (chain, fork)])
+    depth, height = node_depths(get_dag(batch))
+    assert depth.tolist() == [0, 1, 2, 1, 0] and height.tolist() == [2, 1, 0, 0, 1]
+
+
+def test_dag_config_keeps_the_given_direction_and_trains_every_parameter():
+    graphs = [Data(x=torch.eye(4), edge_index=torch.tensor([[0, 1, 2, 0], [1, 2, 3, 2]]), y=torch.tensor([[1.0]])),
+              Data(x=torch.eye(4), edge_index=torch.tensor([[0, 1, 2, 0], [1, 2, 3, 3]]), y=torch.tensor([[0.0]]))]
+    batch = Batch.from_data_list([ToDAG(directed=True)(g) for g in graphs])
+    assert torch.equal(get_dag(batch).edge_index, batch.edge_index)
+    model = PLSTMNet.from_config("dag", in_channels=4, hidden_channels=16)
+    assert isinstance(model.pos_encoder, DAGEncoding) and model.pos_encoding == "dag"
+    model(batch).sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    assert model.pos_encoder.depth.weight.grad[:4].abs().sum(-1).gt(0).all()  # depths 0..3 of the chain
 
 
 def test_paper_config_parameter_count():
@@ -211,7 +248,7 @@ def test_inputs_not_mutated():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(pos_encoding="laplacian"), r"`pos_encoding` must be one of \('degree', None\), got 'laplacian'"),
+    (dict(pos_encoding="laplacian"), r"`pos_encoding` must be one of \('degree', 'dag', None\), got 'laplacian'"),
     (dict(hidden_channels=15), "pos_encoding='degree' needs an even `hidden_channels`, got 15"),
     (dict(block="PX"), "`pattern` must be a non-empty string of the modes"),
     (dict(pooling="median"), "`pooling` must be one of"),

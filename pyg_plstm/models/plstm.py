@@ -14,13 +14,13 @@ from pyg_plstm.models.inputs import graph_edge_attr, graph_inputs, with_molecule
 from pyg_plstm.nn.block import PLSTMBlock, make_norm
 from pyg_plstm.nn.conv import AUTHORS_CONV_OPTIONS, PAPER_GATE_BIAS, PAPER_NORM_EPS
 from pyg_plstm.nn.encoders import make_encoder
-from pyg_plstm.nn.encoding import DegreeEncoding
+from pyg_plstm.nn.encoding import DAGEncoding, DegreeEncoding
 from pyg_plstm.nn.pool import GraphPooling
 from pyg_plstm.nn.scaler import Standardize
 
 __all__ = ["CONFIGS", "EDGE_FEATURES", "POS_ENCODINGS", "PLSTMNet"]
 
-POS_ENCODINGS = ("degree", None)
+POS_ENCODINGS = ("degree", "dag", None)
 EDGE_FEATURES = ("layer", "input")
 
 CONFIGS: dict[str, dict[str, Any]] = {
@@ -35,6 +35,9 @@ CONFIGS: dict[str, dict[str, Any]] = {
                     edge_features="input", norm="rms", mlp_per_layer=True, local=None, **AUTHORS_CONV_OPTIONS),
     # The defaults before the hybrid blocks: pLSTM layers alone in every block, LayerNorm.
     "previous": dict(norm="layer", local=None),
+    # Inputs that are DAGs as given (neural architectures, circuits): every node's depth and height
+    # embedded, pLSTM layers alone along the given direction (benchmarks.architectures measures it).
+    "dag": dict(pos_encoding="dag", local=None),
 }
 
 
@@ -77,8 +80,10 @@ class PLSTMNet(torch.nn.Module):
         edge_encoder (str, optional): :obj:`"linear"`, :obj:`"ogb"` (OGB's
             :class:`BondEncoder`) or :obj:`None` (no edge features; the layers
             use the mean of the endpoint features). (default: :obj:`None`)
-        pos_encoding (str, optional): :obj:`"degree"` (:class:`DegreeEncoding`)
-            or :obj:`None`. (default: :obj:`"degree"`)
+        pos_encoding (str, optional): :obj:`"degree"` (:class:`DegreeEncoding`),
+            :obj:`"dag"` (:class:`~pyg_plstm.nn.DAGEncoding`: longest paths
+            from a source and to a sink, for inputs that are DAGs as given; the
+            :obj:`"dag"` config) or :obj:`None`. (default: :obj:`"degree"`)
         pooling (str, optional): :obj:`"mean"`, :obj:`"sum"`, :obj:`"max"` or
             :obj:`"attention"`. (default: :obj:`"mean"`)
         dropout (float, optional): Dropout in the blocks and the head.
@@ -162,7 +167,9 @@ class PLSTMNet(torch.nn.Module):
         self.node_encoder = make_encoder(node_encoder, in_channels, hidden_channels, "node features")
         self.edge_encoder = (None if edge_encoder is None
                              else make_encoder(edge_encoder, edge_dim, hidden_channels, "edge features"))
-        self.pos_encoder = DegreeEncoding(hidden_channels) if pos_encoding == "degree" else None
+        self.pos_encoding = pos_encoding
+        self.pos_encoder = {"degree": DegreeEncoding, "dag": DAGEncoding, None: lambda _: None}[pos_encoding](
+            hidden_channels)
         with_edge_features = edge_encoder is not None or edge_features == "input"
         self.blocks = ModuleList(
             PLSTMBlock(hidden_channels, heads, block, edge_dim=hidden_channels if with_edge_features else None,
@@ -182,8 +189,8 @@ class PLSTMNet(torch.nn.Module):
     @classmethod
     def from_config(cls, name: str, in_channels: Optional[int], out_channels: int = 1,
                     **overrides: Any) -> "PLSTMNet":
-        """A named configuration (:obj:`"paper"`, :obj:`"authors"`; see :data:`CONFIGS`), with keyword
-        overrides."""
+        """A named configuration (:obj:`"paper"`, :obj:`"authors"`, :obj:`"dag"`; see :data:`CONFIGS`), with
+        keyword overrides."""
         if name not in CONFIGS:
             raise ValueError(f"unknown config {name!r}; choose one of {sorted(CONFIGS)}")
         return cls(in_channels, out_channels=out_channels, **{**CONFIGS[name], **overrides})
@@ -201,8 +208,10 @@ class PLSTMNet(torch.nn.Module):
         x, edge_index, batch, num_graphs = graph_inputs(data)
         dag = get_dag(data)
         h = self.node_encoder(x)
-        if self.pos_encoder is not None:
+        if self.pos_encoding == "degree":
             h = h + self.pos_encoder(dag.edge_index, dag.num_nodes)
+        elif self.pos_encoding == "dag":
+            h = h + self.pos_encoder(dag)
         # Edge features stay indexed like edge_index; every layer gathers them to its DAG edges.
         if self.edge_features == "input":
             edge_attr = 0.5 * (h[edge_index[0]] + h[edge_index[1]])
