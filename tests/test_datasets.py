@@ -122,6 +122,21 @@ def test_csv_encodings(tmp_path):
         assert len(molecules_from_csv(bom, target_cols="y")[0]) == 1
 
 
+def test_a_csv_with_a_nul_byte_is_refused_naming_the_line_and_utf16_files_are_read(tmp_path):
+    # pandas before 3.0 (the one Python 3.10 gets) cut the cell at the NUL: 'C\x00C' was read as methane.
+    nul = tmp_path / "nul.csv"
+    nul.write_bytes(b"smiles,y\nCCO,1\nC\x00C,2\nCCC,3\n")
+    for on_error in ("skip", "raise"):
+        with pytest.raises(ValueError, match=r"nul\.csv: line 3 holds a NUL byte"):
+            molecules_from_csv(str(nul), target_cols="y", on_error=on_error)
+    # UTF-16 text is full of NUL bytes; with its encoding named it is read as usual.
+    wide = write(tmp_path / "wide.csv", "smiles,y\nCCO,1\nCCC,3\n", encoding="utf-16")
+    graphs, _ = molecules_from_csv(wide, target_cols="y", encoding="utf-16")
+    assert [g.smiles for g in graphs] == ["CCO", "CCC"]
+    with pytest.raises(ValueError, match="NUL byte.*UTF-16"):
+        molecules_from_csv(wide, target_cols="y")
+
+
 def test_csv_malformed_files(tmp_path):
     with pytest.raises(ValueError, match="is empty"):
         molecules_from_csv(write(tmp_path / "empty.csv", ""))

@@ -44,6 +44,7 @@ processed data).
 """
 from __future__ import annotations
 
+import codecs
 import json
 import logging
 import math
@@ -114,10 +115,28 @@ def parse_target(text: str) -> float:
     return number
 
 
+def _first_line_with_nul(path: str) -> Optional[int]:
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, 1):
+            if b"\x00" in line:
+                return number
+    return None
+
+
 def read_csv(path: str, encoding: Optional[str] = None) -> pd.DataFrame:
     r"""Read a CSV file with every cell as text (``''`` when empty); see the module notes on encodings."""
     check_input_file(path, "CSV file")
     encodings = [encoding] if encoding else ["utf-8-sig", "latin-1"]
+    try:
+        wide = bool(encoding) and codecs.lookup(encoding).name.startswith(("utf-16", "utf-32"))
+    except LookupError:
+        raise ValueError(f"unknown encoding {encoding!r} for {path}") from None
+    if not wide:
+        # pandas before 3.0 cuts a cell at a NUL byte ('C\x00C' would be read as methane).
+        line = _first_line_with_nul(path)
+        if line is not None:
+            raise ValueError(f"{path}: line {line} holds a NUL byte (\\x00), which no CSV of SMILES holds; "
+                             f"is it a binary or UTF-16 file (pass its encoding)?")
     for enc in encodings:
         try:
             # header=None: pandas would otherwise rename a repeated column
