@@ -563,3 +563,26 @@ def test_from_smiles_equals_an_independent_computation(features, add_hs, kekuliz
             assert got[key].dtype == want[key].dtype and torch.equal(got[key], want[key]), (text, key)
         compared += 1
     assert compared > 180
+
+
+@pytest.mark.parametrize("options", [{}, {"add_hs": True}, {"kekulize": True}, {"largest_fragment": True}])
+def test_a_canonical_smiles_is_read_once_and_gives_the_graph_of_every_other_spelling(options, monkeypatch):
+    import pyg_plstm.chem.convert as convert_module
+
+    reads = []
+    parse = Chem.MolFromSmiles
+    monkeypatch.setattr(convert_module.Chem, "MolFromSmiles",
+                        lambda text, *args, **kwargs: reads.append(text) or parse(text, *args, **kwargs))
+    conv = MolToDAG(**options)
+    for smiles in MOLECULES + ODD_MOLECULES + ["CC(=O)[O-].[Na+]"]:
+        canonical = Chem.MolToSmiles(parse(smiles))
+        reads.clear()
+        ref = conv.from_smiles(canonical)
+        # Reading its own canonical SMILES back would give the same molecule again.
+        assert reads == [canonical] or (options.get("largest_fragment") and "." in canonical), reads
+        for variant in random_smiles(smiles, 4, seed=3):
+            if variant == canonical:
+                continue
+            reads.clear()
+            assert_same_graph(conv.from_smiles(variant), ref)
+            assert reads[0] == variant and len(reads) == 2, reads

@@ -652,12 +652,16 @@ class MolToDAG:
     def _prepare(self, mol: Chem.Mol, read_from: Optional[str] = None) -> tuple[Chem.Mol, str, Optional[str]]:
         r"""The prepared molecule, its canonical SMILES and the SMILES it was read from, if any
         (``read_from``, that of the given molecule, or the canonical SMILES when it is read back)."""
+        given = mol
         if self.largest_fragment:
             frags = Chem.GetMolFrags(mol, asMols=True)
             if len(frags) > 1:
                 mol = max(frags, key=lambda f: (f.GetNumHeavyAtoms(), f.GetNumAtoms(), Chem.MolToSmiles(f)))
         canonical = Chem.MolToSmiles(mol)
-        if self.order == "canonical":
+        # A molecule read from its own canonical SMILES (as most data sets store them) is already the one that
+        # reading it back would give: RDKit's parser is deterministic.
+        if self.order == "canonical" and not (read_from is not None and canonical == read_from
+                                              and mol is given):
             # Reading the canonical SMILES back fixes the atom *and* bond order,
             # so order-relative annotations (CW/CCW chiral tags, cis/trans
             # reference atoms, the Kekulé assignment) no longer depend on how
