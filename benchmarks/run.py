@@ -497,6 +497,8 @@ def main(argv: list[str] | None = None) -> int:
         args.prep_repeats = 3
         args.compile_molecules, args.compile_backend = 320, "inductor"
     info = machine(device)
+    # The machine is shared: its load when the run starts says how quiet the run was.
+    info.update(date=time.strftime("%Y-%m-%d"), **{"load average at start": round(os.getloadavg()[0], 2)})
     tables: list[Table] = []
     for name in args.sections:
         print(f"[benchmarks] {name} ...", flush=True)
