@@ -654,7 +654,7 @@ def test_worker_processes_give_identical_graphs_in_the_same_order(tmp_path):
     assert serial_report == parallel_report and serial_report["num_failed"] == 2
     assert [g.smiles for g in parallel] == [g.smiles for g in serial]
     for a, b in zip(serial, parallel):
-        assert set(a.keys()) == set(b.keys())
+        assert list(a.keys()) == list(b.keys())
         for key in a.keys():
             if isinstance(a[key], torch.Tensor):
                 assert a[key].dtype == b[key].dtype and torch.equal(a[key], b[key]), key

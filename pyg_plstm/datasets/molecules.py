@@ -239,7 +239,9 @@ def _convert_chunk_to_arrays(featurizer: MolToDAG, target_names: Sequence[str],
 
 
 def _from_arrays(graph: dict) -> DAGData:
-    return DAGData(**{k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in graph.items()})
+    # The worker's to_dict() keeps the graph's attribute order, the one from_mapping needs.
+    return DAGData.from_mapping({k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v
+                                 for k, v in graph.items()})
 
 
 _CHUNK = 256  # rows per task (one list of results per chunk)
