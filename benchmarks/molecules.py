@@ -474,14 +474,16 @@ def _ensembles(by_key: dict[tuple[str, str], list[dict]], models: list[str], set
             mean, std = ensemble([np.asarray(r["test_predictions"]) for r in rs])
             rmse = float(np.sqrt(np.mean((mean - labels) ** 2)))
             means.append(rmse)
-            cells.append(f"{rmse:.3f} ({error_rank_correlation(labels, mean, std):+.2f})")
+            correlation = error_rank_correlation(labels, mean, std)
+            cells.append(f"{rmse:.3f} ({'–' if math.isnan(correlation) else f'{correlation:+.2f}'})")
         if means:
             total = f"{sum(means) / len(means):.3f}" if len(means) == len(sets) else "–"
             rows.append(f"| {LABELS[model]} | " + " | ".join(cells) + f" | {total} |")
     if not rows:
         return []
     return ["", "## Seed ensembles: test RMSE of the seeds' mean prediction (Spearman of |error| vs the seeds' "
-            "std)", "", "Models whose records kept their test predictions; the ensemble of 3 seeds costs 3 trainings.",
+            "std)", "", "Models whose records kept their test predictions; the ensemble of 3 seeds costs 3 trainings. "
+            "A Spearman correlation of – : the seeds' predictions do not differ (a deterministic model).",
             "", "| model | " + " | ".join(sets) + " | mean over sets |", "|---" * (len(sets) + 2) + "|", *rows]
 
 

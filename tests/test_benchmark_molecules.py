@@ -160,3 +160,12 @@ def test_a_fingerprint_baseline_record_comes_from_its_saved_test_predictions(tmp
     assert main([*command, "--root", str(data_root)]) == 0
     record = bench._record_from_run("CHEMBL4616_EC50", "ecfp-svr", 0, out, command[:-2], data_root)
     assert record["model"] == "ecfp-svr" and 0 < record["cliff_rmse"] < 5 and 0 < record["test_rmse"] < 5
+
+
+def test_a_deterministic_model_s_ensemble_has_no_spread_correlation():
+    labels, predictions = [0.0, 1.0, 2.0], [0.5, 1.0, 2.0]
+    records = [{"model": "ecfp-svr", "set": "solubility", "seed": seed, "test_rmse": 0.5 / math.sqrt(3),
+                "cliff_rmse": None, "train_rmse": 0.1, "best_epoch": 1, "s_per_epoch": 1.0,
+                "command": "pyg-plstm train ecfp-svr", "test_labels": labels, "test_predictions": predictions}
+               for seed in range(3)]
+    assert "| ECFP4 + SVR | 0.289 (–) | 0.289 |" in bench.collect(records)
