@@ -307,21 +307,23 @@ def bench_preparation(args: argparse.Namespace, device: torch.device) -> list[Ta
                      ["file", "rows", "num_workers", "seconds", "rows per second", "speed-up"])
     path = max(ace, key=os.path.getsize) if ace else os.path.join(ROOT, "data", "solubility.csv")
     target = "y" if ace else "log_solubility"
-    seconds = {}
     with tempfile.TemporaryDirectory() as tmp:
         rows = os.path.join(tmp, os.path.basename(path))
         with open(path) as f, open(rows, "w") as out:
             out.writelines(itertools.islice(f, args.prep_molecules + 1))  # the header and the first rows
-        for workers in (0, 2):
-            start = time.perf_counter()
+        def convert(workers: int) -> int:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the skipped-rows warning
-                graphs, report = molecules_from_csv(rows, target_cols=target, num_workers=workers)
-            seconds[workers] = time.perf_counter() - start
-            datasets.add(os.path.basename(path), report["num_rows"], workers, seconds[workers],
-                         report["num_rows"] / seconds[workers], seconds[0] / seconds[workers])
-    datasets.notes.append(f"One run each; the machine has {os.cpu_count()} cores. The graphs of 2 processes are "
-                          "identical to those of one (tested).")
+                return molecules_from_csv(rows, target_cols=target, num_workers=workers)[1]["num_rows"]
+
+        num_rows = convert(0)
+        seconds = interleaved_times({0: lambda: convert(0), 2: lambda: convert(2)}, torch.device("cpu"),
+                                    args.prep_repeats)
+        for workers, t in seconds.items():
+            datasets.add(os.path.basename(path), num_rows, workers, t, num_rows / t, seconds[0] / t)
+    datasets.notes.append(f"Medians of {args.prep_repeats} alternating runs after one warm-up run each; the machine "
+                          f"has {os.cpu_count()} cores. The graphs of 2 processes are identical to those of one "
+                          "(tested).")
 
     table = Table("4c. DAG preparation throughput (one process)", ["what", "items", "seconds", "per second"])
     graphs = [from_smiles(s) for s in sets["solubility (shipped)"][: args.prep_molecules]]
