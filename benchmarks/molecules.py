@@ -412,7 +412,8 @@ def collect(records: list[dict]) -> str:
             lines.append(f"| {LABELS[model]} | " + " | ".join(cells) + " |")
     lines += _ensembles(by_key, models, sets)
     lines += _comparison(by_key, sets, {"plstm": "plstm", "gin": "gin", "gat": "gat", "chemprop": "chemprop"},
-                         "pLSTM (default) against the best of GIN, GAT and chemprop")
+                         "pLSTM (default) against the best of GIN, GAT and chemprop, every model at its default "
+                         "learning rate")
     chosen = chosen_learning_rates(by_key, sets)
     if "plstm" in chosen:
         unsearched = [LABELS[family] for family in LR_SEARCH if family not in chosen]

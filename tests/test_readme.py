@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.readme import headline_table, readme_block
+from benchmarks.readme import headline_results, readme_block
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
@@ -25,8 +25,19 @@ def test_block_runs(page, block, tmp_path, monkeypatch):
 
 
 def test_readme_results_are_the_generated_table():
-    assert readme_block() == headline_table(), "stale README results: run python -m benchmarks.readme"
+    assert readme_block() == headline_results(), "stale README results: run python -m benchmarks.readme"
 
 
 def test_readme_stays_short():
     assert (ROOT / "README.md").stat().st_size <= 12 * 1024
+
+
+def test_the_headline_is_the_table_and_the_verdicts_of_the_comparisons(tmp_path):
+    results = tmp_path / "molecules.md"
+    results.write_text("# Title\n\n## Test RMSE (mean)\n\n| model | a |\n|---|---|\n| GIN | 1.0 |\n\n"
+                       "## Ablations\n\n| model | a |\n|---|---|\n| x | 2.0 |\n\n"
+                       "## pLSTM (default) against the best rival\n\n| set | x |\n|---|---|\n| a | 1 |\n\n"
+                       "Over these sets: 1 of 1.\n\nECFP: 2 of 2.\n\n## Commands\n\n- run\n")
+    assert headline_results(results) == ("| model | a |\n|---|---|\n| GIN | 1.0 |\n\n"
+                                         "**pLSTM (default) against the best rival.** Over these sets: 1 of 1. "
+                                         "ECFP: 2 of 2.\n\n")
