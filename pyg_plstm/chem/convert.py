@@ -651,7 +651,9 @@ class MolToDAG:
 
     def _prepare(self, mol: Chem.Mol, read_from: Optional[str] = None) -> tuple[Chem.Mol, str, Optional[str]]:
         r"""The prepared molecule, its canonical SMILES and the SMILES it was read from, if any
-        (``read_from``, that of the given molecule, or the canonical SMILES when it is read back)."""
+        (``read_from``, that of the given molecule, or the canonical SMILES when it is read back).
+
+        ``read_from``, if given, must be the text ``mol`` is ``Chem.MolFromSmiles`` of (RDKit's defaults)."""
         given = mol
         if self.largest_fragment:
             frags = Chem.GetMolFrags(mol, asMols=True)
