@@ -653,7 +653,8 @@ class MolToDAG:
         r"""The prepared molecule, its canonical SMILES and the SMILES it was read from, if any
         (``read_from``, that of the given molecule, or the canonical SMILES when it is read back).
 
-        ``read_from``, if given, must be the text ``mol`` is ``Chem.MolFromSmiles`` of (RDKit's defaults)."""
+        ``read_from``, if given, is the text ``mol`` was read from by ``Chem.MolFromSmiles`` (RDKit's defaults),
+        up to surrounding whitespace."""
         given = mol
         if self.largest_fragment:
             frags = Chem.GetMolFrags(mol, asMols=True)
