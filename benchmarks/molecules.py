@@ -150,6 +150,16 @@ def test_values(true: list[float], predictions: list[float]) -> dict[str, list[f
             "test_predictions": [round(v, PREDICTION_DIGITS) for v in predictions]}
 
 
+def environment() -> dict[str, str]:
+    """Where a record was made: a run repeats bit for bit on the same CPU and library versions, not across them."""
+    from importlib.metadata import version
+
+    import torch
+
+    return {"cpu": harness.machine(torch.device("cpu"))["cpu"], "python": sys.version.split()[0],
+            **{package: version(package) for package in ("torch", "torch_geometric", "rdkit", "numpy")}}
+
+
 def _record_from_run(set_name: str, model: str, seed: int, out: Path, command: list[str], data_root: Path) -> dict:
     """The benchmark record of a finished ``pyg-plstm train`` run (cliff RMSE from the test predictions
     the run saved at its best epoch, or from its best checkpoint)."""
@@ -181,6 +191,7 @@ def _record_from_run(set_name: str, model: str, seed: int, out: Path, command: l
         "curve": {"loss": [h["loss"] for h in run["history"]],
                   "valid_rmse": [h["valid"]["rmse"] for h in run["history"]]},
         "test_labels": errors["test_labels"], "test_predictions": errors["test_predictions"],
+        "environment": environment(),
     }
 
 
@@ -261,6 +272,7 @@ def run_chemprop(set_name: str, seed: int, out: Path, data_root: Path, epochs: i
         "num_parameters": None, "version": _chemprop_version(),
         "command": shlex.join(["chemprop", *shown]) + "  # data.csv, splits.json: written by benchmarks.molecules",
         "curve": curve, "test_labels": errors["test_labels"], "test_predictions": errors["test_predictions"],
+        "environment": environment(),
     }
 
 

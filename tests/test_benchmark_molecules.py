@@ -1,9 +1,11 @@
 """benchmarks.molecules: commands that parse, a record from a real (one-epoch) run, the collected table."""
 import csv
 import math
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+import torch
 
 from pyg_plstm.cli import build_parser, main
 from pyg_plstm.train import load_model, predict
@@ -48,6 +50,7 @@ def test_a_record_from_a_one_epoch_run_has_the_cliff_rmse_of_its_checkpoint(tmp_
     # The kept test values are the checkpoint's predictions and the labels, in test order, rounded.
     assert record["test_labels"] == [round(float(g.y), bench.PREDICTION_DIGITS) for g in test]
     assert record["test_predictions"] == pytest.approx(values, abs=10 ** -bench.PREDICTION_DIGITS)
+    assert record["environment"]["torch"] == torch.__version__ and record["environment"]["rdkit"] == version("rdkit")
 
 
 def test_the_table_gives_mean_and_std_over_seeds_and_the_mean_over_complete_rows():
