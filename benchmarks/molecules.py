@@ -10,7 +10,9 @@ command line's default optimisation budget (TrainConfig: 40 epochs, batch 32, Ad
 warm-up epochs) and no per-set tuning. chemprop's D-MPNN runs through its own v2 command line
 (`pip install -e ".[bench]"`) on the same split indices for the same number of epochs, with its own
 defaults otherwise (batch 64, its Noam schedule). ECFP4 + SVR (Tanimoto kernel) picks its C on the
-validation split. Model selection is by validation RMSE everywhere.
+validation split. Model selection is by validation RMSE everywhere. A neural run repeats bit for bit on
+the same CPU and library versions, not across them (records made since 2026-12-07 name their environment);
+the records of this table come from more than one environment.
 
 Records go to ``benchmarks/results/molecules.json`` (one per model x set x seed, with the command that
 reproduces it); the table to ``benchmarks/results/molecules.md`` and learning curves to
