@@ -158,8 +158,9 @@ def environment() -> dict[str, str]:
 
     import torch
 
-    return {"cpu": harness.machine(torch.device("cpu"))["cpu"], "python": sys.version.split()[0],
-            **{package: version(package) for package in ("torch", "torch_geometric", "rdkit", "numpy")}}
+    machine = harness.machine(torch.device("cpu"))
+    return {**{key: machine[key] for key in ("cpu", "python", "torch")},
+            **{package: version(package) for package in ("torch_geometric", "rdkit", "numpy")}}
 
 
 def _record_from_run(set_name: str, model: str, seed: int, out: Path, command: list[str], data_root: Path) -> dict:
