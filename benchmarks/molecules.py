@@ -36,6 +36,10 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
+import numpy as np
+
+from pyg_plstm.train.significance import percentile_interval, rmse_difference_replicates
+
 from benchmarks import harness
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +49,8 @@ SEEDS = (0, 1, 2)
 PROTOCOL = "Protocol" + __doc__.split("Protocol")[1].split("Records")[0].rstrip()
 #: Decimals of the test labels and predictions kept in a record (far below any RMSE difference reported).
 PREDICTION_DIGITS = 5
+#: Bootstrap replicates of every pLSTM-vs-rival difference in test RMSE.
+BOOTSTRAP_REPLICATES = 2000
 MOLECULEACE = ("CHEMBL4616_EC50", "CHEMBL262_Ki", "CHEMBL237_EC50", "CHEMBL233_Ki")
 
 
@@ -83,6 +89,8 @@ MODELS: dict[str, list[str]] = {
     "plstm-rdkit2d": ["--model", "plstm", "--molecule-features", "rdkit2d"],
     "gin-rdkit2d": ["--model", "gin", "--molecule-features", "rdkit2d"],
     "gat-rdkit2d": ["--model", "gat", "--molecule-features", "rdkit2d"],
+    "gin-virtual-rdkit2d": ["--model", "gin-virtual", "--molecule-features", "rdkit2d"],
+    "dagnn-rdkit2d": ["--model", "dagnn", "--molecule-features", "rdkit2d"],
 }
 #: Rows of the ablation table; every model not in it nor in the learning-rate search stands in the headline table.
 ABLATIONS = ("plstm-previous", "plstm-layernorm", "plstm-no-local", "plstm-mlp2")
@@ -104,7 +112,9 @@ LABELS = {"plstm": "pLSTM (default: BatchNorm, GINE + pLSTM blocks)",
           "gin-virtual": "GIN + virtual node", "chemprop": "chemprop D-MPNN",
           "chemprop-rdkit2d": "chemprop D-MPNN + its RDKit 2D descriptors", "ecfp-svr": "ECFP4 + SVR",
           "ecfp-rf": "ECFP4 + random forest", "plstm-rdkit2d": "pLSTM (default) + RDKit 2D descriptors",
-          "gin-rdkit2d": "GIN + RDKit 2D descriptors", "gat-rdkit2d": "GAT + RDKit 2D descriptors"}
+          "gin-rdkit2d": "GIN + RDKit 2D descriptors", "gat-rdkit2d": "GAT + RDKit 2D descriptors",
+          "gin-virtual-rdkit2d": "GIN + virtual node + RDKit 2D descriptors",
+          "dagnn-rdkit2d": "DAGNN + RDKit 2D descriptors"}
 
 
 def train_command(set_name: str, model: str, seed: int, out: Path) -> list[str]:
@@ -472,8 +482,6 @@ def _learning_rate_search(by_key: dict[tuple[str, str], list[dict]], models: lis
 def _ensembles(by_key: dict[tuple[str, str], list[dict]], models: list[str], sets: list[str]) -> list[str]:
     """Per model and set, the ensemble of its seeds: test RMSE of the mean prediction and the Spearman
     correlation of its errors with the seeds' spread (records that kept their test predictions only)."""
-    import numpy as np
-
     from pyg_plstm.train.ensemble import ensemble, error_rank_correlation
 
     rows = []
@@ -518,13 +526,16 @@ def _comparison(by_key: dict[tuple[str, str], list[dict]], sets: list[str], chos
         if ours is None or gin is None or any(v is None for v, _ in best):
             continue
         value, name = min(best)
-        rows.append((s, ours, value, LABELS[chosen[name]], mean("plstm", s, "train_rmse") / gin))
+        bootstrap = _rmse_difference(by_key, chosen["plstm"], chosen[name], s)
+        rows.append((s, ours, value, LABELS[chosen[name]], mean("plstm", s, "train_rmse") / gin, bootstrap))
     if not rows:
         return []
-    wins = sum(ours <= best for _, ours, best, _, _ in rows)
+    wins = sum(ours <= best for _, ours, best, _, _, _ in rows)
     lines = ["", f"## {title}", "",
-             "| set | pLSTM test RMSE | best rival | rival | pLSTM train RMSE / GIN's |", "|---|---|---|---|---|"]
-    lines += [f"| {s} | {ours:.3f} | {best:.3f} | {name} | {ratio:.2f} |" for s, ours, best, name, ratio in rows]
+             "| set | pLSTM test RMSE | best rival | rival | pLSTM − rival, 95 % interval | pLSTM train RMSE / GIN's |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| {s} | {ours:.3f} | {best:.3f} | {name} | {_interval_cell(bootstrap)} | {ratio:.2f} |"
+              for s, ours, best, name, ratio, bootstrap in rows]
     n = len(rows)
     means = {m: sum(mean(m, r[0], "test_rmse") for r in rows) / n for m in rivals}
     svr = [(mean("ecfp-svr", r[0], "test_rmse"), r[1]) for r in rows]
@@ -533,11 +544,52 @@ def _comparison(by_key: dict[tuple[str, str], list[dict]], sets: list[str], chos
               f"rival by its mean is {LABELS[chosen[best_rival]]} at {means[best_rival]:.3f} (the per-set best "
               f"rivals together: {sum(r[2] for r in rows) / n:.3f}). pLSTM is at or below the best rival on {wins} "
               f"of {n} sets; its train RMSE at the best epoch is {sum(r[4] for r in rows) / n:.2f}x GIN's on average."]
+    lines += ["", _separation(rows, [_rmse_difference(by_key, chosen["plstm"], chosen[best_rival], r[0]) for r in rows],
+                              LABELS[chosen[best_rival]])]
     if all(value is not None for value, _ in svr):
         beaten = sum(ours < value for value, ours in svr)
         lines += ["", f"{LABELS['ecfp-svr']}: mean test RMSE {sum(v for v, _ in svr) / n:.3f}; pLSTM is below it on "
                   f"{beaten} of {n} sets."]
     return lines
+
+
+def _rmse_difference(by_key: dict[tuple[str, str], list[dict]], model: str, rival: str,
+                     set_name: str) -> Optional[tuple[float, np.ndarray]]:
+    """:func:`~pyg_plstm.train.significance.rmse_difference_replicates` of ``model`` minus ``rival`` on
+    ``set_name``, where both have every seed with its test predictions, else ``None``."""
+    runs = [[r for r in by_key.get((m, set_name), []) if r.get("test_predictions") is not None]
+            for m in (model, rival)]
+    if any(len(rs) != len(SEEDS) for rs in runs):
+        return None
+    labels = runs[0][0]["test_labels"]
+    if any(r["test_labels"] != labels for rs in runs for r in rs):
+        raise ValueError(f"{model} and {rival} on {set_name} hold test predictions for different labels")
+    first, second = ([np.asarray(r["test_predictions"], dtype=np.float64).reshape(-1) for r in rs] for rs in runs)
+    return rmse_difference_replicates(np.asarray(labels, dtype=np.float64).reshape(-1), np.stack(first),
+                                      np.stack(second), replicates=BOOTSTRAP_REPLICATES)
+
+
+def _interval_cell(bootstrap: Optional[tuple[float, np.ndarray]]) -> str:
+    if bootstrap is None:
+        return "– (no kept predictions)"
+    low, high = percentile_interval(bootstrap[1])
+    return f"{bootstrap[0]:+.3f} [{low:+.3f}, {high:+.3f}]"
+
+
+def _separation(rows: list[tuple], to_best_by_mean: list[Optional[tuple[float, np.ndarray]]], best_by_mean: str) -> str:
+    """What the bootstrap intervals of the comparison tell apart: per set, and for the mean over the sets."""
+    intervals = [percentile_interval(row[-1][1]) for row in rows if row[-1] is not None]
+    lower, higher = sum(high < 0 for _, high in intervals), sum(low > 0 for low, _ in intervals)
+    text = (f"The 95 % bootstrap intervals ({BOOTSTRAP_REPLICATES:,} replicates; test molecules redrawn, the same "
+            f"for both models, and each model's seeds redrawn) are computed on {len(intervals)} of {len(rows)} sets "
+            f"(the others lack kept test predictions); pLSTM is told apart from the best rival on "
+            f"{lower + higher} of them: lower on {lower}, higher on {higher}.")
+    if all(d is not None for d in to_best_by_mean):
+        difference = sum(d[0] for d in to_best_by_mean) / len(rows)
+        low, high = percentile_interval(sum(d[1] for d in to_best_by_mean) / len(rows))
+        text += (f" pLSTM minus {best_by_mean} in the mean over the {len(rows)} sets: {difference:+.3f} "
+                 f"[{low:+.3f}, {high:+.3f}].")
+    return text
 
 
 #: The before/after figure: the pLSTM variants of the ablation beside GIN.

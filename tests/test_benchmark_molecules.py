@@ -105,10 +105,40 @@ def test_the_comparison_counts_sets_against_the_best_rival_and_the_fingerprint_b
                 "command": f"pyg-plstm train {model}"}
                for (model, set_name), value in values.items() for seed in (0, 1, 2)]
     table = bench.collect(records)
-    assert "| solubility | 0.800 | 0.900 | GIN | 1.25 |" in table
-    assert "| freesolv | 0.800 | 0.600 | GAT | 1.25 |" in table
+    assert "| solubility | 0.800 | 0.900 | GIN | – (no kept predictions) | 1.25 |" in table
+    assert "| freesolv | 0.800 | 0.600 | GAT | – (no kept predictions) | 1.25 |" in table
     assert "pLSTM is at or below the best rival on 1 of 2 sets" in table
+    assert "computed on 0 of 2 sets" in table
     assert "mean test RMSE 0.800; pLSTM is below it on 1 of 2 sets." in table
+
+
+def test_the_comparison_bootstraps_the_difference_to_the_best_rival_from_the_kept_predictions():
+    import numpy as np
+
+    from pyg_plstm.train.significance import percentile_interval, rmse_difference_replicates
+
+    rng = np.random.default_rng(0)
+    labels = {s: rng.normal(size=60) for s in ("solubility", "freesolv")}
+    # pLSTM is far closer to the labels than every rival on solubility, and as close as GAT on freesolv.
+    noise = {("plstm", "solubility"): 0.1, ("gin", "solubility"): 0.8, ("gat", "solubility"): 0.9,
+             ("chemprop", "solubility"): 1.0, ("plstm", "freesolv"): 0.5, ("gin", "freesolv"): 0.9,
+             ("gat", "freesolv"): 0.5, ("chemprop", "freesolv"): 1.0}
+    predictions = {key: labels[key[1]] + rng.normal(0, scale, size=(3, 60)) for key, scale in noise.items()}
+    records = [{"model": model, "set": set_name, "seed": seed, "cliff_rmse": None, "train_rmse": 0.5, "best_epoch": 1,
+                "s_per_epoch": 1.0, "command": f"pyg-plstm train {model}", "test_labels": labels[set_name].tolist(),
+                "test_predictions": predictions[model, set_name][seed].tolist(),
+                "test_rmse": float(np.sqrt(np.mean((predictions[model, set_name][seed] - labels[set_name]) ** 2)))}
+               for (model, set_name) in noise for seed in range(3)]
+    table = bench.collect(records)
+    difference, replicates = rmse_difference_replicates(labels["freesolv"], predictions["plstm", "freesolv"],
+                                                        predictions["gat", "freesolv"],
+                                                        replicates=bench.BOOTSTRAP_REPLICATES)
+    low, high = percentile_interval(replicates)
+    assert low < 0 < high
+    assert f"| {difference:+.3f} [{low:+.3f}, {high:+.3f}] |" in table
+    assert "computed on 2 of 2 sets" in table
+    assert "told apart from the best rival on 1 of them: lower on 1, higher on 0." in table
+    assert "in the mean over the 2 sets: " in table
 
 
 def test_the_learning_rate_search_chooses_per_family_by_the_mean_validation_rmse_over_the_sets():
