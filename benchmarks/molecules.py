@@ -71,6 +71,8 @@ MODELS: dict[str, list[str]] = {
     "plstm-layernorm": ["--model", "plstm", "--plstm-option", "norm=layer"],
     "plstm-no-local": ["--model", "plstm", "--plstm-option", "local=None"],
     "plstm-mlp2": ["--model", "plstm", "--plstm-option", "mlp_ratio=2"],
+    "plstm-norm-eps1": ["--model", "plstm", "--plstm-option", "norm_eps=1.0"],
+    "plstm-gate-bias-3": ["--model", "plstm", "--plstm-option", "gate_bias=-3.0"],
     "gin": ["--model", "gin"],
     # The same small learning-rate search for every family: half, the default 1e-3 and twice it.
     "plstm-lr5e-4": ["--model", "plstm", "--lr", "5e-4"],
@@ -93,7 +95,7 @@ MODELS: dict[str, list[str]] = {
     "dagnn-rdkit2d": ["--model", "dagnn", "--molecule-features", "rdkit2d"],
 }
 #: Rows of the ablation table; every model not in it nor in the learning-rate search stands in the headline table.
-ABLATIONS = ("plstm-previous", "plstm-layernorm", "plstm-no-local", "plstm-mlp2")
+ABLATIONS = ("plstm-previous", "plstm-layernorm", "plstm-no-local", "plstm-mlp2", "plstm-norm-eps1", "plstm-gate-bias-3")
 #: The learning-rate search: family (its model key at the command line's default rate) -> rate -> model key.
 LR_SEARCH: dict[str, dict[str, str]] = {
     family: {"5e-4": f"{family}-lr5e-4", "1e-3": family, "2e-3": f"{family}-lr2e-3"}
@@ -105,6 +107,8 @@ LABELS = {"plstm": "pLSTM (default: BatchNorm, GINE + pLSTM blocks)",
           "plstm-previous": "pLSTM (previous default: LayerNorm, pLSTM blocks)",
           "plstm-layernorm": "ablation: default with LayerNorm", "plstm-no-local": "ablation: default without GINE",
           "plstm-mlp2": "ablation: default with block MLPs of 2x width (not 4x)",
+          "plstm-norm-eps1": "ablation: default with the pLSTM output norm's offset 1 (not 1e-2)",
+          "plstm-gate-bias-3": "ablation: default with source, mark and direct gate bias -3 (not 0)",
           "plstm-lr5e-4": "pLSTM (default), learning rate 5e-4", "plstm-lr2e-3": "pLSTM (default), learning rate 2e-3",
           "gin-lr5e-4": "GIN, learning rate 5e-4", "gin-lr2e-3": "GIN, learning rate 2e-3",
           "gat-lr5e-4": "GAT, learning rate 5e-4", "gat-lr2e-3": "GAT, learning rate 2e-3",
@@ -596,7 +600,15 @@ def _separation(rows: list[tuple], to_best_by_mean: list[Optional[tuple[float, n
 PLSTM_CURVES = ("plstm", "plstm-previous", "plstm-layernorm", "plstm-no-local", "gin")
 
 
-def plot_curves(records: list[dict], path: Path, models: tuple[str, ...] = tuple(MODELS)) -> None:
+def learning_rate_styles() -> dict[str, dict[str, str]]:
+    """Line styles of the learning-rate figure: a colour per family, a dash pattern per rate."""
+    dashes = dict(zip(("5e-4", "1e-3", "2e-3"), (":", "-", "--")))
+    return {model: {"color": f"C{i}", "linestyle": dashes[rate]}
+            for i, rates in enumerate(LR_SEARCH.values()) for rate, model in rates.items()}
+
+
+def plot_curves(records: list[dict], path: Path, models: tuple[str, ...] = tuple(MODELS),
+                styles: Optional[dict[str, dict[str, str]]] = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -616,7 +628,7 @@ def plot_curves(records: list[dict], path: Path, models: tuple[str, ...] = tuple
                     continue
                 length = min(len(c) for c in curves)
                 mean = [sum(c[e] for c in curves) / len(curves) for e in range(length)]
-                axes[row][col].plot(range(1, length + 1), mean, label=LABELS[model])
+                axes[row][col].plot(range(1, length + 1), mean, label=LABELS[model], **(styles or {}).get(model, {}))
         axes[0][col].set_title(set_name, fontsize=9)
         axes[0][col].set_yscale("log")
         axes[1][col].set_xlabel("epoch")
@@ -647,8 +659,10 @@ def main(argv: Optional[list[str]] = None) -> None:
         (RESULTS / "molecules.md").write_text(collect(records))
         plot_curves(records, RESULTS / "molecules_curves.png")
         plot_curves(records, RESULTS / "molecules_curves_plstm.png", PLSTM_CURVES)
-        print(f"wrote {RESULTS / 'molecules.md'}, molecules_curves.png and molecules_curves_plstm.png "
-              f"({len(records)} records)")
+        styles = learning_rate_styles()
+        plot_curves(records, RESULTS / "molecules_curves_lr.png", tuple(styles), styles)
+        print(f"wrote {RESULTS / 'molecules.md'}, molecules_curves.png, molecules_curves_plstm.png and "
+              f"molecules_curves_lr.png ({len(records)} records)")
 
 
 if __name__ == "__main__":
