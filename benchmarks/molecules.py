@@ -103,9 +103,12 @@ ABLATIONS = ("plstm-previous", "plstm-layernorm", "plstm-no-local", "plstm-mlp2"
 LR_SEARCH: dict[str, dict[str, str]] = {
     family: {"5e-4": f"{family}-lr5e-4", "1e-3": family, "2e-3": f"{family}-lr2e-3"}
     for family in ("plstm", "gin", "gat", "plstm-norm-eps1")}
-#: chemprop models -> the arguments they add to chemprop's ``train`` and ``predict`` (molecule features: chemprop's
-#: own RDKit 2D descriptors, scaled on the training split as chemprop does by default).
-CHEMPROP_MODELS: dict[str, list[str]] = {"chemprop": [], "chemprop-rdkit2d": ["--molecule-featurizers", "rdkit_2d"]}
+#: chemprop models -> the molecule features (:data:`~pyg_plstm.chem.MOLECULE_FEATURES`) they are given. chemprop gets
+#: the very matrix the other models get, standardised on the training split as theirs are
+#: (:class:`~pyg_plstm.nn.Standardize`), through its ``--descriptors-path``. Its own ``rdkit_2d`` featurizer is
+#: not used: on the MoleculeACE sets RDKit's ``Ipc`` reaches 1e119, beyond float32, and chemprop 2.3.1 then
+#: predicts NaN for every molecule.
+CHEMPROP_MODELS: dict[str, tuple[str, ...]] = {"chemprop": (), "chemprop-rdkit2d": ("rdkit2d",)}
 LABELS = {"plstm": "pLSTM (default: BatchNorm, GINE + pLSTM blocks)",
           "plstm-previous": "pLSTM (previous default: LayerNorm, pLSTM blocks)",
           "plstm-layernorm": "ablation: default with LayerNorm", "plstm-no-local": "ablation: default without GINE",
@@ -119,7 +122,7 @@ LABELS = {"plstm": "pLSTM (default: BatchNorm, GINE + pLSTM blocks)",
           "gat-lr5e-4": "GAT, learning rate 5e-4", "gat-lr2e-3": "GAT, learning rate 2e-3",
           "gin": "GIN", "gat": "GAT", "dagnn": "DAGNN",
           "gin-virtual": "GIN + virtual node", "chemprop": "chemprop D-MPNN",
-          "chemprop-rdkit2d": "chemprop D-MPNN + its RDKit 2D descriptors", "ecfp-svr": "ECFP4 + SVR",
+          "chemprop-rdkit2d": "chemprop D-MPNN + RDKit 2D descriptors", "ecfp-svr": "ECFP4 + SVR",
           "ecfp-rf": "ECFP4 + random forest", "plstm-rdkit2d": "pLSTM (default) + RDKit 2D descriptors",
           "gin-rdkit2d": "GIN + RDKit 2D descriptors", "gat-rdkit2d": "GAT + RDKit 2D descriptors",
           "gin-virtual-rdkit2d": "GIN + virtual node + RDKit 2D descriptors",
@@ -230,6 +233,29 @@ def _write_rows(path: Path, rows: list[tuple[str, float]]) -> None:
         writer.writerows(rows)
 
 
+def _chemprop_descriptors(features: tuple[str, ...], smiles: list[str], train: list[int]) -> Optional[np.ndarray]:
+    """The molecule features of every SMILES, standardised on the ``train`` rows as the other models' are."""
+    if not features:
+        return None
+    import torch
+
+    from pyg_plstm.chem import parse_smiles
+    from pyg_plstm.chem.features import MoleculeFeaturizer
+    from pyg_plstm.nn import Standardize
+
+    featurizer = MoleculeFeaturizer(features)
+    matrix = torch.from_numpy(np.stack([featurizer(parse_smiles(s)) for s in smiles]))
+    return Standardize(featurizer.dim).fit(matrix[train])(matrix).numpy()
+
+
+def _descriptor_arguments(descriptors: Optional[np.ndarray], rows: list[int], path: Path) -> list[str]:
+    """chemprop's arguments for the ``rows`` of ``descriptors`` (written to ``path``), already scaled."""
+    if descriptors is None:
+        return []
+    np.savez(path, descriptors[rows])
+    return ["--descriptors-path", str(path), "--no-descriptor-scaling"]
+
+
 def _chemprop_predict(chemprop: str, model_path: Path, rows: list[tuple[str, float]], work: Path,
                       extra: list[str]) -> list[float]:
     inputs, preds = work / "predict_in.csv", work / "predict_out.csv"
@@ -240,13 +266,17 @@ def _chemprop_predict(chemprop: str, model_path: Path, rows: list[tuple[str, flo
     with open(preds, newline="") as f:
         reader = csv.DictReader(f)
         column = [c for c in reader.fieldnames if c not in ("smiles",)][-1]
-        return [float(row[column]) for row in reader]
+        values = [row[column] for row in reader]
+    missing = [i for i, value in enumerate(values) if value == ""]
+    if missing:
+        raise RuntimeError(f"chemprop predicted no value (NaN) for {len(missing)} of {len(values)} molecules "
+                           f"(first: {rows[missing[0]][0]!r}) with {model_path}")
+    return [float(value) for value in values]
 
 
 def run_chemprop(set_name: str, seed: int, out: Path, data_root: Path, epochs: int, model: str = "chemprop") -> dict:
     """chemprop v2's D-MPNN (``model``, one of :data:`CHEMPROP_MODELS`) through its command line on this
     benchmark's split indices."""
-    extra = CHEMPROP_MODELS[model]
     chemprop = shutil.which("chemprop") or str(Path(sys.executable).with_name("chemprop"))
     if not Path(chemprop).exists():
         raise RuntimeError("chemprop is not installed: pip install -e '.[bench]'")
@@ -260,6 +290,8 @@ def run_chemprop(set_name: str, seed: int, out: Path, data_root: Path, epochs: i
     data_path, splits_path, save_dir = out / "data.csv", out / "splits.json", out / f"seed{seed}"
     _write_rows(data_path, rows)
     splits_path.write_text(json.dumps([split_indices]))
+    descriptors = _chemprop_descriptors(CHEMPROP_MODELS[model], [smiles for smiles, _ in rows], split_indices["train"])
+    extra = _descriptor_arguments(descriptors, list(range(len(rows))), out / "descriptors.npz")
     if save_dir.exists():
         shutil.rmtree(save_dir)
     command = [chemprop, "train", "-i", str(data_path), "-s", "smiles", "--target-columns", "y",
@@ -279,12 +311,14 @@ def run_chemprop(set_name: str, seed: int, out: Path, data_root: Path, epochs: i
     checkpoints = sorted(save_dir.rglob("best-epoch=*.ckpt"))
     best_epoch = int(re.search(r"best-epoch=(\d+)", checkpoints[-1].name).group(1)) + 1 if checkpoints else None
     with tempfile.TemporaryDirectory() as tmp:
-        predictions = {split: _chemprop_predict(chemprop, model_path, [rows[i] for i in idx], Path(tmp), extra)
+        predictions = {split: _chemprop_predict(chemprop, model_path, [rows[i] for i in idx], Path(tmp),
+                                                _descriptor_arguments(descriptors, idx, Path(tmp) / f"{split}.npz"))
                        for split, idx in split_indices.items()}
     true = {split: [rows[i][1] for i in idx] for split, idx in split_indices.items()}
     errors = _test_errors(set_name, predictions["test"], prepared.splits["test"], _cliff_flags(set_name))
     curve = _chemprop_curve(save_dir)
     shown = [os.path.relpath(c, ROOT) if c.startswith(str(ROOT)) else c for c in command[1:]]
+    written = ["data.csv", "splits.json"] + (["descriptors.npz"] if descriptors is not None else [])
     return {
         "model": model, "set": set_name, "seed": seed,
         "test_rmse": _rmse(predictions["test"], true["test"]), "cliff_rmse": errors["cliff_rmse"],
@@ -292,7 +326,7 @@ def run_chemprop(set_name: str, seed: int, out: Path, data_root: Path, epochs: i
         "valid_rmse": _rmse(predictions["val"], true["val"]),
         "best_epoch": best_epoch, "epochs": epochs, "s_per_epoch": wall / epochs, "cpu_s_per_epoch": cpu / epochs,
         "num_parameters": None, "version": _chemprop_version(),
-        "command": shlex.join(["chemprop", *shown]) + "  # data.csv, splits.json: written by benchmarks.molecules",
+        "command": shlex.join(["chemprop", *shown]) + f"  # {', '.join(written)}: written by benchmarks.molecules",
         "curve": curve, "test_labels": errors["test_labels"], "test_predictions": errors["test_predictions"],
         "environment": environment(),
     }
