@@ -103,6 +103,8 @@ ABLATIONS = ("plstm-previous", "plstm-layernorm", "plstm-no-local", "plstm-mlp2"
 LR_SEARCH: dict[str, dict[str, str]] = {
     family: {"5e-4": f"{family}-lr5e-4", "1e-3": family, "2e-3": f"{family}-lr2e-3"}
     for family in ("plstm", "gin", "gat", "plstm-norm-eps1")}
+#: The families pLSTM is compared with, each at its own best by set.
+RIVALS = ("gin", "gat", "chemprop")
 #: chemprop models -> the molecule features (:data:`~pyg_plstm.chem.MOLECULE_FEATURES`) they are given. chemprop gets
 #: the very matrix the other models get, standardised on the training split as theirs are
 #: (:class:`~pyg_plstm.nn.Standardize`), through its ``--descriptors-path``. Its own ``rdkit_2d`` featurizer is
@@ -484,7 +486,7 @@ def collect(records: list[dict]) -> str:
                          "learning rate")
     chosen = chosen_learning_rates(by_key, sets)
     if "plstm" in chosen:
-        unsearched = [LABELS[family] for family in LR_SEARCH if family not in chosen]
+        unsearched = [LABELS[family] for family in ("plstm", *RIVALS) if family in LR_SEARCH and family not in chosen]
         picks = {family: chosen[family]["model"] if family in chosen else family for family in LR_SEARCH}
         lines += _comparison(by_key, sets, {**picks, "chemprop": "chemprop"},
                              "Every searched family at the learning rate its validation chose (chemprop: its own "
@@ -561,11 +563,10 @@ def _comparison(by_key: dict[tuple[str, str], list[dict]], sets: list[str], chos
     def mean(family: str, set_name: str, key: str) -> Optional[float]:
         return _mean_over_seeds(by_key, chosen.get(family, family), set_name, key)
 
-    rivals = ("gin", "gat", "chemprop")
     rows = []
     for s in sets:
         ours, gin = mean("plstm", s, "test_rmse"), mean("gin", s, "train_rmse")
-        best = [(mean(m, s, "test_rmse"), m) for m in rivals]
+        best = [(mean(m, s, "test_rmse"), m) for m in RIVALS]
         if ours is None or gin is None or any(v is None for v, _ in best):
             continue
         value, name = min(best)
@@ -580,7 +581,7 @@ def _comparison(by_key: dict[tuple[str, str], list[dict]], sets: list[str], chos
     lines += [f"| {s} | {ours:.3f} | {best:.3f} | {name} | {_interval_cell(bootstrap)} | {ratio:.2f} |"
               for s, ours, best, name, ratio, bootstrap in rows]
     n = len(rows)
-    means = {m: sum(mean(m, r[0], "test_rmse") for r in rows) / n for m in rivals}
+    means = {m: sum(mean(m, r[0], "test_rmse") for r in rows) / n for m in RIVALS}
     svr = [(mean("ecfp-svr", r[0], "test_rmse"), r[1]) for r in rows]
     best_rival = min(means, key=means.get)
     lines += ["", f"Over these {n} sets pLSTM's mean test RMSE is {sum(r[1] for r in rows) / n:.3f}; the best "
@@ -623,10 +624,11 @@ def _separation(rows: list[tuple], to_best_by_mean: list[Optional[tuple[float, n
     """What the bootstrap intervals of the comparison tell apart: per set, and for the mean over the sets."""
     intervals = [percentile_interval(row[-1][1]) for row in rows if row[-1] is not None]
     lower, higher = sum(high < 0 for _, high in intervals), sum(low > 0 for low, _ in intervals)
+    missing = (f" (on {len(rows) - len(intervals)} of {len(rows)} sets a model kept no test predictions)"
+               if len(intervals) < len(rows) else "")
     text = (f"The 95 % bootstrap intervals ({BOOTSTRAP_REPLICATES:,} replicates; test molecules redrawn, the same "
-            f"for both models, and each model's seeds redrawn) are computed on {len(intervals)} of {len(rows)} sets "
-            f"(the others lack kept test predictions); pLSTM is told apart from the best rival on "
-            f"{lower + higher} of them: lower on {lower}, higher on {higher}.")
+            f"for both models, and each model's seeds redrawn) tell pLSTM apart from the best rival on "
+            f"{lower + higher} of {len(intervals)} sets{missing}: lower on {lower}, higher on {higher}.")
     if all(d is not None for d in to_best_by_mean):
         difference = sum(d[0] for d in to_best_by_mean) / len(rows)
         low, high = percentile_interval(sum(d[1] for d in to_best_by_mean) / len(rows))
