@@ -201,3 +201,42 @@ def test_a_deterministic_model_s_ensemble_has_no_spread_correlation():
                 "command": "pyg-plstm train ecfp-svr", "test_labels": labels, "test_predictions": predictions}
                for seed in range(3)]
     assert "| ECFP4 + SVR | 0.289 (–) | 0.289 |" in bench.collect(records)
+
+
+def test_chemprop_gets_the_models_descriptors_standardised_on_the_training_rows():
+    import numpy as np
+    from rdkit import Chem
+    from rdkit.Chem import Descriptors
+
+    with open(DATA / "CHEMBL4616_EC50.csv", newline="") as f:
+        smiles = [row["smiles"] for row in csv.DictReader(f)][:40]
+    train = list(range(0, 40, 2))
+    matrix = bench._chemprop_descriptors(("rdkit2d",), smiles, train)
+    # By hand: RDKit's own descriptor values, then the mean and population std of the finite training values.
+    names = [name for name, _ in Descriptors.descList]
+    raw = np.array([[Descriptors.CalcMolDescriptors(Chem.MolFromSmiles(s))[name] for name in names] for s in smiles],
+                   dtype=np.float64)
+    raw[~np.isfinite(raw)] = np.nan
+    mean, std = np.nanmean(raw[train], 0), np.nanstd(raw[train], 0)
+    expected = (raw - np.where(np.isnan(mean), 0, mean)) / np.where((std > 0) & ~np.isnan(std), std, 1)
+    expected[~np.isfinite(expected)] = 0
+    assert matrix.shape == (40, len(names)) and np.isfinite(matrix).all()
+    assert raw[:, names.index("Ipc")].max() > 1e38  # beyond float32, where chemprop's own featurizer overflows
+    np.testing.assert_allclose(matrix, expected, rtol=1e-9, atol=1e-9)
+    assert bench._chemprop_descriptors((), smiles, train) is None
+
+
+def test_an_empty_chemprop_prediction_is_refused_naming_the_molecule(tmp_path):
+    import sys
+
+    fake = tmp_path / "chemprop"
+    fake.write_text(f"#!{sys.executable}\n"
+                    "import sys\n"
+                    "args = sys.argv[1:]\n"
+                    "out = args[args.index('-o') + 1]\n"
+                    "assert args[args.index('--descriptors-path') + 1].endswith('rows.npz')\n"
+                    "open(out, 'w').write('smiles,y\\nCCO,1.5\\nc1ccccc1,\\n')\n")
+    fake.chmod(0o755)
+    extra = ["--descriptors-path", str(tmp_path / "rows.npz"), "--no-descriptor-scaling"]
+    with pytest.raises(RuntimeError, match=r"no value \(NaN\) for 1 of 2 molecules \(first: 'c1ccccc1'\)"):
+        bench._chemprop_predict(str(fake), tmp_path / "best.pt", [("CCO", 1.0), ("c1ccccc1", 2.0)], tmp_path, extra)
