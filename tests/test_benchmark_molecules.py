@@ -214,8 +214,8 @@ def test_chemprop_gets_the_models_descriptors_standardised_on_the_training_rows(
     matrix = bench._chemprop_descriptors(("rdkit2d",), smiles, train)
     # By hand: RDKit's own descriptor values, then the mean and population std of the finite training values.
     names = [name for name, _ in Descriptors.descList]
-    raw = np.array([[Descriptors.CalcMolDescriptors(Chem.MolFromSmiles(s))[name] for name in names] for s in smiles],
-                   dtype=np.float64)
+    values = [Descriptors.CalcMolDescriptors(Chem.MolFromSmiles(s)) for s in smiles]
+    raw = np.array([[v[name] for name in names] for v in values], dtype=np.float64)
     raw[~np.isfinite(raw)] = np.nan
     mean, std = np.nanmean(raw[train], 0), np.nanstd(raw[train], 0)
     expected = (raw - np.where(np.isnan(mean), 0, mean)) / np.where((std > 0) & ~np.isnan(std), std, 1)
