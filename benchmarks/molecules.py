@@ -74,7 +74,6 @@ MODELS: dict[str, list[str]] = {
     "plstm-norm-eps1": ["--model", "plstm", "--plstm-option", "norm_eps=1.0"],
     "plstm-norm-eps1-lr5e-4": ["--model", "plstm", "--plstm-option", "norm_eps=1.0", "--lr", "5e-4"],
     "plstm-norm-eps1-lr2e-3": ["--model", "plstm", "--plstm-option", "norm_eps=1.0", "--lr", "2e-3"],
-    "plstm-gate-bias-3": ["--model", "plstm", "--plstm-option", "gate_bias=-3.0"],
     "gin": ["--model", "gin"],
     # The same small learning-rate search for every family: half, the default 1e-3 and twice it.
     "plstm-lr5e-4": ["--model", "plstm", "--lr", "5e-4"],
@@ -97,8 +96,7 @@ MODELS: dict[str, list[str]] = {
     "dagnn-rdkit2d": ["--model", "dagnn", "--molecule-features", "rdkit2d"],
 }
 #: Rows of the ablation table; every model not in it nor in the learning-rate search stands in the headline table.
-ABLATIONS = ("plstm-previous", "plstm-layernorm", "plstm-no-local", "plstm-mlp2", "plstm-norm-eps1",
-             "plstm-gate-bias-3")
+ABLATIONS = ("plstm-previous", "plstm-layernorm", "plstm-no-local", "plstm-mlp2", "plstm-norm-eps1")
 #: The learning-rate search: family (its model key at the command line's default rate) -> rate -> model key.
 LR_SEARCH: dict[str, dict[str, str]] = {
     family: {"5e-4": f"{family}-lr5e-4", "1e-3": family, "2e-3": f"{family}-lr2e-3"}
@@ -118,7 +116,6 @@ LABELS = {"plstm": "pLSTM (default: BatchNorm, GINE + pLSTM blocks)",
           "plstm-norm-eps1": "ablation: default with the pLSTM output norm's offset 1 (not 1e-2)",
           "plstm-norm-eps1-lr5e-4": "ablation: default with the pLSTM output norm's offset 1, learning rate 5e-4",
           "plstm-norm-eps1-lr2e-3": "ablation: default with the pLSTM output norm's offset 1, learning rate 2e-3",
-          "plstm-gate-bias-3": "ablation: default with source, mark and direct gate bias -3 (not 0)",
           "plstm-lr5e-4": "pLSTM (default), learning rate 5e-4", "plstm-lr2e-3": "pLSTM (default), learning rate 2e-3",
           "gin-lr5e-4": "GIN, learning rate 5e-4", "gin-lr2e-3": "GIN, learning rate 2e-3",
           "gat-lr5e-4": "GAT, learning rate 5e-4", "gat-lr2e-3": "GAT, learning rate 2e-3",
