@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import math
 import os
@@ -233,9 +234,13 @@ def _write_rows(path: Path, rows: list[tuple[str, float]]) -> None:
 
 
 def _chemprop_descriptors(features: tuple[str, ...], smiles: list[str], train: list[int]) -> Optional[np.ndarray]:
-    """The molecule features of every SMILES, standardised on the ``train`` rows as the other models' are."""
-    if not features:
-        return None
+    """The molecule features of every SMILES, standardised on the ``train`` rows as the other models' are
+    (read-only; computed once for the seeds of a set)."""
+    return _standardised_features(tuple(features), tuple(smiles), tuple(train)) if features else None
+
+
+@functools.lru_cache(maxsize=1)
+def _standardised_features(features: tuple[str, ...], smiles: tuple[str, ...], train: tuple[int, ...]) -> np.ndarray:
     import torch
 
     from pyg_plstm.chem import parse_smiles
@@ -244,7 +249,9 @@ def _chemprop_descriptors(features: tuple[str, ...], smiles: list[str], train: l
 
     featurizer = MoleculeFeaturizer(features)
     matrix = torch.from_numpy(np.stack([featurizer(parse_smiles(s)) for s in smiles]))
-    return Standardize(featurizer.dim).fit(matrix[train])(matrix).numpy()
+    standardised = Standardize(featurizer.dim).fit(matrix[list(train)])(matrix).numpy()
+    standardised.flags.writeable = False
+    return standardised
 
 
 def _descriptor_arguments(descriptors: Optional[np.ndarray], rows: list[int], path: Path) -> list[str]:
