@@ -65,16 +65,16 @@ SETS: dict[str, list[str]] = {
     "freesolv": ["--dataset", "freesolv", "--split", "random"],
     **{name: _moleculeace(name) for name in MOLECULEACE},
 }
+#: Model keys of pLSTM with the previous norm offset (``norm_eps=1e-2``) start with this.
+OFFSET_1E_2 = "plstm-norm-eps1e-2"
 #: Model key -> ``pyg-plstm train`` arguments; the :data:`CHEMPROP_MODELS` run through chemprop's own command line.
 MODELS: dict[str, list[str]] = {
     "plstm": ["--model", "plstm"],
     "plstm-previous": ["--model", "plstm", "--plstm-config", "previous"],
-    "plstm-layernorm": ["--model", "plstm", "--plstm-option", "norm=layer"],
-    "plstm-no-local": ["--model", "plstm", "--plstm-option", "local=None"],
-    "plstm-mlp2": ["--model", "plstm", "--plstm-option", "mlp_ratio=2"],
-    "plstm-norm-eps1": ["--model", "plstm", "--plstm-option", "norm_eps=1.0"],
-    "plstm-norm-eps1-lr5e-4": ["--model", "plstm", "--plstm-option", "norm_eps=1.0", "--lr", "5e-4"],
-    "plstm-norm-eps1-lr2e-3": ["--model", "plstm", "--plstm-option", "norm_eps=1.0", "--lr", "2e-3"],
+    # The default before the norm offset 1, and the ablations measured on it.
+    **{f"{OFFSET_1E_2}{suffix}": ["--model", "plstm", "--plstm-option", "norm_eps=0.01", *arguments]
+       for suffix, arguments in {"": [], "-no-local": ["--plstm-option", "local=None"], "-lr5e-4": ["--lr", "5e-4"],
+                                 "-lr2e-3": ["--lr", "2e-3"], "-rdkit2d": ["--molecule-features", "rdkit2d"]}.items()},
     "gin": ["--model", "gin"],
     # The same small learning-rate search for every family: half, the default 1e-3 and twice it.
     "plstm-lr5e-4": ["--model", "plstm", "--lr", "5e-4"],
@@ -97,11 +97,11 @@ MODELS: dict[str, list[str]] = {
     "dagnn-rdkit2d": ["--model", "dagnn", "--molecule-features", "rdkit2d"],
 }
 #: Rows of the ablation table; every model not in it nor in the learning-rate search stands in the headline table.
-ABLATIONS = ("plstm-previous", "plstm-layernorm", "plstm-no-local", "plstm-mlp2", "plstm-norm-eps1")
+ABLATIONS = ("plstm-previous", OFFSET_1E_2, f"{OFFSET_1E_2}-no-local", f"{OFFSET_1E_2}-rdkit2d")
 #: The learning-rate search: family (its model key at the command line's default rate) -> rate -> model key.
 LR_SEARCH: dict[str, dict[str, str]] = {
     family: {"5e-4": f"{family}-lr5e-4", "1e-3": family, "2e-3": f"{family}-lr2e-3"}
-    for family in ("plstm", "gin", "gat", "plstm-norm-eps1")}
+    for family in ("plstm", "gin", "gat", OFFSET_1E_2)}
 #: The families pLSTM is compared with, each at its own best by set.
 RIVALS = ("gin", "gat", "chemprop")
 #: chemprop models -> the molecule features (:data:`~pyg_plstm.chem.MOLECULE_FEATURES`) they are given. chemprop gets
@@ -110,13 +110,13 @@ RIVALS = ("gin", "gat", "chemprop")
 #: not used: on the MoleculeACE sets RDKit's ``Ipc`` reaches 1e119, beyond float32, and chemprop 2.3.1 then
 #: predicts NaN for every molecule.
 CHEMPROP_MODELS: dict[str, tuple[str, ...]] = {"chemprop": (), "chemprop-rdkit2d": ("rdkit2d",)}
-LABELS = {"plstm": "pLSTM (default: BatchNorm, GINE + pLSTM blocks)",
-          "plstm-previous": "pLSTM (previous default: LayerNorm, pLSTM blocks)",
-          "plstm-layernorm": "ablation: default with LayerNorm", "plstm-no-local": "ablation: default without GINE",
-          "plstm-mlp2": "ablation: default with block MLPs of 2x width (not 4x)",
-          "plstm-norm-eps1": "ablation: default with the pLSTM output norm's offset 1 (not 1e-2)",
-          "plstm-norm-eps1-lr5e-4": "ablation: default with the pLSTM output norm's offset 1, learning rate 5e-4",
-          "plstm-norm-eps1-lr2e-3": "ablation: default with the pLSTM output norm's offset 1, learning rate 2e-3",
+LABELS = {"plstm": "pLSTM (default: BatchNorm, GINE + pLSTM blocks, norm offset 1)",
+          "plstm-previous": "pLSTM (the default before the hybrid blocks: LayerNorm, pLSTM blocks, norm offset 1e-2)",
+          OFFSET_1E_2: "ablation: default with the pLSTM output norm's offset 1e-2 (the default before)",
+          f"{OFFSET_1E_2}-no-local": "ablation: default with norm offset 1e-2, without GINE",
+          f"{OFFSET_1E_2}-lr5e-4": "ablation: default with norm offset 1e-2, learning rate 5e-4",
+          f"{OFFSET_1E_2}-lr2e-3": "ablation: default with norm offset 1e-2, learning rate 2e-3",
+          f"{OFFSET_1E_2}-rdkit2d": "ablation: default with norm offset 1e-2 + RDKit 2D descriptors",
           "plstm-lr5e-4": "pLSTM (default), learning rate 5e-4", "plstm-lr2e-3": "pLSTM (default), learning rate 2e-3",
           "gin-lr5e-4": "GIN, learning rate 5e-4", "gin-lr2e-3": "GIN, learning rate 2e-3",
           "gat-lr5e-4": "GAT, learning rate 5e-4", "gat-lr2e-3": "GAT, learning rate 2e-3",
@@ -650,7 +650,7 @@ def _separation(rows: list[tuple], to_best_by_mean: list[Optional[tuple[float, n
 
 
 #: The before/after figure: the pLSTM variants of the ablation beside GIN.
-PLSTM_CURVES = ("plstm", "plstm-previous", "plstm-layernorm", "plstm-no-local", "gin")
+PLSTM_CURVES = ("plstm", OFFSET_1E_2, "plstm-previous", f"{OFFSET_1E_2}-no-local", "gin")
 
 
 def learning_rate_styles() -> dict[str, dict[str, str]]:

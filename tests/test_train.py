@@ -419,3 +419,35 @@ def test_a_format_1_checkpoint_loads_with_the_defaults_it_was_written_with(tmp_p
     torch.save({**ckpt, "format": 99}, tmp_path / "bad.pt")
     with pytest.raises(ValueError, match="not a pyg-plstm checkpoint"):
         load_checkpoint(tmp_path / "bad.pt")
+
+
+def test_a_format_2_checkpoint_keeps_the_norm_offset_it_was_written_with(tmp_path):
+    """Format-2 checkpoints predate the norm offset 1: a pLSTM that does not name `norm_eps` was built with
+    1e-2 and must predict exactly what it predicted then; one that names it keeps its value."""
+    from torch_geometric.data import Batch, Data
+
+    from pyg_plstm import ToDAG
+    from pyg_plstm.models import make_model
+    from pyg_plstm.nn.conv import PREVIOUS_NORM_EPS
+    from pyg_plstm.train.checkpoint import save_checkpoint
+
+    config = {"name": "plstm", "in_channels": 9, "out_channels": 1, "hidden_channels": 16, "heads": 2}
+    paths = [torch.tensor([list(range(n - 1)), list(range(1, n))]) for n in (3, 5, 4)]
+    batch = Batch.from_data_list([ToDAG()(Data(x=torch.randn(p.size(1) + 1, 9), edge_index=p)) for p in paths])
+    for named in ({}, {"norm_eps": 0.3}):
+        torch.manual_seed(0)
+        old = make_model(**config, **({"norm_eps": PREVIOUS_NORM_EPS} | named)).eval()
+        save_checkpoint(tmp_path / "old.pt", {"model_config": {**config, **named}, "model": old.state_dict()})
+        ckpt = torch.load(tmp_path / "old.pt", weights_only=True)
+        torch.save({**ckpt, "format": 2}, tmp_path / "old.pt")
+        model, loaded = load_model(tmp_path / "old.pt")
+        assert loaded["model_config"]["norm_eps"] == named.get("norm_eps", PREVIOUS_NORM_EPS)
+        torch.testing.assert_close(model.eval()(batch), old(batch), rtol=0, atol=0)
+        current = make_model(**config, **named).eval()
+        current.load_state_dict(old.state_dict())
+        assert named or not torch.allclose(current(batch), old(batch))
+    # Other models have no norm offset; their settings load as written.
+    gin = {"name": "gin", "in_channels": 9, "out_channels": 1, "hidden_channels": 16}
+    save_checkpoint(tmp_path / "gin.pt", {"model_config": gin, "model": make_model(**gin).state_dict()})
+    torch.save({**torch.load(tmp_path / "gin.pt", weights_only=True), "format": 2}, tmp_path / "gin.pt")
+    assert load_checkpoint(tmp_path / "gin.pt")["model_config"] == gin

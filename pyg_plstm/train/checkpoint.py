@@ -14,13 +14,17 @@ import torch
 
 from pyg_plstm.checks import check_input_file
 from pyg_plstm.models import CONFIGS
+from pyg_plstm.nn.conv import PREVIOUS_NORM_EPS
 from pyg_plstm.train.files import atomic_open
 
 __all__ = ["FORMAT_VERSION", "save_checkpoint", "load_checkpoint", "rng_state", "set_rng_state", "check_config"]
 
-#: Format 2: pLSTM's model settings name ``norm`` and ``local`` (their defaults changed); a format-1
+#: Format 3: pLSTM's norm offset default changed (``norm_eps``, 1e-2 -> 1); a format-2 checkpoint that does
+#: not name it was written with 1e-2 and loads with it. Format 2: ``norm`` and ``local`` changed; a format-1
 #: checkpoint was written when the ``"previous"`` config's values were the defaults, and loads with them.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+#: The pLSTM settings that were defaults when a checkpoint of each older format was written.
+_FORMER_PLSTM_DEFAULTS: dict[int, dict[str, Any]] = {1: CONFIGS["previous"], 2: {"norm_eps": PREVIOUS_NORM_EPS}}
 
 
 def rng_state() -> dict[str, Any]:
@@ -61,11 +65,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises several types for corrupt / foreign files
         raise ValueError(f"{path} is not a readable pyg-plstm checkpoint: {err}") from err
-    if not isinstance(ckpt, dict) or ckpt.get("format") not in (1, FORMAT_VERSION):
+    if not isinstance(ckpt, dict) or ckpt.get("format") not in (*_FORMER_PLSTM_DEFAULTS, FORMAT_VERSION):
         raise ValueError(f"{path} is not a pyg-plstm checkpoint (format {FORMAT_VERSION})")
     model_config = ckpt.get("model_config")
-    if ckpt["format"] == 1 and isinstance(model_config, dict) and model_config.get("name") == "plstm":
-        ckpt["model_config"] = {**CONFIGS["previous"], **model_config}
+    if ckpt["format"] in _FORMER_PLSTM_DEFAULTS and isinstance(model_config, dict) \
+            and model_config.get("name") == "plstm":
+        ckpt["model_config"] = {**_FORMER_PLSTM_DEFAULTS[ckpt["format"]], **model_config}
     return ckpt
 
 
