@@ -71,6 +71,7 @@ OFFSET_1E_2 = "plstm-norm-eps1e-2"
 MODELS: dict[str, list[str]] = {
     "plstm": ["--model", "plstm"],
     "plstm-previous": ["--model", "plstm", "--plstm-config", "previous"],
+    "plstm-mlp2": ["--model", "plstm", "--plstm-option", "mlp_ratio=2"],
     # The default before the norm offset 1, and the ablations measured on it.
     **{f"{OFFSET_1E_2}{suffix}": ["--model", "plstm", "--plstm-option", "norm_eps=0.01", *arguments]
        for suffix, arguments in {"": [], "-no-local": ["--plstm-option", "local=None"], "-lr5e-4": ["--lr", "5e-4"],
@@ -97,7 +98,7 @@ MODELS: dict[str, list[str]] = {
     "dagnn-rdkit2d": ["--model", "dagnn", "--molecule-features", "rdkit2d"],
 }
 #: Rows of the ablation table; every model not in it nor in the learning-rate search stands in the headline table.
-ABLATIONS = ("plstm-previous", OFFSET_1E_2, f"{OFFSET_1E_2}-no-local", f"{OFFSET_1E_2}-rdkit2d")
+ABLATIONS = ("plstm-previous", "plstm-mlp2", OFFSET_1E_2, f"{OFFSET_1E_2}-no-local", f"{OFFSET_1E_2}-rdkit2d")
 #: The learning-rate search: family (its model key at the command line's default rate) -> rate -> model key.
 LR_SEARCH: dict[str, dict[str, str]] = {
     family: {"5e-4": f"{family}-lr5e-4", "1e-3": family, "2e-3": f"{family}-lr2e-3"}
@@ -112,6 +113,7 @@ RIVALS = ("gin", "gat", "chemprop")
 CHEMPROP_MODELS: dict[str, tuple[str, ...]] = {"chemprop": (), "chemprop-rdkit2d": ("rdkit2d",)}
 LABELS = {"plstm": "pLSTM (default: BatchNorm, GINE + pLSTM blocks, norm offset 1)",
           "plstm-previous": "pLSTM (the default before the hybrid blocks: LayerNorm, pLSTM blocks, norm offset 1e-2)",
+          "plstm-mlp2": "ablation: default with block MLPs of 2x width (not 4x)",
           OFFSET_1E_2: "ablation: default with the pLSTM output norm's offset 1e-2 (the default before)",
           f"{OFFSET_1E_2}-no-local": "ablation: default with norm offset 1e-2, without GINE",
           f"{OFFSET_1E_2}-lr5e-4": "ablation: default with norm offset 1e-2, learning rate 5e-4",
