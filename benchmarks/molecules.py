@@ -673,7 +673,15 @@ def plot_curves(records: list[dict], path: Path, models: tuple[str, ...] = tuple
     if unknown:
         raise ValueError(f"unknown model(s) {unknown}; choose from {list(MODELS)}")
     sets = [s for s in SETS if any(r["set"] == s for r in records)]
-    fig, axes = plt.subplots(2, len(sets), figsize=(3.2 * len(sets), 6), squeeze=False)
+    # Past matplotlib's ten colours, the dash pattern tells the models apart.
+    styles = styles or {model: {"color": f"C{i % 10}", "linestyle": ("-", "--", ":", "-.")[i // 10 % 4]}
+                        for i, model in enumerate(models)}
+    columns = 3
+    legend_rows = -(-sum(any(r["model"] == m and r.get("curve") for r in records) for m in models) // columns)
+    # The legend goes below the panels (the labels are long, and inside a panel they would cover its curves);
+    # the figure grows by its rows.
+    legend_height = 0.17 * legend_rows + 0.2
+    fig, axes = plt.subplots(2, len(sets), figsize=(3.2 * len(sets), 6 + legend_height), squeeze=False)
     for col, set_name in enumerate(sets):
         for model in models:
             rs = [r for r in records if r["set"] == set_name and r["model"] == model and r.get("curve")]
@@ -683,14 +691,15 @@ def plot_curves(records: list[dict], path: Path, models: tuple[str, ...] = tuple
                     continue
                 length = min(len(c) for c in curves)
                 mean = [sum(c[e] for c in curves) / len(curves) for e in range(length)]
-                axes[row][col].plot(range(1, length + 1), mean, label=LABELS[model], **(styles or {}).get(model, {}))
+                axes[row][col].plot(range(1, length + 1), mean, label=LABELS[model], **styles.get(model, {}))
         axes[0][col].set_title(set_name, fontsize=9)
         axes[0][col].set_yscale("log")
         axes[1][col].set_xlabel("epoch")
     axes[0][0].set_ylabel("training loss (own scale)")
     axes[1][0].set_ylabel("validation RMSE")
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
+    lines = {line.get_label(): line for ax in axes[0] for line in ax.get_lines()}
+    fig.legend(list(lines.values()), list(lines), loc="lower center", ncol=columns, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, legend_height / (6 + legend_height), 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
