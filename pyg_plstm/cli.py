@@ -156,9 +156,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     model.add_argument("--plstm-config", choices=sorted(CONFIGS),
                        help="a named pLSTM configuration (PLSTMNet.CONFIGS): 'paper', 'authors' (the "
                             "authors' edge layer and block, edge features from the encoded nodes, so no "
-                            "edge encoder), or 'dag' (for inputs that are DAGs as given, e.g. --dataset enas6: "
-                            "depth and height embeddings, pLSTM layers alone); it sets pLSTM's architecture, "
-                            "--plstm-option entries override it")
+                            "edge encoder), 'previous' (the default before the hybrid blocks: LayerNorm, "
+                            "pLSTM layers alone, norm offset 1e-2) or 'dag' (for inputs that are DAGs as "
+                            "given, e.g. --dataset enas6: depth and height embeddings, pLSTM layers alone); "
+                            "it sets pLSTM's architecture, --plstm-option entries override it")
     model.add_argument("--plstm-option", action="append", default=[], metavar="KEY=VALUE",
                        help="any PLSTMNet/PLSTMBlock/PLSTMConv option for pLSTM only, e.g. norm_eps=1e-2, "
                             "gate_bias=0, p_normalize=in (repeatable; values are Python literals or strings)")
