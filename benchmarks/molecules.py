@@ -39,6 +39,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from pyg_plstm.nn.conv import PREVIOUS_NORM_EPS
 from pyg_plstm.train.significance import percentile_interval, rmse_difference_replicates
 
 from benchmarks import harness
@@ -73,7 +74,7 @@ MODELS: dict[str, list[str]] = {
     "plstm-previous": ["--model", "plstm", "--plstm-config", "previous"],
     "plstm-mlp2": ["--model", "plstm", "--plstm-option", "mlp_ratio=2"],
     # The default before the norm offset 1, and the ablations measured on it.
-    **{f"{OFFSET_1E_2}{suffix}": ["--model", "plstm", "--plstm-option", "norm_eps=0.01", *arguments]
+    **{f"{OFFSET_1E_2}{suffix}": ["--model", "plstm", "--plstm-option", f"norm_eps={PREVIOUS_NORM_EPS}", *arguments]
        for suffix, arguments in {"": [], "-no-local": ["--plstm-option", "local=None"], "-lr5e-4": ["--lr", "5e-4"],
                                  "-lr2e-3": ["--lr", "2e-3"], "-rdkit2d": ["--molecule-features", "rdkit2d"]}.items()},
     "gin": ["--model", "gin"],
@@ -676,12 +677,7 @@ def plot_curves(records: list[dict], path: Path, models: tuple[str, ...] = tuple
     # Past matplotlib's ten colours, the dash pattern tells the models apart.
     styles = styles or {model: {"color": f"C{i % 10}", "linestyle": ("-", "--", ":", "-.")[i // 10 % 4]}
                         for i, model in enumerate(models)}
-    columns = 3
-    legend_rows = -(-sum(any(r["model"] == m and r.get("curve") for r in records) for m in models) // columns)
-    # The legend goes below the panels (the labels are long, and inside a panel they would cover its curves);
-    # the figure grows by its rows.
-    legend_height = 0.17 * legend_rows + 0.2
-    fig, axes = plt.subplots(2, len(sets), figsize=(3.2 * len(sets), 6 + legend_height), squeeze=False)
+    fig, axes = plt.subplots(2, len(sets), figsize=(3.2 * len(sets), 6), squeeze=False)
     for col, set_name in enumerate(sets):
         for model in models:
             rs = [r for r in records if r["set"] == set_name and r["model"] == model and r.get("curve")]
@@ -697,7 +693,12 @@ def plot_curves(records: list[dict], path: Path, models: tuple[str, ...] = tuple
         axes[1][col].set_xlabel("epoch")
     axes[0][0].set_ylabel("training loss (own scale)")
     axes[1][0].set_ylabel("validation RMSE")
-    lines = {line.get_label(): line for ax in axes[0] for line in ax.get_lines()}
+    # The legend goes below the panels (the labels are long, and inside a panel they would cover its curves);
+    # the figure grows by its rows.
+    lines = {line.get_label(): line for ax in axes.flat for line in ax.get_lines()}
+    columns = 3
+    legend_height = 0.17 * -(-len(lines) // columns) + 0.2
+    fig.set_size_inches(3.2 * len(sets), 6 + legend_height)
     fig.legend(list(lines.values()), list(lines), loc="lower center", ncol=columns, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, legend_height / (6 + legend_height), 1, 1))
     fig.savefig(path, dpi=110)
