@@ -32,7 +32,7 @@ from pyg_plstm.dag import (
     repruned,
 )
 from pyg_plstm.dag.prepare import prepare_numbered_graph, prepare_union, split_union
-from pyg_plstm.functional import plstm_dag
+from pyg_plstm.functional import plstm_dag, prepare_structure
 
 from graphs import chain, diamond_stack, is_multitree, operands_for, random_dag, tailed_diamond, undirected
 
@@ -690,7 +690,7 @@ def test_dag_loader_batches_like_pyg_and_carries_the_prepared_dag():
     expected = list(DataLoader(graphs, batch_size=4))
     for workers in (0, 2):
         loader = DAGLoader(graphs, batch_size=4, num_workers=workers, timeout=60 if workers else 0,
-                           prepare=lambda dag: dag.memo("prepared", lambda: True))
+                           prepare=lambda dag: (dag.memo("prepared", lambda: True), prepare_structure(dag, 8, 8)))
         for batch, want in zip(loader, expected):
             assert batch.keys() == want.keys() and batch.num_graphs == want.num_graphs
             for key in want.keys():
@@ -702,6 +702,9 @@ def test_dag_loader_batches_like_pyg_and_carries_the_prepared_dag():
             assert torch.equal(dag.edge_index, fresh.edge_index) and torch.equal(dag.batch, fresh.batch)
             assert dag.num_graphs == fresh.num_graphs
             assert len(batch.to_data_list()) == batch.num_graphs
+            if workers:
+                assert _same_structures(dag, prepared[len(prepared) - 2])
+                dag.check_input(batch.edge_index)
             prepared.append(dag)
     assert len(prepared) == 4
     with pytest.raises(ValueError, match="pass `prepare` instead of `collate_fn`"):
@@ -724,3 +727,68 @@ def test_dagdata_from_mapping_equals_the_keyword_constructor():
     assert torch.equal(batch.line_index[:, graph.line_index.size(1):], graph.line_index + graph.dag_edge_index.size(1))
     built.x = built.x + 1  # the storage behaves as a constructed graph's
     assert torch.equal(built.x, reference.x + 1) and built.num_nodes == 4
+
+
+def _same_structures(a, b, seen=None):
+    """Whether two (unpickled) DAG caches hold equal values, view by view."""
+    import dataclasses
+    seen = set() if seen is None else seen
+    if isinstance(a, DAG):
+        if id(a) in seen:
+            return True
+        seen.add(id(a))
+        # The version of the recorded input is the receiving process's own (check_input compares them).
+        return isinstance(b, DAG) and a.__dict__.keys() == b.__dict__.keys() and all(
+            _same_structures(a.__dict__[k], b.__dict__[k], seen) for k in a.__dict__ if k != "_input_version")
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b)
+    if dataclasses.is_dataclass(a):
+        return type(a) is type(b) and all(_same_structures(getattr(a, f.name), getattr(b, f.name), seen)
+                                          for f in dataclasses.fields(a))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same_structures(a[k], b[k], seen) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same_structures(x, y, seen) for x, y in zip(a, b))
+    return a == b
+
+
+def test_a_pickled_prepared_dag_sends_its_caches_packed():
+    import io
+    import pickle
+
+    from pyg_plstm.chem import from_smiles
+    from pyg_plstm.models import make_model
+
+    model = make_model("plstm", 9, 1, hidden_channels=16)
+    collate = DAGCollater(prepare=model.prepare_structure)
+    batch = collate([from_smiles(s) for s in ["CCO", "c1ccccc1O", "CC(=O)Oc1ccccc1C(=O)O", "CCN"]])
+    dag = get_dag(batch)
+    cached = [dag.view(mode, reverse) for mode in "PD" for reverse in (False, True)]
+    assert all(view._memo for view in cached)
+
+    class StorageCounter(pickle.Pickler):
+        def __init__(self, file):
+            super().__init__(file)
+            self.storages = set()
+
+        def persistent_id(self, obj):
+            if isinstance(obj, torch.Tensor):
+                self.storages.add(obj.untyped_storage().data_ptr())
+            return None
+
+    counter = StorageCounter(io.BytesIO())
+    counter.dump(batch)
+    plain = StorageCounter(io.BytesIO())
+    plain.dump(Batch.from_data_list(batch.to_data_list()))
+    # Besides the batch's own tensors: one buffer per dtype of the caches (int64, bool) and the DAG's tensors
+    # that are not the batch's (none: all of them are).
+    assert len(counter.storages) <= len(plain.storages) + 2
+
+    loaded_batch = pickle.loads(pickle.dumps(batch))
+    loaded = get_dag(loaded_batch)
+    assert _same_structures(dag, loaded)
+    # Views stay one object each, the recorded input is the batch's own edge_index again, and a copy
+    # is not stale.
+    assert loaded.reverse().reverse() is loaded and loaded.view("D", True) is loaded.multitree().reverse()
+    assert loaded.input_edge_index is loaded_batch.edge_index and loaded.edge_index is loaded_batch.dag_edge_index
+    loaded.check_input(loaded_batch.edge_index)

@@ -1,6 +1,9 @@
 r"""The one structure pLSTM runs on: a (batched) DAG, its views and its caches."""
 from __future__ import annotations
 
+import copyreg
+import io
+import pickle
 from typing import Any, Callable, Hashable, Optional, TypeVar
 
 import torch
@@ -180,6 +183,14 @@ class DAG:
         state["_input_version"] = None if self.input_edge_index is None else self._input_modified()
         return state
 
+    def __reduce__(self) -> tuple[Callable[..., "DAG"], tuple[Any, ...]]:
+        # A data loader's worker process sends each tensor of a batch through its own shared-memory file
+        # (about half a millisecond each), and a prepared DAG caches dozens of small index tensors (its views,
+        # schedules and reachable pairs): they travel packed into one buffer per dtype instead.
+        if self.edge_index.device.type != "cpu":
+            return copyreg.__newobj__, (type(self),), self.__getstate__()  # type: ignore[return-value]
+        return _unpack, _pack(self)
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         modified = state.pop("_input_version")
         self.__dict__.update(state)
@@ -355,3 +366,65 @@ class DAG:
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}(num_nodes={self.num_nodes}, num_edges={self.num_edges}, "
                 f"num_line_edges={self.num_line_edges}, num_graphs={self.num_graphs})")
+
+
+class _PackingPickler(pickle.Pickler):
+    """Pickles a CPU :class:`DAG` with its caches: the tensors it was built
+    from (``external``, which the batch that carries the DAG holds too) are
+    left to the outer pickler; every other CPU tensor becomes a slice of one
+    flat buffer per dtype."""
+
+    def __init__(self, file: io.BytesIO, external: list[Tensor]) -> None:
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self.ids: dict[int, tuple[Any, ...]] = {id(t): ("external", i) for i, t in enumerate(external)}
+        self.parts: dict[torch.dtype, list[Tensor]] = {}
+        self.sizes: dict[torch.dtype, int] = {}
+        self.keep: list[Tensor] = []  # ids stay unique while the tensors are alive
+
+    def persistent_id(self, obj: Any) -> Optional[tuple[Any, ...]]:
+        if not isinstance(obj, Tensor):
+            return None
+        if id(obj) in self.ids:
+            return self.ids[id(obj)]
+        if obj.device.type != "cpu" or obj.layout != torch.strided or obj.requires_grad:
+            return None
+        offset = self.sizes.get(obj.dtype, 0)
+        self.parts.setdefault(obj.dtype, []).append(obj.reshape(-1))
+        self.sizes[obj.dtype] = offset + obj.numel()
+        self.ids[id(obj)] = pid = ("packed", obj.dtype, offset, tuple(obj.shape))
+        self.keep.append(obj)
+        return pid
+
+    def reducer_override(self, obj: Any) -> Any:
+        # Every DAG in the state (the views refer back to the top one) by its plain state, not by __reduce__.
+        if isinstance(obj, DAG):
+            return copyreg.__newobj__, (type(obj),), obj.__getstate__()
+        return NotImplemented
+
+
+class _UnpackingUnpickler(pickle.Unpickler):
+    def __init__(self, file: io.BytesIO, buffers: dict[torch.dtype, Tensor], external: list[Tensor]) -> None:
+        super().__init__(file)
+        self.buffers, self.external = buffers, external
+
+    def persistent_load(self, pid: tuple[Any, ...]) -> Tensor:
+        if pid[0] == "external":
+            return self.external[pid[1]]
+        _, dtype, offset, shape = pid
+        numel = 1
+        for size in shape:
+            numel *= size
+        return self.buffers[dtype][offset:offset + numel].view(shape)
+
+
+def _pack(dag: DAG) -> tuple[bytes, dict[torch.dtype, Tensor], list[Tensor]]:
+    external = [value for value in dag.__dict__.values() if isinstance(value, Tensor)]
+    file = io.BytesIO()
+    pickler = _PackingPickler(file, external)
+    pickler.dump(dag)
+    buffers = {dtype: torch.cat(parts) for dtype, parts in pickler.parts.items()}
+    return file.getvalue(), buffers, external
+
+
+def _unpack(payload: bytes, buffers: dict[torch.dtype, Tensor], external: list[Tensor]) -> DAG:
+    return _UnpackingUnpickler(io.BytesIO(payload), buffers, external).load()

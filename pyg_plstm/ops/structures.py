@@ -55,11 +55,6 @@ class LevelSchedule:
         return len(self.fwd_ptr) - 1
 
 
-def _block_ptr(sorted_levels: Tensor, num_levels: int) -> list[int]:
-    counts = torch.bincount(sorted_levels, minlength=num_levels)
-    return [0] + torch.cumsum(counts, 0).tolist()
-
-
 def level_schedule(dag: DAG) -> LevelSchedule:
     """The level order of ``dag`` (built once per DAG view, then cached on it)."""
     return dag.memo("level_schedule", lambda: sort_levels(dag.line_index, dag.edge_level))
@@ -68,24 +63,26 @@ def level_schedule(dag: DAG) -> LevelSchedule:
 def sort_levels(line_index: Tensor, edge_level: Tensor) -> LevelSchedule:
     """Sort the states (``edge_level``: one level per state) and their links
     (``line_index``: pairs of states) by level, so each level is a contiguous slice."""
-    num_edges = edge_level.numel()
-    edge_level = edge_level.long()
-    edge_perm = torch.sort(edge_level, stable=True).indices
-    edge_pos = torch.empty_like(edge_perm)
-    edge_pos[edge_perm] = torch.arange(num_edges, device=edge_perm.device)
+    return _sorted_levels(line_index.cpu().numpy(), edge_level.cpu().numpy().astype(np.int64, copy=False),
+                          edge_level.device)
+
+
+def _sorted_levels(line_index: np.ndarray, edge_level: np.ndarray, device: torch.device) -> LevelSchedule:
+    # Host work on small index arrays: NumPy's calls cost a fraction of torch's (stable sorts agree).
+    num_edges = edge_level.size
     num_levels = int(edge_level.max()) + 1 if num_edges else 0
+    edge_perm, edge_ptr = csr(edge_level, num_levels)
+    edge_pos = np.empty_like(edge_perm)
+    edge_pos[edge_perm] = np.arange(num_edges)
+    line_perm, fwd_ptr = csr(edge_level[line_index[1]], num_levels)
+    src_pos, dst_pos = edge_pos[line_index[0]][line_perm], edge_pos[line_index[1]][line_perm]
+    bwd_perm, bwd_ptr = csr(edge_level[line_index[0]][line_perm], num_levels)
+    return LevelSchedule(*(_as_tensor(a, device) for a in (edge_perm, edge_pos, line_perm, src_pos, dst_pos)),
+                         fwd_ptr.tolist(), _as_tensor(bwd_perm, device), bwd_ptr.tolist(), edge_ptr.tolist())
 
-    src_pos, dst_pos = edge_pos[line_index[0]], edge_pos[line_index[1]]
-    dst_level = edge_level[line_index[1]]
-    line_perm = torch.sort(dst_level, stable=True).indices
-    src_pos, dst_pos = src_pos[line_perm], dst_pos[line_perm]
-    fwd_ptr = _block_ptr(dst_level[line_perm], num_levels)
 
-    src_level = edge_level[line_index[0]][line_perm]
-    bwd_perm = torch.sort(src_level, stable=True).indices
-    bwd_ptr = _block_ptr(src_level[bwd_perm], num_levels)
-    edge_ptr = _block_ptr(edge_level[edge_perm], num_levels)
-    return LevelSchedule(edge_perm, edge_pos, line_perm, src_pos, dst_pos, fwd_ptr, bwd_perm, bwd_ptr, edge_ptr)
+def _as_tensor(array: np.ndarray, device: torch.device) -> Tensor:
+    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.int64)).to(device)
 
 
 @dataclass(frozen=True)
@@ -163,6 +160,18 @@ def reachability(dag: DAG) -> Reachability:
     return dag.memo("reachability", lambda: _reachability(dag))
 
 
+def _sorted_unique(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(keys, return_inverse=True)`` in a few NumPy calls (it costs most of the host work here)."""
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    first = np.empty(ordered.size, dtype=bool)
+    first[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    inverse = np.empty(keys.size, dtype=np.int64)
+    inverse[order] = np.cumsum(first) - 1
+    return ordered[first], inverse
+
+
 def _reachability(dag: DAG) -> Reachability:
     lower_bound = estimated_node_pairs(dag)
     if lower_bound > MAX_SPARSE_PAIRS:
@@ -173,50 +182,55 @@ def _reachability(dag: DAG) -> Reachability:
     src, dst = dag.edge_index.cpu().numpy()
     line_src, line_dst = dag.line_index.cpu().numpy()
     level = dag.edge_level.cpu().numpy()
-    num_edges, num_levels = src.size, dag.num_levels
-    # Pairs are created level by level; the pairs of one edge are contiguous: first[e] .. first[e] + count[e].
+    num_edges, num_levels, num_nodes = src.size, dag.num_levels, dag.num_nodes
+    # Pairs are created level by level, sorted by (edge, source) within a level; the pairs of one edge are
+    # contiguous: first[e] .. first[e] + count[e]. `sources` holds the source of every pair made so far.
     first = np.zeros(num_edges, dtype=np.int64)
     count = np.zeros(num_edges, dtype=np.int64)
-    pair_edge, pair_source, link_from, link_to, link_line = [], [], [], [], []
+    sources = np.empty(max(2 * num_edges, 16), dtype=np.int64)
+    pair_edge, link_from, link_to, link_line = [], [], [], []
     edges_by_level, edge_ptr = csr(level, num_levels)
     lines_by_level, line_ptr = csr(level[line_dst], num_levels)
     total = 0
     for lvl in range(num_levels):
         edges = edges_by_level[edge_ptr[lvl]:edge_ptr[lvl + 1]]
         lines = lines_by_level[line_ptr[lvl]:line_ptr[lvl + 1]]
-        feeders = line_src[lines]
-        repeats = count[feeders]
-        inherited = ranges(first[feeders], repeats)
-        cand_edge = np.concatenate([edges, np.repeat(line_dst[lines], repeats)])
-        cand_source = np.concatenate([src[edges], np.concatenate(pair_source)[inherited] if inherited.size
-                                      else np.zeros(0, dtype=np.int64)])
-        keys = cand_edge * dag.num_nodes + cand_source
-        unique, slot = np.unique(keys, return_inverse=True)
-        new_edge, new_source = unique // dag.num_nodes, unique % dag.num_nodes
+        if lines.size:
+            feeders = line_src[lines]
+            repeats = count[feeders]
+            inherited = ranges(first[feeders], repeats)
+            cand_edge = np.concatenate([edges, np.repeat(line_dst[lines], repeats)])
+            cand_source = np.concatenate([src[edges], sources[inherited]])
+            unique, slot = _sorted_unique(cand_edge * num_nodes + cand_source)
+            new_edge, new_source = np.divmod(unique, num_nodes)
+            link_from.append(inherited)
+            link_to.append(total + slot[edges.size:])
+            link_line.append(np.repeat(lines, repeats))
+        else:
+            # Only the edges' own pairs, one per edge, in edge order (edges_by_level keeps it).
+            new_edge, new_source = edges, src[edges]
+        size = new_edge.size
+        if total + size > sources.size:
+            sources = np.concatenate([sources, np.empty(max(sources.size, size), dtype=np.int64)])
+        sources[total:total + size] = new_source
         pair_edge.append(new_edge)
-        pair_source.append(new_source)
-        edge_ids, edge_start, edge_count = np.unique(new_edge, return_index=True, return_counts=True)
-        first[edge_ids], count[edge_ids] = total + edge_start, edge_count
-        link_from.append(inherited)
-        link_to.append(total + slot[edges.size:])
-        link_line.append(np.repeat(lines, repeats))
-        total += unique.size
+        starts = np.flatnonzero(np.concatenate([[True], new_edge[1:] != new_edge[:-1]]))
+        first[new_edge[starts]] = total + starts
+        count[new_edge[starts]] = np.diff(np.append(starts, size))
+        total += size
 
     def cat(parts: list[np.ndarray]) -> np.ndarray:
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
-    pair_edge_a, pair_source_a = cat(pair_edge), cat(pair_source)
+    pair_edge_a, pair_source_a = cat(pair_edge), sources[:total]
     links = np.stack([cat(link_from), cat(link_to)])
     # The self pair (e, src(e)) of every edge: its source is the edge's own tail.
     self_pair = np.flatnonzero(pair_source_a == src[pair_edge_a])
     self_pair = self_pair[np.argsort(pair_edge_a[self_pair], kind="stable")]
-    node_keys = pair_source_a * dag.num_nodes + dst[pair_edge_a]
-    node_pairs, pair_node_pair = np.unique(node_keys, return_inverse=True)
-
-    def as_tensor(array: np.ndarray) -> Tensor:
-        return torch.from_numpy(np.ascontiguousarray(array, dtype=np.int64)).to(device)
-
-    levels = sort_levels(as_tensor(links), as_tensor(level[pair_edge_a]))
-    return Reachability(as_tensor(pair_edge_a), as_tensor(pair_source_a), as_tensor(self_pair),
-                        as_tensor(cat(link_line)), levels, as_tensor(pair_node_pair),
-                        as_tensor(node_pairs // dag.num_nodes), as_tensor(node_pairs % dag.num_nodes))
+    node_pairs, pair_node_pair = _sorted_unique(pair_source_a * num_nodes + dst[pair_edge_a])
+    pair_edge_t, pair_source_t, self_pair_t, link_line_t, pair_node_pair_t, node_source_t, node_target_t = (
+        _as_tensor(a, device) for a in (pair_edge_a, pair_source_a, self_pair, cat(link_line), pair_node_pair,
+                                        node_pairs // num_nodes, node_pairs % num_nodes))
+    levels = _sorted_levels(links, level[pair_edge_a].astype(np.int64, copy=False), device)
+    return Reachability(pair_edge_t, pair_source_t, self_pair_t, link_line_t, levels, pair_node_pair_t,
+                        node_source_t, node_target_t)
