@@ -3,6 +3,7 @@
 ToDAG / DAGData batching and storage."""
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import resource
 
@@ -731,7 +732,6 @@ def test_dagdata_from_mapping_equals_the_keyword_constructor():
 
 def _same_structures(a, b, seen=None):
     """Whether two (unpickled) DAG caches hold equal values, view by view."""
-    import dataclasses
     seen = set() if seen is None else seen
     if isinstance(a, DAG):
         if id(a) in seen:

@@ -107,6 +107,9 @@ class DAG:
     too, so a model builds one DAG per forward pass with :func:`get_dag` and
     all its layers share the work.
 
+    A pickled DAG (e.g. sent by a data loader's worker process) keeps its
+    views and caches, packed into one buffer per dtype.
+
     Users rarely build one by hand: :func:`~pyg_plstm.get_dag` reads it from
     a batch prepared by :class:`~pyg_plstm.ToDAG`, and
     :func:`~pyg_plstm.prepare_dag` builds it from an ``edge_index``. Levels and

@@ -9,6 +9,7 @@ model sharing one DAG build each piece once:
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -228,9 +229,8 @@ def _reachability(dag: DAG) -> Reachability:
     self_pair = np.flatnonzero(pair_source_a == src[pair_edge_a])
     self_pair = self_pair[np.argsort(pair_edge_a[self_pair], kind="stable")]
     node_pairs, pair_node_pair = _sorted_unique(pair_source_a * num_nodes + dst[pair_edge_a])
-    pair_edge_t, pair_source_t, self_pair_t, link_line_t, pair_node_pair_t, node_source_t, node_target_t = (
-        _as_tensor(a, device) for a in (pair_edge_a, pair_source_a, self_pair, cat(link_line), pair_node_pair,
-                                        node_pairs // num_nodes, node_pairs % num_nodes))
     levels = _sorted_levels(links, level[pair_edge_a].astype(np.int64, copy=False), device)
-    return Reachability(pair_edge_t, pair_source_t, self_pair_t, link_line_t, levels, pair_node_pair_t,
-                        node_source_t, node_target_t)
+    as_tensor = functools.partial(_as_tensor, device=device)
+    return Reachability(as_tensor(pair_edge_a), as_tensor(pair_source_a), as_tensor(self_pair),
+                        as_tensor(cat(link_line)), levels, as_tensor(pair_node_pair),
+                        as_tensor(node_pairs // num_nodes), as_tensor(node_pairs % num_nodes))
