@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copyreg
 import io
+import math
 import pickle
 from typing import Any, Callable, Hashable, Optional, TypeVar
 
@@ -414,10 +415,7 @@ class _UnpackingUnpickler(pickle.Unpickler):
         if pid[0] == "external":
             return self.external[pid[1]]
         _, dtype, offset, shape = pid
-        numel = 1
-        for size in shape:
-            numel *= size
-        return self.buffers[dtype][offset:offset + numel].view(shape)
+        return self.buffers[dtype][offset:offset + math.prod(shape)].view(shape)
 
 
 def _pack(dag: DAG) -> tuple[bytes, dict[torch.dtype, Tensor], list[Tensor]]:
