@@ -47,7 +47,7 @@ DAG_CONFIG = "dag"
 
 
 def _plstm(block: str, **options: Any) -> dict[str, Any]:
-    return {"name": "plstm", "block": block, **CONFIGS[DAG_CONFIG], **options}
+    return {"name": "plstm", **CONFIGS[DAG_CONFIG], "block": block, **options}
 
 
 #: Model key -> make_model arguments beyond the data set's encoders.

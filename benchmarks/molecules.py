@@ -68,19 +68,27 @@ SETS: dict[str, list[str]] = {
 }
 #: Model keys of pLSTM with the previous norm offset (``norm_eps=1e-2``) start with this.
 OFFSET_1E_2 = "plstm-norm-eps1e-2"
+#: The default before one P-mode layer per block (a P-mode, then a D-mode layer in every hybrid block); the
+#: ablations below were measured on it.
+HYBRID_PD = "plstm-hybrid-pd"
+_HYBRID_PD_ARGUMENTS = ["--model", "plstm", "--plstm-config", "hybrid-pd"]
 #: Model key -> ``pyg-plstm train`` arguments; the :data:`CHEMPROP_MODELS` run through chemprop's own command line.
 MODELS: dict[str, list[str]] = {
     "plstm": ["--model", "plstm"],
+    HYBRID_PD: _HYBRID_PD_ARGUMENTS,
     "plstm-previous": ["--model", "plstm", "--plstm-config", "previous"],
-    "plstm-mlp2": ["--model", "plstm", "--plstm-option", "mlp_ratio=2"],
-    # The default before the norm offset 1, and the ablations measured on it.
-    **{f"{OFFSET_1E_2}{suffix}": ["--model", "plstm", "--plstm-option", f"norm_eps={PREVIOUS_NORM_EPS}", *arguments]
+    "plstm-mlp2": [*_HYBRID_PD_ARGUMENTS, "--plstm-option", "mlp_ratio=2"],
+    # The P-then-D default before the norm offset 1, and the ablations measured on it.
+    **{f"{OFFSET_1E_2}{suffix}": [*_HYBRID_PD_ARGUMENTS, "--plstm-option", f"norm_eps={PREVIOUS_NORM_EPS}",
+                                  *arguments]
        for suffix, arguments in {"": [], "-no-local": ["--plstm-option", "local=None"], "-lr5e-4": ["--lr", "5e-4"],
                                  "-lr2e-3": ["--lr", "2e-3"], "-rdkit2d": ["--molecule-features", "rdkit2d"]}.items()},
     "gin": ["--model", "gin"],
     # The same small learning-rate search for every family: half, the default 1e-3 and twice it.
     "plstm-lr5e-4": ["--model", "plstm", "--lr", "5e-4"],
     "plstm-lr2e-3": ["--model", "plstm", "--lr", "2e-3"],
+    f"{HYBRID_PD}-lr5e-4": [*_HYBRID_PD_ARGUMENTS, "--lr", "5e-4"],
+    f"{HYBRID_PD}-lr2e-3": [*_HYBRID_PD_ARGUMENTS, "--lr", "2e-3"],
     "gin-lr5e-4": ["--model", "gin", "--lr", "5e-4"],
     "gin-lr2e-3": ["--model", "gin", "--lr", "2e-3"],
     "gat": ["--model", "gat"],
@@ -93,17 +101,19 @@ MODELS: dict[str, list[str]] = {
     "ecfp-svr": ["--model", "ecfp-svr"],
     "ecfp-rf": ["--model", "ecfp-rf"],
     "plstm-rdkit2d": ["--model", "plstm", "--molecule-features", "rdkit2d"],
+    f"{HYBRID_PD}-rdkit2d": [*_HYBRID_PD_ARGUMENTS, "--molecule-features", "rdkit2d"],
     "gin-rdkit2d": ["--model", "gin", "--molecule-features", "rdkit2d"],
     "gat-rdkit2d": ["--model", "gat", "--molecule-features", "rdkit2d"],
     "gin-virtual-rdkit2d": ["--model", "gin-virtual", "--molecule-features", "rdkit2d"],
     "dagnn-rdkit2d": ["--model", "dagnn", "--molecule-features", "rdkit2d"],
 }
 #: Rows of the ablation table; every model not in it nor in the learning-rate search stands in the headline table.
-ABLATIONS = ("plstm-previous", "plstm-mlp2", OFFSET_1E_2, f"{OFFSET_1E_2}-no-local", f"{OFFSET_1E_2}-rdkit2d")
+ABLATIONS = (HYBRID_PD, f"{HYBRID_PD}-rdkit2d", "plstm-previous", "plstm-mlp2", OFFSET_1E_2, f"{OFFSET_1E_2}-no-local",
+             f"{OFFSET_1E_2}-rdkit2d")
 #: The learning-rate search: family (its model key at the command line's default rate) -> rate -> model key.
 LR_SEARCH: dict[str, dict[str, str]] = {
     family: {"5e-4": f"{family}-lr5e-4", "1e-3": family, "2e-3": f"{family}-lr2e-3"}
-    for family in ("plstm", "gin", "gat", OFFSET_1E_2)}
+    for family in ("plstm", HYBRID_PD, "gin", "gat", OFFSET_1E_2)}
 #: The families pLSTM is compared with, each at its own best by set.
 RIVALS = ("gin", "gat", "chemprop")
 #: chemprop models -> the molecule features (:data:`~pyg_plstm.chem.MOLECULE_FEATURES`) they are given. chemprop gets
@@ -112,15 +122,20 @@ RIVALS = ("gin", "gat", "chemprop")
 #: not used: on the MoleculeACE sets RDKit's ``Ipc`` reaches 1e119, beyond float32, and chemprop 2.3.1 then
 #: predicts NaN for every molecule.
 CHEMPROP_MODELS: dict[str, tuple[str, ...]] = {"chemprop": (), "chemprop-rdkit2d": ("rdkit2d",)}
-LABELS = {"plstm": "pLSTM (default: BatchNorm, GINE + pLSTM blocks, norm offset 1)",
-          "plstm-previous": "pLSTM (the default before the hybrid blocks: LayerNorm, pLSTM blocks, norm offset 1e-2)",
-          "plstm-mlp2": "ablation: default with block MLPs of 2x width (not 4x)",
-          OFFSET_1E_2: "ablation: default with the pLSTM output norm's offset 1e-2 (the default before)",
-          f"{OFFSET_1E_2}-no-local": "ablation: default with norm offset 1e-2, without GINE",
-          f"{OFFSET_1E_2}-lr5e-4": "ablation: default with norm offset 1e-2, learning rate 5e-4",
-          f"{OFFSET_1E_2}-lr2e-3": "ablation: default with norm offset 1e-2, learning rate 2e-3",
-          f"{OFFSET_1E_2}-rdkit2d": "ablation: default with norm offset 1e-2 + RDKit 2D descriptors",
+LABELS = {"plstm": "pLSTM (default: BatchNorm, GINE + one P-mode pLSTM layer per block, norm offset 1)",
+          HYBRID_PD: "pLSTM P then D (the default before: GINE + a P-mode and a D-mode layer per block)",
+          "plstm-previous": "pLSTM (the default before the hybrid blocks: LayerNorm, PD pLSTM blocks, norm offset "
+                            "1e-2)",
+          "plstm-mlp2": "ablation: P then D with block MLPs of 2x width (not 4x)",
+          OFFSET_1E_2: "ablation: P then D with the pLSTM output norm's offset 1e-2 (the default before)",
+          f"{OFFSET_1E_2}-no-local": "ablation: P then D with norm offset 1e-2, without GINE",
+          f"{OFFSET_1E_2}-lr5e-4": "ablation: P then D with norm offset 1e-2, learning rate 5e-4",
+          f"{OFFSET_1E_2}-lr2e-3": "ablation: P then D with norm offset 1e-2, learning rate 2e-3",
+          f"{OFFSET_1E_2}-rdkit2d": "ablation: P then D with norm offset 1e-2 + RDKit 2D descriptors",
           "plstm-lr5e-4": "pLSTM (default), learning rate 5e-4", "plstm-lr2e-3": "pLSTM (default), learning rate 2e-3",
+          f"{HYBRID_PD}-lr5e-4": "pLSTM P then D, learning rate 5e-4",
+          f"{HYBRID_PD}-lr2e-3": "pLSTM P then D, learning rate 2e-3",
+          f"{HYBRID_PD}-rdkit2d": "pLSTM P then D + RDKit 2D descriptors",
           "gin-lr5e-4": "GIN, learning rate 5e-4", "gin-lr2e-3": "GIN, learning rate 2e-3",
           "gat-lr5e-4": "GAT, learning rate 5e-4", "gat-lr2e-3": "GAT, learning rate 2e-3",
           "gin": "GIN", "gat": "GAT", "dagnn": "DAGNN",
@@ -653,7 +668,7 @@ def _separation(rows: list[tuple], to_best_by_mean: list[Optional[tuple[float, n
 
 
 #: The before/after figure: the pLSTM variants of the ablation beside GIN.
-PLSTM_CURVES = ("plstm", OFFSET_1E_2, "plstm-previous", f"{OFFSET_1E_2}-no-local", "gin")
+PLSTM_CURVES = ("plstm", HYBRID_PD, OFFSET_1E_2, "plstm-previous", f"{OFFSET_1E_2}-no-local", "gin")
 
 
 def learning_rate_styles() -> dict[str, dict[str, str]]:

@@ -361,10 +361,10 @@ def bench_training(args: argparse.Namespace, device: torch.device) -> list[Table
         targets = {r["smiles"]: float(r["log_solubility"]) for r in csv.DictReader(f)}
     valid = [s for s in smiles_list() if s in targets][: args.train_molecules]
     graphs = [from_smiles(s, y=targets[s]) for s in valid]
-    # The previous pLSTM default (LayerNorm, no local GINE layer, norm offset 1e-2, which costs nothing) shows
-    # what the hybrid blocks cost.
-    # The block MLPs at 2x width (not 4x) show what their width costs.
-    variants = {"plstm": ("plstm", {}), "plstm (MLPs 2x)": ("plstm", {"mlp_ratio": 2}),
+    # The default before one P-mode layer per block (P then D in every hybrid block) shows what the D-mode
+    # layers cost; the default before the hybrid blocks (LayerNorm, no local GINE layer, P then D, norm offset
+    # 1e-2, which costs nothing) what the hybrid blocks cost.
+    variants = {"plstm": ("plstm", {}), "plstm (P then D)": ("plstm", dict(CONFIGS["hybrid-pd"])),
                 "plstm (previous)": ("plstm", dict(CONFIGS["previous"])), "gin": ("gin", {})}
     plstm_time: dict[int, float] = {}
     gin_time: dict[int, float] = {}

@@ -152,11 +152,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     model.add_argument("--pooling", choices=POOLINGS, default=_default(make_model, "pooling"),
                        help="(default %(default)s)")
     model.add_argument("--block", default=_default(PLSTMNet, "block"),
-                       help="pLSTM block pattern: PD, P or D (default %(default)s)")
+                       help="pLSTM block pattern: P, PD or D (default %(default)s)")
     model.add_argument("--plstm-config", choices=sorted(CONFIGS),
                        help="a named pLSTM configuration (PLSTMNet.CONFIGS): 'paper', 'authors' (the "
                             "authors' edge layer and block, edge features from the encoded nodes, so no "
-                            "edge encoder), 'previous' (the default before the hybrid blocks: LayerNorm, "
+                            "edge encoder), 'hybrid-pd' (the default before one P-mode layer per block: "
+                            "P then D), 'previous' (the default before the hybrid blocks: LayerNorm, "
                             "pLSTM layers alone, norm offset 1e-2) or 'dag' (for inputs that are DAGs as "
                             "given, e.g. --dataset enas6: depth and height embeddings, pLSTM layers alone); "
                             "it sets pLSTM's architecture, --plstm-option entries override it")

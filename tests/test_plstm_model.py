@@ -39,6 +39,23 @@ def test_hybrid_is_the_model_default_and_previous_config_drops_it():
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for name, p in model.named_parameters() if name in local)
 
 
+def test_one_P_layer_per_block_is_the_default_and_the_hybrid_pd_config_adds_the_D_layer():
+    """The default block is one P-mode layer after the GINE layer; the former default (P then D) is the
+    'hybrid-pd' config, the same model but for the D-mode layer of every block."""
+    batch = _batch()
+    model = PLSTMNet(None, node_encoder="ogb", edge_encoder="ogb")
+    pd = PLSTMNet.from_config("hybrid-pd", None, node_encoder="ogb", edge_encoder="ogb")
+    assert [b.pattern for b in model.blocks] == ["P", "P"] and [b.pattern for b in pd.blocks] == ["PD", "PD"]
+    assert [c.mode for b in pd.blocks for c in b.convs] == ["P", "D", "P", "D"]
+    assert all(b.local == "gine" for b in [*model.blocks, *pd.blocks])
+    # Beyond the D-mode layers (and their pre-norms) the two models have the same parameters.
+    d_only = {name for name, _ in pd.named_parameters() if ".convs.1." in name or ".conv_norms.1." in name}
+    assert d_only and {name for name, _ in model.named_parameters()} == {
+        name for name, _ in pd.named_parameters()} - d_only
+    pd(batch).square().sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for name, p in pd.named_parameters() if name in d_only)
+
+
 def test_bidirectional_model_doubles_only_the_pLSTM_layers():
     batch = _batch()
     one_way = PLSTMNet(None, node_encoder="ogb", edge_encoder="ogb")
@@ -214,7 +231,7 @@ def test_one_dag_and_one_schedule_per_view_per_forward(monkeypatch):
     monkeypatch.setattr(plstm_module, "get_dag", lambda data, f=get_dag: dags.append(1) or f(data))
     memo = DAG.memo
     monkeypatch.setattr(DAG, "memo", lambda self, key, build: memo(self, key, lambda: built.append(key) or build()))
-    PLSTMNet(9, hidden_channels=16, num_blocks=4, heads=2, form="scan")(_batch())
+    PLSTMNet(9, hidden_channels=16, num_blocks=4, heads=2, block="PD", form="scan")(_batch())
     assert len(dags) == 1
     assert built.count("level_schedule") == 4  # {P, D} x {forward, reversed}, for 8 layers
 

@@ -400,22 +400,24 @@ def test_a_checkpoint_whose_weights_do_not_fit_its_model_is_named(tmp_path, mole
 
 def test_a_format_1_checkpoint_loads_with_the_defaults_it_was_written_with(tmp_path):
     """Format-1 checkpoints predate the hybrid, batch-normed pLSTM default: their pLSTM settings name
-    neither `norm` nor `local`, and they rebuild with the 'previous' config's values."""
+    neither `norm`, `local` nor `block`, and they rebuild with the 'previous' config's values."""
     from pyg_plstm.models import make_model
     from pyg_plstm.train.checkpoint import save_checkpoint
 
     config = {"name": "plstm", "in_channels": 9, "out_channels": 1, "hidden_channels": 16, "heads": 2}
     torch.manual_seed(0)
-    old = make_model(**config, norm="layer", local=None)
+    old = make_model(**config, norm="layer", local=None, block="PD")
     save_checkpoint(tmp_path / "old.pt", {"model_config": config, "model": old.state_dict()})
     ckpt = torch.load(tmp_path / "old.pt", weights_only=True)
     torch.save({**ckpt, "format": 1}, tmp_path / "old.pt")
     model, loaded = load_model(tmp_path / "old.pt")
     assert loaded["model_config"]["local"] is None and loaded["model_config"]["norm"] == "layer"
+    assert loaded["model_config"]["block"] == "PD"
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), old.state_dict().values()))
     # A current checkpoint keeps what it names; an unknown format is refused.
     save_checkpoint(tmp_path / "new.pt", {"model_config": config, "model": make_model(**config).state_dict()})
     assert "local" not in load_checkpoint(tmp_path / "new.pt")["model_config"]
+    assert "block" not in load_checkpoint(tmp_path / "new.pt")["model_config"]
     torch.save({**ckpt, "format": 99}, tmp_path / "bad.pt")
     with pytest.raises(ValueError, match="not a pyg-plstm checkpoint"):
         load_checkpoint(tmp_path / "bad.pt")
@@ -436,14 +438,14 @@ def test_a_format_2_checkpoint_keeps_the_norm_offset_it_was_written_with(tmp_pat
     batch = Batch.from_data_list([ToDAG()(Data(x=torch.randn(p.size(1) + 1, 9), edge_index=p)) for p in paths])
     for named in ({}, {"norm_eps": 0.3}):
         torch.manual_seed(0)
-        old = make_model(**config, **({"norm_eps": PREVIOUS_NORM_EPS} | named)).eval()
+        old = make_model(**config, block="PD", **({"norm_eps": PREVIOUS_NORM_EPS} | named)).eval()
         save_checkpoint(tmp_path / "old.pt", {"model_config": {**config, **named}, "model": old.state_dict()})
         ckpt = torch.load(tmp_path / "old.pt", weights_only=True)
         torch.save({**ckpt, "format": 2}, tmp_path / "old.pt")
         model, loaded = load_model(tmp_path / "old.pt")
         assert loaded["model_config"]["norm_eps"] == named.get("norm_eps", PREVIOUS_NORM_EPS)
         torch.testing.assert_close(model.eval()(batch), old(batch), rtol=0, atol=0)
-        current = make_model(**config, **named).eval()
+        current = make_model(**config, block="PD", **named).eval()
         current.load_state_dict(old.state_dict())
         assert named or not torch.allclose(current(batch), old(batch))
     # Other models have no norm offset; their settings load as written.
@@ -451,3 +453,29 @@ def test_a_format_2_checkpoint_keeps_the_norm_offset_it_was_written_with(tmp_pat
     save_checkpoint(tmp_path / "gin.pt", {"model_config": gin, "model": make_model(**gin).state_dict()})
     torch.save({**torch.load(tmp_path / "gin.pt", weights_only=True), "format": 2}, tmp_path / "gin.pt")
     assert load_checkpoint(tmp_path / "gin.pt")["model_config"] == gin
+
+
+def test_a_format_3_checkpoint_keeps_the_block_it_was_written_with(tmp_path):
+    """Format-3 checkpoints predate one P-mode layer per block: a pLSTM that does not name `block` was built
+    with P then D and must load and predict exactly as then; one that names its block keeps it."""
+    from torch_geometric.data import Batch, Data
+
+    from pyg_plstm import ToDAG
+    from pyg_plstm.models import make_model
+    from pyg_plstm.train.checkpoint import save_checkpoint
+
+    config = {"name": "plstm", "in_channels": 9, "out_channels": 1, "hidden_channels": 16, "heads": 2}
+    paths = [torch.tensor([list(range(n - 1)), list(range(1, n))]) for n in (3, 5, 4)]
+    batch = Batch.from_data_list([ToDAG()(Data(x=torch.randn(p.size(1) + 1, 9), edge_index=p)) for p in paths])
+    for named in ({}, {"block": "D"}):
+        torch.manual_seed(0)
+        old = make_model(**config, **({"block": "PD"} | named)).eval()
+        save_checkpoint(tmp_path / "old.pt", {"model_config": {**config, **named}, "model": old.state_dict()})
+        torch.save({**torch.load(tmp_path / "old.pt", weights_only=True), "format": 3}, tmp_path / "old.pt")
+        model, loaded = load_model(tmp_path / "old.pt")
+        assert loaded["model_config"]["block"] == named.get("block", "PD")
+        torch.testing.assert_close(model.eval()(batch), old(batch), rtol=0, atol=0)
+    # Written now, the same settings build the one-layer blocks.
+    save_checkpoint(tmp_path / "new.pt", {"model_config": config, "model": make_model(**config).state_dict()})
+    model, _ = load_model(tmp_path / "new.pt")
+    assert [block.pattern for block in model.blocks] == ["P", "P"]

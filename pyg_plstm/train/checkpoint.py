@@ -19,12 +19,15 @@ from pyg_plstm.train.files import atomic_open
 
 __all__ = ["FORMAT_VERSION", "save_checkpoint", "load_checkpoint", "rng_state", "set_rng_state", "check_config"]
 
-#: Format 3: pLSTM's norm offset default changed (``norm_eps``, 1e-2 -> 1); a format-2 checkpoint that does
-#: not name it was written with 1e-2 and loads with it. Format 2: ``norm`` and ``local`` changed; a format-1
-#: checkpoint was written when the ``"previous"`` config's values were the defaults, and loads with them.
-FORMAT_VERSION = 3
+#: Format 4: pLSTM's block default changed (``block``, ``"PD"`` -> ``"P"``); a format-3 checkpoint that does not
+#: name it was written with ``"PD"`` and loads with it. Format 3: the norm offset default changed (``norm_eps``,
+#: 1e-2 -> 1); a format-2 checkpoint that does not name it was written with 1e-2. Format 2: ``norm`` and
+#: ``local`` changed; a format-1 checkpoint was written when the ``"previous"`` config's values were the
+#: defaults, and loads with them.
+FORMAT_VERSION = 4
 #: The pLSTM settings that were defaults when a checkpoint of each older format was written.
-_FORMER_PLSTM_DEFAULTS: dict[int, dict[str, Any]] = {1: CONFIGS["previous"], 2: {"norm_eps": PREVIOUS_NORM_EPS}}
+_FORMER_PLSTM_DEFAULTS: dict[int, dict[str, Any]] = {
+    1: CONFIGS["previous"], 2: {**CONFIGS["hybrid-pd"], "norm_eps": PREVIOUS_NORM_EPS}, 3: CONFIGS["hybrid-pd"]}
 
 
 def rng_state() -> dict[str, Any]:
