@@ -76,6 +76,7 @@ _HYBRID_PD_ARGUMENTS = ["--model", "plstm", "--plstm-config", "hybrid-pd"]
 MODELS: dict[str, list[str]] = {
     "plstm": ["--model", "plstm"],
     HYBRID_PD: _HYBRID_PD_ARGUMENTS,
+    f"{HYBRID_PD}-rdkit2d": [*_HYBRID_PD_ARGUMENTS, "--molecule-features", "rdkit2d"],
     "plstm-previous": ["--model", "plstm", "--plstm-config", "previous"],
     "plstm-mlp2": [*_HYBRID_PD_ARGUMENTS, "--plstm-option", "mlp_ratio=2"],
     # The P-then-D default before the norm offset 1, and the ablations measured on it.
@@ -101,7 +102,6 @@ MODELS: dict[str, list[str]] = {
     "ecfp-svr": ["--model", "ecfp-svr"],
     "ecfp-rf": ["--model", "ecfp-rf"],
     "plstm-rdkit2d": ["--model", "plstm", "--molecule-features", "rdkit2d"],
-    f"{HYBRID_PD}-rdkit2d": [*_HYBRID_PD_ARGUMENTS, "--molecule-features", "rdkit2d"],
     "gin-rdkit2d": ["--model", "gin", "--molecule-features", "rdkit2d"],
     "gat-rdkit2d": ["--model", "gat", "--molecule-features", "rdkit2d"],
     "gin-virtual-rdkit2d": ["--model", "gin-virtual", "--molecule-features", "rdkit2d"],

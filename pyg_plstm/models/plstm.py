@@ -75,10 +75,12 @@ class PLSTMNet(torch.nn.Module):
         num_blocks (int, optional): Number of blocks. (default: :obj:`2`)
         heads (int, optional): Heads of every pLSTM layer. (default: :obj:`4`)
         block (str, optional): Layer pattern of each block, :obj:`"P"`,
-            :obj:`"PD"` (the paper's graph block, the :obj:`"hybrid-pd"`
-            config) or :obj:`"D"`. Beside the local GINE layer one P-mode
-            layer per block fits the molecular sets about as well as P then D
-            at ~30 % less time per epoch. (default: :obj:`"P"`)
+            :obj:`"PD"` (the paper's graph block; with the other defaults
+            the :obj:`"hybrid-pd"` config, the default before) or
+            :obj:`"D"`. After the GINE layer one P-mode layer per block
+            fitted the six molecular benchmark sets about as well as P then
+            D, in about 70 % of the time per epoch.
+            (default: :obj:`"P"`)
         edge_dim (int, optional): Size of the edge features for a
             :obj:`"linear"` edge encoder (which it implies when
             :obj:`edge_encoder` is :obj:`None`). (default: :obj:`None`)
