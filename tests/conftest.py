@@ -13,6 +13,14 @@ sys.path.insert(0, os.path.dirname(__file__))
 SOLUBILITY_CSV = Path(__file__).parent.parent / "data" / "solubility.csv"
 
 
+@pytest.fixture(autouse=True)
+def data_cache_outside_home(tmp_path_factory, monkeypatch):
+    """The command line processes data sets into $PYG_PLSTM_DATA, else ~/.cache/pyg_plstm: a test (or a documented
+    snippet it runs) that leaves it unset must not write to the user's cache, nor read what another checkout put
+    there. One folder per test session, so the tests still share what they processed."""
+    monkeypatch.setenv("PYG_PLSTM_DATA", str(tmp_path_factory.getbasetemp() / "data-cache"))
+
+
 @pytest.fixture
 def single_thread():
     """One intra-op thread: much faster for tiny graphs on a small, busy machine (restored afterwards)."""
