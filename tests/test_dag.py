@@ -759,7 +759,7 @@ def test_a_pickled_prepared_dag_sends_its_caches_packed():
     from pyg_plstm.chem import from_smiles
     from pyg_plstm.models import make_model
 
-    model = make_model("plstm", 9, 1, hidden_channels=16)
+    model = make_model("plstm", 9, 1, hidden_channels=16, block="PD")  # caches on all four views
     collate = DAGCollater(prepare=model.prepare_structure)
     batch = collate([from_smiles(s) for s in ["CCO", "c1ccccc1O", "CC(=O)Oc1ccccc1C(=O)O", "CCN"]])
     dag = get_dag(batch)

@@ -172,7 +172,7 @@ def test_batched_equals_per_graph():
 
 def test_scan_and_parallel_forms_agree():
     batch = _batch(start=800)
-    kwargs = dict(hidden_channels=16, heads=2, node_encoder="ogb", edge_encoder="ogb")
+    kwargs = dict(hidden_channels=16, heads=2, node_encoder="ogb", edge_encoder="ogb", block="PD")
     torch.manual_seed(0)
     scan = PLSTMNet(None, form="scan", **kwargs).double()
     parallel = PLSTMNet(None, form="parallel", **kwargs).double()
@@ -201,7 +201,7 @@ def test_gradient_flows_to_all_parameters(local):
     torch.manual_seed(0)
     batch = _batch(count=8, start=250)
     model = PLSTMNet(None, hidden_channels=16, out_channels=2, heads=2, node_encoder="ogb", edge_encoder="ogb",
-                     pooling="attention", local=local)
+                     pooling="attention", local=local, block="PD")
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     model(batch).square().sum().backward()
     # The edge-gate weights start at zero (the paper's init): without the local GINE layer, which reads
@@ -323,7 +323,9 @@ def test_structure_prepared_in_the_loader_leaves_no_host_work_to_the_forward(mon
 
     graphs = solubility_molecules(20)
     torch.manual_seed(0)
-    model = PLSTMNet(None, hidden_channels=16, heads=2, node_encoder="ogb", edge_encoder="ogb", **options).eval()
+    # P and D views (the D ones pruned to multitrees), unless the options name another block.
+    model = PLSTMNet(None, hidden_channels=16, heads=2, node_encoder="ogb", edge_encoder="ogb",
+                     **{"block": "PD", **options}).eval()
     expected = [model(batch) for batch in DataLoader(graphs, batch_size=8)]
     collated = list(DAGLoader(graphs, batch_size=8, prepare=model.prepare_structure))
 
@@ -351,7 +353,7 @@ def test_structure_prepared_in_loader_workers_serves_the_forward(monkeypatch):
 
     graphs = solubility_molecules(12)
     torch.manual_seed(0)
-    model = PLSTMNet(None, hidden_channels=16, heads=2, node_encoder="ogb", edge_encoder="ogb").eval()
+    model = PLSTMNet(None, hidden_channels=16, heads=2, node_encoder="ogb", edge_encoder="ogb", block="PD").eval()
     expected = [model(batch) for batch in DataLoader(graphs, batch_size=6)]
     collated = list(DAGLoader(graphs, batch_size=6, prepare=model.prepare_structure, num_workers=1, timeout=60))
 
