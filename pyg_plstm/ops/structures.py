@@ -161,13 +161,19 @@ def reachability(dag: DAG) -> Reachability:
     return dag.memo("reachability", lambda: _reachability(dag))
 
 
+def _run_starts(ordered: np.ndarray) -> np.ndarray:
+    """True where a run of equal values of the sorted ``ordered`` begins."""
+    first = np.empty(ordered.size, dtype=bool)
+    first[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    return first
+
+
 def _sorted_unique(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``np.unique(keys, return_inverse=True)`` in a few NumPy calls (it costs most of the host work here)."""
     order = np.argsort(keys, kind="stable")
     ordered = keys[order]
-    first = np.empty(ordered.size, dtype=bool)
-    first[:1] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    first = _run_starts(ordered)
     inverse = np.empty(keys.size, dtype=np.int64)
     inverse[order] = np.cumsum(first) - 1
     return ordered[first], inverse
@@ -215,7 +221,7 @@ def _reachability(dag: DAG) -> Reachability:
             sources = np.concatenate([sources, np.empty(max(sources.size, size), dtype=np.int64)])
         sources[total:total + size] = new_source
         pair_edge.append(new_edge)
-        starts = np.flatnonzero(np.concatenate([[True], new_edge[1:] != new_edge[:-1]]))
+        starts = np.flatnonzero(_run_starts(new_edge))
         first[new_edge[starts]] = total + starts
         count[new_edge[starts]] = np.diff(np.append(starts, size))
         total += size
